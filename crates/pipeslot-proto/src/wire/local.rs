@@ -238,7 +238,8 @@ impl Hello {
         if self.name.len() > MAX_NAME_BYTES {
             return Err(DecodeError::Malformed("local hello name length"));
         }
-        let ext_len = u16::try_from(self.extensions.len()).map_err(|_| DecodeError::Malformed("local hello extensions"))?;
+        let ext_len =
+            u16::try_from(self.extensions.len()).map_err(|_| DecodeError::Malformed("local hello extensions"))?;
         if buf.len() < self.buffer_len() {
             return Err(DecodeError::Truncated("local hello buffer"));
         }
@@ -422,7 +423,9 @@ mod tests {
                                32 00 00 00 99 00 00 00 02 00 00 00 01 00 00 00 00 00 00 00";
 
     fn hex(s: &str) -> Vec<u8> {
-        s.split_whitespace().map(|b| u8::from_str_radix(b, 16).unwrap()).collect()
+        s.split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect()
     }
 
     fn hello_repr() -> Hello {
@@ -482,14 +485,26 @@ mod tests {
     #[test]
     fn hello_rejects_bad_input() {
         let bytes = hex(HELLO_BYTES);
-        assert!(matches!(HelloPacket::new_checked(&bytes[..10]), Err(DecodeError::Truncated(_))));
-        assert!(matches!(HelloPacket::new_checked(&bytes[..18]), Err(DecodeError::Truncated(_))));
+        assert!(matches!(
+            HelloPacket::new_checked(&bytes[..10]),
+            Err(DecodeError::Truncated(_))
+        ));
+        assert!(matches!(
+            HelloPacket::new_checked(&bytes[..18]),
+            Err(DecodeError::Truncated(_))
+        ));
         let mut bad = bytes.clone();
         bad[0] = b'X';
-        assert!(matches!(HelloPacket::new_checked(&bad[..]), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            HelloPacket::new_checked(&bad[..]),
+            Err(DecodeError::Malformed(_))
+        ));
         let mut v2 = bytes.clone();
         v2[4] = 2;
-        assert!(matches!(HelloPacket::new_checked(&v2[..]), Err(DecodeError::Unsupported(_))));
+        assert!(matches!(
+            HelloPacket::new_checked(&v2[..]),
+            Err(DecodeError::Unsupported(_))
+        ));
         let mut not_utf8 = bytes;
         not_utf8[16] = 0xff;
         assert!(HelloPacket::new_checked(&not_utf8[..]).is_err());

@@ -1,0 +1,491 @@
+//! The blocking front end: named pipes for programs without an async
+//! runtime. Same names as [`crate::tokio`]; every call blocks the thread.
+//!
+//! The server loop keeps one instance listening while it serves the others,
+//! as on Windows:
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use pipeslot::blocking::{ClientOptions, ServerOptions};
+//! # let dir = tempfile_dir(); std::env::set_var("PIPESLOT_DIR", &dir);
+//! # fn tempfile_dir() -> std::path::PathBuf { let d = std::env::temp_dir().join(format!("pipeslot-doc-blocking-{}", std::process::id())); std::fs::create_dir_all(&d).unwrap(); d }
+//! const NAME: &str = r"\\.\pipe\doc-blocking-echo";
+//! let first = ServerOptions::new().first_pipe_instance(true).create(NAME)?;
+//! let server = std::thread::spawn(move || -> std::io::Result<()> {
+//!     let mut server = first;
+//!     for _ in 0..2 {
+//!         server.connect()?;
+//!         let connected = server;
+//!         server = ServerOptions::new().create(NAME)?; // the next client's instance
+//!         let mut c = connected;
+//!         let mut buf = [0u8; 5];
+//!         c.read_exact(&mut buf)?;
+//!         c.write_all(&buf)?;
+//!     }
+//!     Ok(())
+//! });
+//! for _ in 0..2 {
+//!     let mut client = loop {
+//!         match ClientOptions::new().open(NAME) {
+//!             Ok(c) => break c,
+//!             Err(e) if pipeslot::Error::win32(&e) == Some(pipeslot::Win32Error::ERROR_PIPE_BUSY) => {
+//!                 pipeslot::wait_named_pipe(NAME, pipeslot::WaitTimeout::Forever)?;
+//!             }
+//!             Err(e) => return Err(e),
+//!         }
+//!     };
+//!     client.write_all(b"hello")?;
+//!     let mut buf = [0u8; 5];
+//!     client.read_exact(&mut buf)?;
+//!     assert_eq!(&buf, b"hello");
+//! }
+//! server.join().unwrap()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use std::ffi::OsStr;
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::error::{err, is_retry, Error, Win32Error};
+use crate::pipe::conn::Conn;
+use crate::pipe::{self, Blocking, ConnectStep, HandleState, Instance, MsgRead, PeekInfo, PipeInfo, PipeMode};
+use crate::security::ClientIdentity;
+use crate::WaitTimeout;
+
+pub use crate::pipe::PipeMode as Mode;
+pub use crate::pipe::{PipeEnd, UNLIMITED_INSTANCES};
+
+/// CreateNamedPipe options for blocking servers.
+pub type ServerOptions = pipe::ServerOptions<Blocking>;
+/// CreateFile options for blocking clients.
+pub type ClientOptions = pipe::ClientOptions<Blocking>;
+
+impl pipe::ServerOptions<Blocking> {
+    /// CreateNamedPipe: makes one listening instance of `addr`.
+    ///
+    /// # Errors
+    /// - `ERROR_INVALID_NAME (123)`: a malformed or remote name.
+    /// - `ERROR_ACCESS_DENIED (5)`: first-pipe-instance was asked and the
+    ///   name exists, or the existing instances have another direction.
+    /// - `ERROR_PIPE_BUSY (231)`: the first instance's maximum is reached.
+    /// - `ERROR_INVALID_PARAMETER (87)`: options that do not go together.
+    ///
+    /// ```
+    /// # std::env::set_var("PIPESLOT_DIR", std::env::temp_dir().join(format!("pipeslot-doc-create-{}", std::process::id())));
+    /// use pipeslot::{blocking::ServerOptions, Error, Win32Error};
+    /// let _one = ServerOptions::new().max_instances(1).create(r"\\.\pipe\doc-max-one")?;
+    /// let e = ServerOptions::new().max_instances(1).create(r"\\.\pipe\DOC-MAX-ONE").unwrap_err();
+    /// assert_eq!(Error::win32(&e), Some(Win32Error::ERROR_PIPE_BUSY));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn create(&self, addr: impl AsRef<OsStr>) -> io::Result<NamedPipeServer> {
+        Ok(NamedPipeServer {
+            inst: self.create_instance(addr.as_ref())?,
+            conn: Mutex::new(None),
+            client: Mutex::new(None),
+            nonblocking: AtomicBool::new(false),
+        })
+    }
+}
+
+impl pipe::ClientOptions<Blocking> {
+    /// CreateFile on a pipe: connects to a listening instance.
+    ///
+    /// # Errors
+    /// - `ERROR_FILE_NOT_FOUND (2)`: no pipe has this name.
+    /// - `ERROR_PIPE_BUSY (231)`: every instance is serving another client
+    ///   (wait with [`crate::wait_named_pipe`], then try again).
+    /// - `ERROR_ACCESS_DENIED (5)`: the pipe's access control or direction
+    ///   refuses this client.
+    ///
+    /// ```
+    /// # std::env::set_var("PIPESLOT_DIR", std::env::temp_dir().join(format!("pipeslot-doc-open-{}", std::process::id())));
+    /// use pipeslot::{blocking::ClientOptions, Error, Win32Error};
+    /// let e = ClientOptions::new().open(r"\\.\pipe\doc-nobody-serves-this").unwrap_err();
+    /// assert_eq!(Error::win32(&e), Some(Win32Error::ERROR_FILE_NOT_FOUND));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn open(&self, addr: impl AsRef<OsStr>) -> io::Result<NamedPipeClient> {
+        let (conn, info) = self.open_conn(addr.as_ref())?;
+        Ok(NamedPipeClient {
+            conn: Arc::new(conn),
+            info,
+            nonblocking: AtomicBool::new(false),
+        })
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A server instance (the handle CreateNamedPipe returns).
+#[derive(Debug)]
+pub struct NamedPipeServer {
+    inst: Instance,
+    conn: Mutex<Option<Arc<Conn>>>,
+    client: Mutex<Option<ClientIdentity>>,
+    nonblocking: AtomicBool,
+}
+
+impl NamedPipeServer {
+    /// ConnectNamedPipe: waits until a client opens this instance. Returns at
+    /// once if a client came first (Win32's `ERROR_PIPE_CONNECTED` case).
+    ///
+    /// # Errors
+    /// `ERROR_PIPE_CONNECTED (535)` when connect already returned for this
+    /// client; call `disconnect` first.
+    pub fn connect(&self) -> io::Result<()> {
+        loop {
+            if self.try_connect()? {
+                return Ok(());
+            }
+            self.inst.wait_blocking(Duration::from_millis(500));
+        }
+    }
+
+    /// ConnectNamedPipe with PIPE_NOWAIT: `Ok(true)` when a client is
+    /// connected, `Ok(false)` while the instance listens.
+    pub fn try_connect(&self) -> io::Result<bool> {
+        match self.inst.connect_step()? {
+            ConnectStep::Wait => Ok(false),
+            ConnectStep::Ready => Ok(true),
+            ConnectStep::Took(fd, ident) => {
+                self.install(fd, ident)?;
+                Ok(true)
+            }
+        }
+    }
+
+    fn install(&self, fd: std::os::fd::OwnedFd, ident: ClientIdentity) -> io::Result<Arc<Conn>> {
+        let conn = Arc::new(self.inst.conn(fd));
+        conn.set_nonblocking(self.nonblocking.load(Ordering::Relaxed))?;
+        *lock(&self.conn) = Some(Arc::clone(&conn));
+        *lock(&self.client) = Some(ident);
+        Ok(conn)
+    }
+
+    /// Waits up to `timeout` for a client; `Ok(false)` when none came.
+    pub fn connect_timeout(&self, timeout: Duration) -> io::Result<bool> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.try_connect()? {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            self.inst.wait_blocking(deadline - now);
+        }
+    }
+
+    /// DisconnectNamedPipe: ends the connection with the current client and
+    /// drops what it had not read; the instance listens again once
+    /// [`connect`](Self::connect) is called.
+    ///
+    /// # Errors
+    /// `ERROR_PIPE_LISTENING (536)` when no client ever came,
+    /// `ERROR_PIPE_NOT_CONNECTED (233)` when already disconnected.
+    pub fn disconnect(&self) -> io::Result<()> {
+        self.inst.disconnect()?;
+        if let Some(conn) = lock(&self.conn).take() {
+            let _ = rustix::net::shutdown(&*conn, rustix::net::Shutdown::Both);
+        }
+        *lock(&self.client) = None;
+        Ok(())
+    }
+
+    /// GetNamedPipeInfo.
+    pub fn info(&self) -> io::Result<PipeInfo> {
+        Ok(self.inst.info())
+    }
+
+    /// Who the connected client is (pid, uid, gid, user name), or `None`
+    /// while no client is connected.
+    pub fn client_identity(&self) -> Option<ClientIdentity> {
+        if lock(&self.client).is_none() {
+            let _ = self.conn();
+        }
+        lock(&self.client).clone()
+    }
+
+    /// The pipe's name, as this instance's creator spelled it.
+    pub fn name(&self) -> String {
+        self.inst.name().to_string()
+    }
+
+    fn conn(&self) -> io::Result<Arc<Conn>> {
+        if let Some(c) = lock(&self.conn).as_ref() {
+            return Ok(Arc::clone(c));
+        }
+        let (fd, ident) = self.inst.adopt()?;
+        self.install(fd, ident)
+    }
+
+    fn nonblocking(&self) -> bool {
+        self.nonblocking.load(Ordering::Relaxed)
+    }
+
+    /// PIPE_NOWAIT: reads return `WouldBlock` (`ERROR_NO_DATA`) at once when
+    /// nothing is there.
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        self.nonblocking.store(on, Ordering::Relaxed);
+        if let Some(c) = lock(&self.conn).as_ref() {
+            c.set_nonblocking(on)?;
+        }
+        Ok(())
+    }
+}
+
+/// A client's end of a pipe (the handle CreateFile returns).
+#[derive(Debug)]
+pub struct NamedPipeClient {
+    conn: Arc<Conn>,
+    info: PipeInfo,
+    nonblocking: AtomicBool,
+}
+
+impl NamedPipeClient {
+    /// GetNamedPipeInfo.
+    pub fn info(&self) -> io::Result<PipeInfo> {
+        Ok(self.info.clone())
+    }
+
+    fn conn(&self) -> io::Result<Arc<Conn>> {
+        Ok(Arc::clone(&self.conn))
+    }
+
+    fn nonblocking(&self) -> bool {
+        self.nonblocking.load(Ordering::Relaxed)
+    }
+
+    /// PIPE_NOWAIT for this handle.
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        self.nonblocking.store(on, Ordering::Relaxed);
+        self.conn.set_nonblocking(on)
+    }
+}
+
+/// The I/O both ends share, written once.
+macro_rules! pipe_io {
+    ($t:ty) => {
+        impl $t {
+            /// ReadFile in message read mode: the next message, or its next
+            /// part with `more` set when the buffer is too short (Win32's
+            /// `ERROR_MORE_DATA`); nothing is lost.
+            ///
+            /// # Errors
+            /// `ERROR_BROKEN_PIPE (109)` when the other end has closed.
+            pub fn read_msg(&self, buf: &mut [u8]) -> io::Result<MsgRead> {
+                let conn = self.conn()?;
+                let mut filled = 0;
+                match conn.read_msg(buf, &mut filled) {
+                    // Non-blocking, part of a message arrived: nothing is lost.
+                    Err(e) if filled > 0 && is_retry(&e) => Ok(MsgRead {
+                        len: filled,
+                        more: true,
+                    }),
+                    r => no_data(&conn, r, self.nonblocking()),
+                }
+            }
+
+            /// WriteFile: one message on a message pipe (zero bytes too), or
+            /// bytes on a byte pipe; returns when the pipe holds all of it.
+            ///
+            /// # Errors
+            /// `ERROR_NO_DATA (232)` when the other end has closed.
+            pub fn write_msg(&self, msg: &[u8]) -> io::Result<()> {
+                let conn = self.conn()?;
+                let n = conn.write(msg)?;
+                if n < msg.len() {
+                    // Byte pipes in non-blocking mode may take part.
+                    return (&*conn).write_rest(&msg[n..]);
+                }
+                Ok(())
+            }
+
+            /// TransactNamedPipe: writes one message and reads one reply.
+            ///
+            /// # Errors
+            /// `ERROR_BAD_PIPE (230)` unless this is a message pipe read in
+            /// message mode; `ERROR_BROKEN_PIPE`/`ERROR_NO_DATA` when the
+            /// other end has closed.
+            pub fn transact(&self, msg: &[u8], reply: &mut [u8]) -> io::Result<MsgRead> {
+                let conn = self.conn()?;
+                transact_check(&conn)?;
+                conn.write(msg)?;
+                let mut filled = 0;
+                conn.read_msg(reply, &mut filled)
+            }
+
+            /// PeekNamedPipe: copies what is readable without consuming it.
+            ///
+            /// # Errors
+            /// `ERROR_BROKEN_PIPE (109)` when nothing is left and the other
+            /// end has closed.
+            pub fn peek(&self, buf: &mut [u8]) -> io::Result<PeekInfo> {
+                self.conn()?.peek(buf)
+            }
+
+            /// FlushFileBuffers: returns once the other end has read everything
+            /// written so far. (`io::Write::flush` does nothing, as for files.)
+            pub fn flush_buffers(&self) -> io::Result<()> {
+                self.conn()?.flush_blocking()
+            }
+
+            /// SetNamedPipeHandleState: byte or message read mode.
+            ///
+            /// # Errors
+            /// `ERROR_INVALID_PARAMETER (87)` for message mode on a byte pipe.
+            pub fn set_read_mode(&self, mode: PipeMode) -> io::Result<()> {
+                self.conn()?.set_read_mode(mode)
+            }
+
+            /// GetNamedPipeHandleState.
+            pub fn handle_state(&self) -> io::Result<HandleState> {
+                let conn = self.conn()?;
+                Ok(HandleState {
+                    read_mode: conn.read_mode(),
+                    nonblocking: self.nonblocking(),
+                    instances: pipe::count_instances(conn.name())?,
+                })
+            }
+        }
+
+        impl Read for $t {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                (&*self).read(buf)
+            }
+        }
+
+        impl Read for &$t {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let conn = self.conn()?;
+                no_data(&conn, conn.read(buf), self.nonblocking())
+            }
+        }
+
+        impl Write for $t {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                (&*self).write(buf)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+
+        impl Write for &$t {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.conn()?.write(buf)
+            }
+            /// A no-op, as std's `File::flush`; see `flush_buffers`.
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+
+pipe_io!(NamedPipeServer);
+pipe_io!(NamedPipeClient);
+
+/// Maps a non-blocking "nothing there" to Win32's nowait answer.
+fn no_data<T>(conn: &Conn, r: io::Result<T>, nonblocking: bool) -> io::Result<T> {
+    match r {
+        Err(e) if nonblocking && is_retry(&e) => Err(conn.no_data()),
+        r => r,
+    }
+}
+
+pub(crate) fn transact_check(conn: &Conn) -> io::Result<()> {
+    if conn.read_mode() != PipeMode::Message {
+        return Err(err(
+            Win32Error::ERROR_BAD_PIPE,
+            format!(
+                "transact needs {} in message read mode (set_read_mode(PipeMode::Message))",
+                conn.name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+trait WriteRest {
+    fn write_rest(self, rest: &[u8]) -> io::Result<()>;
+}
+
+impl WriteRest for &Conn {
+    fn write_rest(self, mut rest: &[u8]) -> io::Result<()> {
+        while !rest.is_empty() {
+            match self.write(rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let _ = rustix::event::poll(
+                        &mut [rustix::event::PollFd::new(self, rustix::event::PollFlags::OUT)],
+                        None,
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// CallNamedPipe: waits for an instance (up to `timeout`), opens the pipe in
+/// message mode, sends `request`, reads one reply into `reply` and closes.
+/// A reply longer than the buffer comes back cut with `more` set; the rest
+/// is discarded, as in Win32.
+///
+/// # Errors
+/// `ERROR_FILE_NOT_FOUND`, `ERROR_SEM_TIMEOUT` (no instance in time),
+/// `ERROR_BAD_PIPE` (not a message pipe), `ERROR_BROKEN_PIPE`.
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("pipeslot-doc-call-{}", std::process::id()));
+/// # std::env::set_var("PIPESLOT_DIR", &dir);
+/// use pipeslot::{blocking::{call_named_pipe, ServerOptions}, PipeMode, WaitTimeout};
+/// const NAME: &str = r"\\.\pipe\doc-call";
+/// let server = ServerOptions::new().pipe_mode(PipeMode::Message).create(NAME)?;
+/// let t = std::thread::spawn(move || {
+///     server.connect().unwrap();
+///     let mut buf = [0u8; 64];
+///     let m = server.read_msg(&mut buf).unwrap();
+///     server.write_msg(&buf[..m.len].to_ascii_uppercase()).unwrap();
+/// });
+/// let mut reply = [0u8; 64];
+/// let r = call_named_pipe(NAME, b"ping", &mut reply, WaitTimeout::After(std::time::Duration::from_secs(5)))?;
+/// assert_eq!(&reply[..r.len], b"PING");
+/// t.join().unwrap();
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn call_named_pipe(
+    name: impl AsRef<OsStr>,
+    request: &[u8],
+    reply: &mut [u8],
+    timeout: WaitTimeout,
+) -> io::Result<MsgRead> {
+    let name = name.as_ref();
+    let deadline = match timeout {
+        WaitTimeout::After(d) => Some(Instant::now() + d),
+        _ => None,
+    };
+    let client = loop {
+        match ClientOptions::new().pipe_mode(PipeMode::Message).open(name) {
+            Ok(c) => break c,
+            Err(e) if Error::win32(&e) == Some(Win32Error::ERROR_PIPE_BUSY) => {
+                let left = match deadline {
+                    Some(d) => WaitTimeout::After(d.saturating_duration_since(Instant::now())),
+                    None => timeout,
+                };
+                pipe::wait_named_pipe(name, left)?;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    client.transact(request, reply)
+}

@@ -1,0 +1,559 @@
+//! The acceptor: one thread per pipe name per server process that answers
+//! every client at once, so busy and wait are exact and no client ever waits
+//! on a server thread that is busy elsewhere.
+//!
+//! ```text
+//!  client ──connect──▶ <pid>-<nonce>.sock ──▶ acceptor thread
+//!                                               │ OPEN: a listening instance?  ACCEPTED → hand the socket
+//!                                               │                               to that instance (Pending)
+//!                                               │                               BUSY / ACCESS_DENIED → close
+//!                                               │ WAIT: AVAILABLE now, or hold the socket until an
+//!                                               │       instance listens
+//!                                               └ CENSUS: this process's instances and the pipe's options
+//! ```
+//!
+//! Instances live in slots under one mutex; a slot moves
+//! Listening → Pending (a client was handed over) → Connected (the server
+//! took it) → Idle (disconnected) → Listening (connect called again).
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use pipeslot_proto::wire::local::{
+    hello_flags, hello_len_hint, reply_flags, Hello, HelloPacket, Reply, ReplyStatus, Request, HELLO_LEN,
+};
+use pipeslot_proto::PipeName;
+use rustix::event::{EventfdFlags, PollFd, PollFlags};
+
+use crate::ns;
+use crate::pipe::{Access, PipeMode};
+use crate::security::{ClientIdentity, PipeSecurity};
+
+/// How long a connecting client may take to send its hello.
+const HELLO_DEADLINE: Duration = Duration::from_secs(2);
+
+/// The options of one instance that the acceptor tells clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InstanceConfig {
+    pub(crate) pipe_mode: PipeMode,
+    pub(crate) access: Access,
+    /// 1..=254, or 255 for unlimited.
+    pub(crate) max_instances: u8,
+    pub(crate) in_buffer: u32,
+    pub(crate) out_buffer: u32,
+    pub(crate) default_timeout_ms: u32,
+    pub(crate) reject_remote: bool,
+}
+
+impl InstanceConfig {
+    pub(crate) fn reply(&self, status: ReplyStatus, instances: u32, listening: u32) -> Reply {
+        Reply {
+            status,
+            pipe_type: u8::from(self.pipe_mode == PipeMode::Message),
+            access: self.access.bits(),
+            max_instances: self.max_instances,
+            data_path: 0,
+            flags: if self.reject_remote {
+                reply_flags::REJECT_REMOTE
+            } else {
+                0
+            },
+            in_buffer: self.in_buffer,
+            out_buffer: self.out_buffer,
+            default_timeout_ms: self.default_timeout_ms,
+            server_pid: std::process::id(),
+            instances,
+            listening,
+        }
+    }
+}
+
+/// Where one instance stands.
+#[derive(Debug)]
+pub(crate) enum SlotState {
+    /// Waiting for a client (created, or connect called after a disconnect).
+    Listening,
+    /// A client was accepted; the server has not picked it up yet.
+    Pending(OwnedFd, ClientIdentity),
+    /// The server holds the client. `acknowledged`: connect() has returned
+    /// for this client (a second connect() is then `ERROR_PIPE_CONNECTED`).
+    Connected { acknowledged: bool },
+    /// Disconnected; not listening until connect is called.
+    Idle,
+}
+
+#[derive(Debug)]
+struct Slot {
+    state: SlotState,
+    config: InstanceConfig,
+    #[cfg(feature = "tokio")]
+    notify: Arc<tokio::sync::Notify>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Slots {
+    slots: Vec<Option<Slot>>,
+    closed: bool,
+}
+
+impl Slots {
+    fn live(&self) -> impl Iterator<Item = &Slot> {
+        self.slots.iter().flatten()
+    }
+
+    fn counts(&self) -> (u32, u32) {
+        let n = self.live().count() as u32;
+        let l = self.live().filter(|s| matches!(s.state, SlotState::Listening)).count() as u32;
+        (n, l)
+    }
+
+    pub(crate) fn is_listening(&self, id: usize) -> bool {
+        matches!(
+            self.slots.get(id),
+            Some(Some(Slot {
+                state: SlotState::Listening,
+                ..
+            }))
+        )
+    }
+
+    pub(crate) fn state_mut(&mut self, id: usize) -> &mut SlotState {
+        match self.slots.get_mut(id) {
+            Some(Some(s)) => &mut s.state,
+            _ => unreachable!("a slot lives as long as its instance"),
+        }
+    }
+}
+
+/// The per-process, per-name acceptor.
+#[derive(Debug)]
+pub(crate) struct Acceptor {
+    name: PipeName,
+    dir: PathBuf,
+    socket: PathBuf,
+    security: PipeSecurity,
+    slots: Mutex<Slots>,
+    changed: Condvar,
+    wake: OwnedFd,
+}
+
+fn registry() -> &'static Mutex<HashMap<String, Weak<Acceptor>>> {
+    static R: OnceLock<Mutex<HashMap<String, Weak<Acceptor>>>> = OnceLock::new();
+    R.get_or_init(Default::default)
+}
+
+/// Serialises instance creation within this process (other processes are
+/// kept out by the folder lock).
+pub(crate) fn registry_lock() -> MutexGuard<'static, HashMap<String, Weak<Acceptor>>> {
+    registry().lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Acceptor {
+    /// This process's live acceptor for a name, if any.
+    pub(crate) fn find(reg: &HashMap<String, Weak<Acceptor>>, folded: &str) -> Option<Arc<Acceptor>> {
+        reg.get(folded).and_then(Weak::upgrade).filter(|a| !a.lock().closed)
+    }
+
+    /// Binds a fresh socket in the pipe's folder and starts the thread.
+    pub(crate) fn start(
+        reg: &mut HashMap<String, Weak<Acceptor>>,
+        name: &PipeName,
+        dir: PathBuf,
+        security: PipeSecurity,
+    ) -> io::Result<Arc<Acceptor>> {
+        let socket = ns::fresh_socket_path(&dir);
+        let listener = ns::bind(&socket)?;
+        listener.set_nonblocking(true)?;
+        let wake = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        let acc = Arc::new(Acceptor {
+            name: name.clone(),
+            dir,
+            socket,
+            security,
+            slots: Mutex::new(Slots::default()),
+            changed: Condvar::new(),
+            wake,
+        });
+        let thread_acc = Arc::clone(&acc);
+        std::thread::Builder::new()
+            .name(format!("pipeslot-acceptor {}", name.name()))
+            .spawn(move || thread_acc.run(listener))?;
+        reg.insert(name.folded().to_owned(), Arc::downgrade(&acc));
+        Ok(acc)
+    }
+
+    pub(crate) fn socket_path(&self) -> &PathBuf {
+        &self.socket
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The options of this process's first live instance, and its counts.
+    pub(crate) fn census(&self) -> Option<(InstanceConfig, u32)> {
+        let s = self.lock();
+        let first = s.live().next()?.config;
+        Some((first, s.counts().0))
+    }
+
+    /// Adds a listening instance. `None` when the acceptor is shutting down.
+    pub(crate) fn add(&self, config: InstanceConfig) -> Option<usize> {
+        let mut s = self.lock();
+        if s.closed {
+            return None;
+        }
+        let slot = Slot {
+            state: SlotState::Listening,
+            config,
+            #[cfg(feature = "tokio")]
+            notify: Arc::new(tokio::sync::Notify::new()),
+        };
+        let id = match s.slots.iter().position(Option::is_none) {
+            Some(i) => {
+                s.slots[i] = Some(slot);
+                i
+            }
+            None => {
+                s.slots.push(Some(slot));
+                s.slots.len() - 1
+            }
+        };
+        drop(s);
+        self.poke();
+        Some(id)
+    }
+
+    /// Removes an instance; the last one shuts the acceptor down.
+    pub(crate) fn remove(&self, id: usize) {
+        let mut s = self.lock();
+        if let Some(slot) = s.slots.get_mut(id) {
+            *slot = None;
+        }
+        if s.live().next().is_none() {
+            s.closed = true;
+        }
+        drop(s);
+        self.poke();
+    }
+
+    /// Wakes the thread to re-check its state (waiters, shutdown).
+    pub(crate) fn poke(&self) {
+        let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
+    }
+
+    /// Signals an instance that its state changed.
+    pub(crate) fn signal(&self, _s: &Slots, _id: usize) {
+        self.changed.notify_all();
+        #[cfg(feature = "tokio")]
+        if let Some(Some(slot)) = _s.slots.get(_id) {
+            slot.notify.notify_one();
+        }
+    }
+
+    /// Waits (blocking) for a change to the slots, up to `timeout`.
+    pub(crate) fn wait_change<'a>(&self, guard: MutexGuard<'a, Slots>, timeout: Duration) -> MutexGuard<'a, Slots> {
+        self.changed
+            .wait_timeout(guard, timeout)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|p| p.into_inner().0)
+    }
+
+    #[cfg(feature = "tokio")]
+    pub(crate) fn notifier(&self, id: usize) -> Arc<tokio::sync::Notify> {
+        match self.lock().slots.get(id) {
+            Some(Some(s)) => Arc::clone(&s.notify),
+            _ => Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    fn run(self: Arc<Self>, listener: UnixListener) {
+        let mut pending: Vec<PendingHello> = Vec::new();
+        let mut waiters: Vec<OwnedFd> = Vec::new();
+        loop {
+            if self.lock().closed {
+                break;
+            }
+            if !waiters.is_empty() && self.lock().counts().1 > 0 {
+                for w in waiters.drain(..) {
+                    let reply = self.first_reply(ReplyStatus::AVAILABLE);
+                    let _ = rustix::io::write(&w, &reply.emit());
+                }
+            }
+            let now = Instant::now();
+            pending.retain(|p| p.deadline > now);
+            let timeout = pending
+                .iter()
+                .map(|p| p.deadline.saturating_duration_since(now))
+                .min()
+                .and_then(|d| rustix::fs::Timespec::try_from(d).ok());
+            let mut fds = Vec::with_capacity(2 + pending.len() + waiters.len());
+            fds.push(PollFd::new(&listener, PollFlags::IN));
+            fds.push(PollFd::new(&self.wake, PollFlags::IN));
+            for p in &pending {
+                fds.push(PollFd::new(&p.fd, PollFlags::IN));
+            }
+            for w in &waiters {
+                fds.push(PollFd::new(w, PollFlags::IN));
+            }
+            match rustix::event::poll(&mut fds, timeout.as_ref()) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    tracing::error!("acceptor for {} cannot poll: {e}", self.name);
+                    break;
+                }
+            }
+            let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
+            drop(fds);
+            if ready[1] {
+                let mut b = [0u8; 8];
+                let _ = rustix::io::read(&self.wake, &mut b);
+            }
+            // Waiters only ever become readable by closing: drop them.
+            let np = pending.len();
+            let mut i = 0;
+            waiters.retain(|_| {
+                let keep = !ready[2 + np + i];
+                i += 1;
+                keep
+            });
+            let mut still = Vec::with_capacity(pending.len());
+            for (i, mut p) in pending.into_iter().enumerate() {
+                if !ready[2 + i] {
+                    still.push(p);
+                    continue;
+                }
+                match p.read() {
+                    Ok(true) => {
+                        if let Some(w) = self.handle(p) {
+                            waiters.push(w);
+                        }
+                    }
+                    Ok(false) => still.push(p),
+                    Err(_) => {}
+                }
+            }
+            pending = still;
+            if ready[0] {
+                loop {
+                    match listener.accept() {
+                        Ok((s, _)) => {
+                            if s.set_nonblocking(true).is_ok() {
+                                pending.push(PendingHello {
+                                    fd: s.into(),
+                                    buf: Vec::with_capacity(HELLO_LEN + 64),
+                                    deadline: Instant::now() + HELLO_DEADLINE,
+                                });
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            tracing::warn!("acceptor for {}: accept failed: {e}", self.name);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        drop(listener);
+        self.shut_down();
+    }
+
+    fn shut_down(&self) {
+        let reg = registry_lock();
+        let lock = ns::lock(&self.dir);
+        let _ = std::fs::remove_file(&self.socket);
+        if lock.is_ok() {
+            ns::remove_if_empty(&self.dir);
+        }
+        drop(lock);
+        drop(reg);
+    }
+
+    fn first_reply(&self, status: ReplyStatus) -> Reply {
+        let s = self.lock();
+        let (n, l) = s.counts();
+        let first = s.live().next().map(|slot| slot.config);
+        match first {
+            Some(config) => config.reply(status, n, l),
+            None => DEAD_REPLY,
+        }
+    }
+
+    /// Answers one complete hello. Returns the socket when it becomes a waiter.
+    fn handle(&self, p: PendingHello) -> Option<OwnedFd> {
+        let hello = match HelloPacket::new_checked(&p.buf[..]) {
+            Ok(h) => Hello::parse(&h),
+            Err(_) => {
+                let _ = rustix::io::write(
+                    &p.fd,
+                    &Reply {
+                        status: ReplyStatus::BAD_REQUEST,
+                        ..DEAD_REPLY
+                    }
+                    .emit(),
+                );
+                return None;
+            }
+        };
+        let send = |r: Reply| {
+            let _ = rustix::io::write(&p.fd, &r.emit());
+        };
+        if hello.name != self.name.folded() {
+            send(Reply {
+                status: ReplyStatus::NOT_FOUND,
+                ..DEAD_REPLY
+            });
+            return None;
+        }
+        match hello.request {
+            Request::CENSUS => {
+                send(self.first_reply(ReplyStatus::CENSUS));
+                None
+            }
+            Request::WAIT => {
+                if self.lock().counts().1 > 0 {
+                    send(self.first_reply(ReplyStatus::AVAILABLE));
+                    None
+                } else {
+                    Some(p.fd)
+                }
+            }
+            Request::OPEN => {
+                self.open(p.fd, &hello);
+                None
+            }
+            _ => {
+                send(Reply {
+                    status: ReplyStatus::BAD_REQUEST,
+                    ..DEAD_REPLY
+                });
+                None
+            }
+        }
+    }
+
+    fn open(&self, fd: OwnedFd, hello: &Hello) {
+        let deny = |fd: &OwnedFd, s: &Slots, status| {
+            let (n, l) = s.counts();
+            let reply = match s.live().next() {
+                Some(slot) => slot.config.reply(status, n, l),
+                None => Reply { status, ..DEAD_REPLY },
+            };
+            let _ = rustix::io::write(fd, &reply.emit());
+        };
+        let Ok(ident) = ClientIdentity::of_peer(fd.as_fd()) else {
+            return;
+        };
+        let mut s = self.lock();
+        if !self.security.permits(ident.uid, ident.gid, &ident.groups) {
+            tracing::debug!("{}: refused uid {} (access control)", self.name, ident.uid);
+            return deny(&fd, &s, ReplyStatus::ACCESS_DENIED);
+        }
+        let me = rustix::process::geteuid().as_raw();
+        let remote = hello.flags & hello_flags::REMOTE != 0 && (ident.uid == 0 || ident.uid == me);
+        let wants_read = hello.flags & hello_flags::READ != 0;
+        let wants_write = hello.flags & hello_flags::WRITE != 0;
+        let Some(first) = s.live().next().map(|s| s.config) else {
+            return deny(&fd, &s, ReplyStatus::NOT_FOUND);
+        };
+        let access_ok = (!wants_read || first.access.outbound()) && (!wants_write || first.access.inbound());
+        if !access_ok || (remote && first.reject_remote) {
+            return deny(&fd, &s, ReplyStatus::ACCESS_DENIED);
+        }
+        let Some(id) = s.slots.iter().position(|slot| {
+            matches!(
+                slot,
+                Some(Slot {
+                    state: SlotState::Listening,
+                    ..
+                })
+            )
+        }) else {
+            return deny(&fd, &s, ReplyStatus::BUSY);
+        };
+        let (n, l) = s.counts();
+        let config = match &s.slots[id] {
+            Some(slot) => slot.config,
+            None => return,
+        };
+        let reply = config.reply(ReplyStatus::ACCEPTED, n, l.saturating_sub(1));
+        if rustix::io::write(&fd, &reply.emit()) != Ok(reply.emit().len()) {
+            return;
+        }
+        let mut ident = ident;
+        if remote {
+            ident.computer = Some(String::from("remote"));
+        }
+        *s.state_mut(id) = SlotState::Pending(fd, ident);
+        self.signal(&s, id);
+    }
+}
+
+/// A reply for a process that no longer serves the name.
+const DEAD_REPLY: Reply = Reply {
+    status: ReplyStatus::NOT_FOUND,
+    pipe_type: 0,
+    access: 0,
+    max_instances: 0,
+    data_path: 0,
+    flags: 0,
+    in_buffer: 0,
+    out_buffer: 0,
+    default_timeout_ms: 0,
+    server_pid: 0,
+    instances: 0,
+    listening: 0,
+};
+
+/// A connection whose hello is still arriving.
+struct PendingHello {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+    deadline: Instant,
+}
+
+impl PendingHello {
+    /// Reads what has arrived; `Ok(true)` once the hello is complete.
+    fn read(&mut self) -> io::Result<bool> {
+        let want = hello_len_hint(&self.buf).unwrap_or(HELLO_LEN);
+        let have = self.buf.len();
+        if want > 16 + 2048 {
+            return Err(io::ErrorKind::InvalidData.into());
+        }
+        self.buf.resize(want, 0);
+        match rustix::io::read(&self.fd, &mut self.buf[have..]) {
+            Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                self.buf.truncate(have + n);
+                let want = hello_len_hint(&self.buf).unwrap_or(HELLO_LEN);
+                if self.buf.len() >= want && self.buf.len() >= HELLO_LEN {
+                    return Ok(true);
+                }
+                // The fixed part just completed: read the name too, if there.
+                if self.buf.len() == HELLO_LEN {
+                    return self.read_more();
+                }
+                Ok(false)
+            }
+            Err(rustix::io::Errno::AGAIN) => {
+                self.buf.truncate(have);
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn read_more(&mut self) -> io::Result<bool> {
+        match self.read() {
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(e),
+            r => r,
+        }
+    }
+}

@@ -1,0 +1,465 @@
+//! One connected pipe end: the socket, its framing state and the I/O that
+//! both front ends share. Every call is a single attempt on the socket; the
+//! blocking front end keeps the socket blocking, the tokio one keeps it
+//! non-blocking and retries on readiness.
+
+use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use pipeslot_proto::wire::local::{frame_header, FRAME_HEADER_LEN, MAX_MESSAGE_LEN};
+use rustix::net::{RecvFlags, SendAncillaryBuffer, SendFlags};
+
+use crate::error::{err, err_kind, Error, Win32Error};
+use crate::pipe::frame::{FdSource, FrameReader, MsgEnd};
+use crate::pipe::{MsgRead, PeekInfo, PipeMode};
+use crate::sys;
+
+/// The end of a connection: direction rights, framing and state.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    fd: OwnedFd,
+    /// Message-type pipe: frames on the wire.
+    framed: bool,
+    /// Read mode message (`PIPE_READMODE_MESSAGE`).
+    read_messages: AtomicBool,
+    can_read: bool,
+    can_write: bool,
+    /// What the peer closing means for us, in error messages.
+    name: String,
+    rd: Mutex<FrameReader>,
+    /// A frame the socket took only part of (non-blocking writes).
+    wr: Mutex<Vec<u8>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl AsRawFd for Conn {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl AsFd for Conn {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Conn {
+    pub(crate) fn new(
+        fd: OwnedFd,
+        mode: PipeMode,
+        read_mode: PipeMode,
+        can_read: bool,
+        can_write: bool,
+        name: String,
+    ) -> Conn {
+        Conn {
+            fd,
+            framed: mode == PipeMode::Message,
+            read_messages: AtomicBool::new(read_mode == PipeMode::Message),
+            can_read,
+            can_write,
+            name,
+            rd: Mutex::new(FrameReader::default()),
+            wr: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn set_read_mode(&self, mode: PipeMode) -> io::Result<()> {
+        if mode == PipeMode::Message && !self.framed {
+            return Err(err(
+                Win32Error::ERROR_INVALID_PARAMETER,
+                format!("{} is a byte pipe: it cannot be read in message mode", self.name),
+            ));
+        }
+        self.read_messages.store(mode == PipeMode::Message, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub(crate) fn read_mode(&self) -> PipeMode {
+        if self.read_messages.load(Ordering::Relaxed) {
+            PipeMode::Message
+        } else {
+            PipeMode::Byte
+        }
+    }
+
+    pub(crate) fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        rustix::io::ioctl_fionbio(&self.fd, on)?;
+        Ok(())
+    }
+
+    fn check_read(&self) -> io::Result<()> {
+        if self.can_read {
+            return Ok(());
+        }
+        Err(err(
+            Win32Error::ERROR_ACCESS_DENIED,
+            format!("this end of {} may not read (the pipe's access forbids it)", self.name),
+        ))
+    }
+
+    fn check_write(&self) -> io::Result<()> {
+        if self.can_write {
+            return Ok(());
+        }
+        Err(err(
+            Win32Error::ERROR_ACCESS_DENIED,
+            format!("this end of {} may not write (the pipe's access forbids it)", self.name),
+        ))
+    }
+
+    fn read_error(&self, e: io::Error) -> io::Error {
+        match e.raw_os_error() {
+            Some(libc::ECONNRESET) => self.broken(),
+            _ if e.kind() == io::ErrorKind::WouldBlock => e,
+            _ => Error::from_io(&e, format!("reading {}", self.name)).into(),
+        }
+    }
+
+    fn broken(&self) -> io::Error {
+        err(
+            Win32Error::ERROR_BROKEN_PIPE,
+            format!("the other end of {} has closed", self.name),
+        )
+    }
+
+    /// `io::Read`: `Ok(0)` only at the end. In message read mode a call
+    /// returns at most one message (or its next part).
+    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.check_read()?;
+        if !self.framed {
+            return loop {
+                match rustix::io::read(&self.fd, &mut *buf) {
+                    Ok(n) => break Ok(n),
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => {
+                        let e = self.read_error(e.into());
+                        if Error::win32(&e) == Some(Win32Error::ERROR_BROKEN_PIPE) {
+                            break Ok(0);
+                        }
+                        break Err(e);
+                    }
+                }
+            };
+        }
+        let mut rd = lock(&self.rd);
+        let mut src = FdSource(self.fd.as_fd());
+        if !self.read_messages.load(Ordering::Relaxed) {
+            return rd.read_bytes(&mut src, buf).map_err(|e| self.read_error(e));
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let mut filled = 0;
+            let end = match rd.read_message(&mut src, buf, &mut filled) {
+                // Part of a message arrived: hand it over; the rest follows.
+                Err(e) if filled > 0 && crate::error::is_retry(&e) => return Ok(filled),
+                r => r.map_err(|e| self.read_error(e))?,
+            };
+            match end {
+                MsgEnd::Eof => return Ok(0),
+                // A zero-length message cannot be told from the end in io::Read.
+                MsgEnd::Complete if filled == 0 => continue,
+                MsgEnd::Complete | MsgEnd::More => return Ok(filled),
+            }
+        }
+    }
+
+    /// Win32's message read: the next message (or its next part) into `buf`,
+    /// `more` set when it continues (`ERROR_MORE_DATA`). The end of the pipe is
+    /// `ERROR_BROKEN_PIPE`. `filled` carries progress across `WouldBlock`.
+    pub(crate) fn read_msg(&self, buf: &mut [u8], filled: &mut usize) -> io::Result<MsgRead> {
+        self.check_read()?;
+        if !self.framed || !self.read_messages.load(Ordering::Relaxed) {
+            let n = self.read(buf)?;
+            if n == 0 && !buf.is_empty() {
+                return Err(self.broken());
+            }
+            return Ok(MsgRead { len: n, more: false });
+        }
+        let mut rd = lock(&self.rd);
+        let mut src = FdSource(self.fd.as_fd());
+        match rd.read_message(&mut src, buf, filled).map_err(|e| self.read_error(e))? {
+            MsgEnd::Eof => Err(self.broken()),
+            MsgEnd::Complete => Ok(MsgRead {
+                len: *filled,
+                more: false,
+            }),
+            MsgEnd::More => Ok(MsgRead {
+                len: *filled,
+                more: true,
+            }),
+        }
+    }
+
+    fn write_error(&self, e: rustix::io::Errno) -> io::Error {
+        match e {
+            rustix::io::Errno::PIPE | rustix::io::Errno::CONNRESET => err(
+                Win32Error::ERROR_NO_DATA,
+                format!("the other end of {} has closed: nothing can be written", self.name),
+            ),
+            rustix::io::Errno::AGAIN => io::Error::from(io::ErrorKind::WouldBlock),
+            e => Error::from_io(&e.into(), format!("writing to {}", self.name)).into(),
+        }
+    }
+
+    fn send(&self, iov: &[IoSlice<'_>]) -> io::Result<usize> {
+        loop {
+            let mut control = SendAncillaryBuffer::default();
+            match rustix::net::sendmsg(&self.fd, iov, &mut control, SendFlags::NOSIGNAL) {
+                Ok(n) => return Ok(n),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(self.write_error(e)),
+            }
+        }
+    }
+
+    /// Sends what an earlier non-blocking write left behind.
+    pub(crate) fn drain_pending(&self) -> io::Result<()> {
+        let mut wr = lock(&self.wr);
+        while !wr.is_empty() {
+            let n = self.send(&[IoSlice::new(&wr)])?;
+            wr.drain(..n);
+        }
+        Ok(())
+    }
+
+    /// Writes one message (message pipes) or bytes (byte pipes). Blocking
+    /// sockets: returns when the kernel holds all of it. Non-blocking: a
+    /// message the socket takes only part of is finished from a buffer by
+    /// later calls, so the caller sees one message accepted whole.
+    pub(crate) fn write(&self, data: &[u8]) -> io::Result<usize> {
+        self.check_write()?;
+        let mut wr = lock(&self.wr);
+        while !wr.is_empty() {
+            let n = self.send(&[IoSlice::new(&wr)])?;
+            wr.drain(..n);
+        }
+        if !self.framed {
+            return self.send(&[IoSlice::new(data)]);
+        }
+        if data.len() > MAX_MESSAGE_LEN {
+            return Err(err(
+                Win32Error::ERROR_INVALID_PARAMETER,
+                format!("a message to {} is longer than 2 GiB - 1", self.name),
+            ));
+        }
+        let hdr = frame_header(data.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let total = FRAME_HEADER_LEN + data.len();
+        let mut sent = self.send(&[IoSlice::new(&hdr), IoSlice::new(data)])?;
+        while sent < total {
+            let (h, d) = if sent < FRAME_HEADER_LEN {
+                (&hdr[sent..], data)
+            } else {
+                (&hdr[..0], &data[sent - FRAME_HEADER_LEN..])
+            };
+            match self.send(&[IoSlice::new(h), IoSlice::new(d)]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    wr.extend_from_slice(h);
+                    wr.extend_from_slice(d);
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(data.len())
+    }
+
+    /// PeekNamedPipe: copies what is readable without consuming it.
+    pub(crate) fn peek(&self, buf: &mut [u8]) -> io::Result<PeekInfo> {
+        self.check_read()?;
+        let queued = rustix::io::ioctl_fionread(&self.fd).unwrap_or(0) as usize;
+        let mut sock = vec![0u8; queued];
+        let peeked = if queued > 0 {
+            match rustix::net::recv(&self.fd, &mut sock[..], RecvFlags::PEEK | RecvFlags::DONTWAIT) {
+                Ok((_, n)) => n,
+                Err(rustix::io::Errno::AGAIN) => 0,
+                Err(e) => return Err(self.read_error(e.into())),
+            }
+        } else {
+            0
+        };
+        sock.truncate(peeked);
+        if !self.framed {
+            if peeked == 0 && self.peer_closed() {
+                return Err(self.broken());
+            }
+            let n = buf.len().min(peeked);
+            buf[..n].copy_from_slice(&sock[..n]);
+            return Ok(PeekInfo {
+                read: n,
+                available: peeked,
+                left_in_message: 0,
+            });
+        }
+        let rd = lock(&self.rd);
+        let (hdr, left, spill) = rd.pending();
+        let mut bytes = Vec::with_capacity(hdr.len() + spill.len() + sock.len());
+        bytes.extend_from_slice(hdr);
+        bytes.extend_from_slice(spill);
+        bytes.extend_from_slice(&sock);
+        let info = peek_frames(&bytes, left.filter(|&l| l > 0), buf);
+        if info.available == 0 && info.left_in_message == 0 && self.peer_closed() && left.is_none() {
+            return Err(self.broken());
+        }
+        Ok(info)
+    }
+
+    fn peer_closed(&self) -> bool {
+        let mut one = [0u8; 1];
+        matches!(
+            rustix::net::recv(&self.fd, &mut one[..], RecvFlags::PEEK | RecvFlags::DONTWAIT),
+            Ok((_, 0)) | Err(rustix::io::Errno::CONNRESET)
+        )
+    }
+
+    /// Bytes the peer has not yet taken out of the kernel.
+    pub(crate) fn unread_by_peer(&self) -> io::Result<usize> {
+        sys::unread_by_peer(self.fd.as_fd())
+    }
+
+    /// FlushFileBuffers: one step. `Ok(true)` when the peer has read
+    /// everything; `Ok(false)` to try again after `backoff`.
+    pub(crate) fn flush_step(&self) -> io::Result<bool> {
+        match self.drain_pending() {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        Ok(self.unread_by_peer()? == 0)
+    }
+
+    /// Blocks until the peer has read everything written so far.
+    pub(crate) fn flush_blocking(&self) -> io::Result<()> {
+        let mut backoff = Duration::from_micros(20);
+        while !self.flush_step()? {
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_millis(5));
+        }
+        Ok(())
+    }
+
+    /// The nowait flavour of "nothing to read": `WouldBlock` with `ERROR_NO_DATA`.
+    pub(crate) fn no_data(&self) -> io::Error {
+        err_kind(
+            io::ErrorKind::WouldBlock,
+            Win32Error::ERROR_NO_DATA,
+            format!("nothing to read on {} (non-blocking)", self.name),
+        )
+    }
+}
+
+/// Peek over buffered bytes that start at a frame boundary, or inside a
+/// message with `inside` bytes left.
+fn peek_frames(bytes: &[u8], inside: Option<usize>, buf: &mut [u8]) -> PeekInfo {
+    let mut at = 0;
+    let mut available = 0;
+    let mut first: Option<(usize, usize)> = None; // (start, total length) of the current message
+    if let Some(left) = inside {
+        let present = left.min(bytes.len());
+        first = Some((0, left));
+        available += present;
+        at = present;
+        if present < left {
+            at = bytes.len();
+        }
+    }
+    while at + FRAME_HEADER_LEN <= bytes.len() {
+        let mut h = [0u8; FRAME_HEADER_LEN];
+        h.copy_from_slice(&bytes[at..at + FRAME_HEADER_LEN]);
+        let len = u32::from_le_bytes(h) as usize & MAX_MESSAGE_LEN;
+        let start = at + FRAME_HEADER_LEN;
+        let present = len.min(bytes.len() - start);
+        if first.is_none() {
+            first = Some((start, len));
+        }
+        available += present;
+        at = start + present;
+        if present < len {
+            break;
+        }
+    }
+    match first {
+        None => PeekInfo {
+            read: 0,
+            available,
+            left_in_message: 0,
+        },
+        Some((start, len)) => {
+            let present = len.min(bytes.len() - start);
+            let n = present.min(buf.len());
+            buf[..n].copy_from_slice(&bytes[start..start + n]);
+            PeekInfo {
+                read: n,
+                available,
+                left_in_message: len - n,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peek_over_frames() {
+        let mut bytes = Vec::new();
+        for m in [&b"hello"[..], b"", b"ab"] {
+            bytes.extend_from_slice(&frame_header(m.len()).unwrap());
+            bytes.extend_from_slice(m);
+        }
+        let mut buf = [0u8; 3];
+        let p = peek_frames(&bytes, None, &mut buf);
+        assert_eq!(
+            p,
+            PeekInfo {
+                read: 3,
+                available: 7,
+                left_in_message: 2
+            }
+        );
+        assert_eq!(&buf, b"hel");
+        let p = peek_frames(&bytes[..7], None, &mut buf);
+        assert_eq!(
+            p,
+            PeekInfo {
+                read: 3,
+                available: 3,
+                left_in_message: 2
+            },
+            "partly arrived"
+        );
+        let p = peek_frames(b"lo", Some(2), &mut buf);
+        assert_eq!(
+            p,
+            PeekInfo {
+                read: 2,
+                available: 2,
+                left_in_message: 0
+            }
+        );
+        let p = peek_frames(b"", None, &mut buf);
+        assert_eq!(
+            p,
+            PeekInfo {
+                read: 0,
+                available: 0,
+                left_in_message: 0
+            }
+        );
+    }
+}

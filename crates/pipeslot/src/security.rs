@@ -1,0 +1,197 @@
+//! Access control and client identity.
+//!
+//! Win32 guards a pipe with a DACL; pipeslot keeps the part that matters
+//! between local users: the owner, users and groups allowed, everyone, and
+//! users and groups denied. A deny entry always wins. The default is
+//! owner-only (Win32's default DACL for a pipe grants the creator and
+//! administrators). The acceptor checks the client's kernel-verified
+//! credentials (`SO_PEERCRED`, `SO_PEERGROUPS`) before any instance sees it;
+//! a refused client gets `ERROR_ACCESS_DENIED (5)`.
+
+use std::io;
+
+use crate::error::{err, Win32Error};
+use crate::sys;
+
+/// Who may open a pipe (a Win32 security descriptor, reduced to Unix terms).
+///
+/// ```
+/// use pipeslot::PipeSecurity;
+/// let sec = PipeSecurity::owner_only().allow_group(100).deny_user(65534);
+/// assert!(sec.permits(sec.owner(), 0, &[]));
+/// assert!(sec.permits(1234, 100, &[]));
+/// assert!(!sec.permits(65534, 100, &[]), "deny wins over an allowed group");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipeSecurity {
+    owner: u32,
+    everyone: bool,
+    allow_users: Vec<u32>,
+    allow_groups: Vec<u32>,
+    deny_users: Vec<u32>,
+    deny_groups: Vec<u32>,
+}
+
+impl Default for PipeSecurity {
+    fn default() -> PipeSecurity {
+        PipeSecurity::owner_only()
+    }
+}
+
+impl PipeSecurity {
+    /// Only the creating user (its effective uid) may open the pipe.
+    pub fn owner_only() -> PipeSecurity {
+        PipeSecurity {
+            owner: rustix::process::geteuid().as_raw(),
+            everyone: false,
+            allow_users: Vec::new(),
+            allow_groups: Vec::new(),
+            deny_users: Vec::new(),
+            deny_groups: Vec::new(),
+        }
+    }
+
+    /// The owner's uid.
+    pub fn owner(&self) -> u32 {
+        self.owner
+    }
+
+    /// Every local user may open the pipe (the `Everyone` ACE).
+    pub fn allow_everyone(mut self) -> PipeSecurity {
+        self.everyone = true;
+        self
+    }
+
+    /// Allows a user by uid.
+    pub fn allow_user(mut self, uid: u32) -> PipeSecurity {
+        self.allow_users.push(uid);
+        self
+    }
+
+    /// Allows members of a group by gid (primary or supplementary).
+    pub fn allow_group(mut self, gid: u32) -> PipeSecurity {
+        self.allow_groups.push(gid);
+        self
+    }
+
+    /// Refuses a user by uid, whatever else allows it.
+    pub fn deny_user(mut self, uid: u32) -> PipeSecurity {
+        self.deny_users.push(uid);
+        self
+    }
+
+    /// Refuses members of a group, whatever else allows them.
+    pub fn deny_group(mut self, gid: u32) -> PipeSecurity {
+        self.deny_groups.push(gid);
+        self
+    }
+
+    /// Whether a client with these credentials may open the pipe.
+    pub fn permits(&self, uid: u32, gid: u32, groups: &[u32]) -> bool {
+        let in_group = |list: &[u32]| list.contains(&gid) || groups.iter().any(|g| list.contains(g));
+        if self.deny_users.contains(&uid) || in_group(&self.deny_groups) {
+            return false;
+        }
+        uid == self.owner || self.everyone || self.allow_users.contains(&uid) || in_group(&self.allow_groups)
+    }
+}
+
+/// Resolves a user given as a name or a numeric uid.
+///
+/// # Errors
+/// `ERROR_NONE_MAPPED (1332)` when no such user exists.
+pub fn resolve_user(user: &str) -> io::Result<u32> {
+    if let Ok(uid) = user.parse::<u32>() {
+        return Ok(uid);
+    }
+    match sys::user_by_name(user)? {
+        Some(a) => Ok(a.uid),
+        None => Err(err(Win32Error::ERROR_NONE_MAPPED, format!("no user named {user:?}"))),
+    }
+}
+
+/// Resolves a group given as a name or a numeric gid.
+///
+/// # Errors
+/// `ERROR_NONE_MAPPED (1332)` when no such group exists.
+pub fn resolve_group(group: &str) -> io::Result<u32> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    match sys::group_by_name(group)? {
+        Some(g) => Ok(g),
+        None => Err(err(Win32Error::ERROR_NONE_MAPPED, format!("no group named {group:?}"))),
+    }
+}
+
+/// Who is on the other end of a server instance: what
+/// `GetNamedPipeClientProcessId` and `ImpersonateNamedPipeClient` tell on
+/// Windows, taken from the kernel at connect time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientIdentity {
+    /// The client's process id.
+    pub pid: u32,
+    /// The client's effective user id.
+    pub uid: u32,
+    /// The client's effective group id.
+    pub gid: u32,
+    /// The client's supplementary groups.
+    pub groups: Vec<u32>,
+    /// The user name for `uid`, when the user database has one.
+    pub user: Option<String>,
+    /// The client's computer name, for clients that came over the network.
+    pub computer: Option<String>,
+}
+
+impl ClientIdentity {
+    /// Reads the peer's credentials off a connected Unix socket.
+    pub(crate) fn of_peer(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<ClientIdentity> {
+        let cred = rustix::net::sockopt::socket_peercred(fd)?;
+        let uid = cred.uid.as_raw();
+        Ok(ClientIdentity {
+            pid: cred.pid.as_raw_nonzero().get() as u32,
+            uid,
+            gid: cred.gid.as_raw(),
+            groups: sys::peer_groups(fd).unwrap_or_default(),
+            user: sys::user_by_uid(uid).ok().flatten().map(|a| a.name),
+            computer: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_owner_only() {
+        let s = PipeSecurity::default();
+        assert!(s.permits(s.owner(), 12345, &[]));
+        assert!(!s.permits(s.owner().wrapping_add(1), 12345, &[]));
+    }
+
+    #[test]
+    fn allow_lists_and_deny_wins() {
+        let s = PipeSecurity::owner_only().allow_user(1001).allow_group(50);
+        assert!(s.permits(1001, 1, &[]));
+        assert!(s.permits(1002, 50, &[]), "primary group");
+        assert!(s.permits(1003, 1, &[7, 50]), "supplementary group");
+        assert!(!s.permits(1004, 1, &[7]));
+        let e = PipeSecurity::owner_only().allow_everyone().deny_group(66);
+        assert!(e.permits(4242, 1, &[]));
+        assert!(!e.permits(4242, 1, &[66]));
+        let owner = PipeSecurity::owner_only();
+        let o = owner.owner();
+        assert!(!owner.deny_user(o).permits(o, 0, &[]), "deny wins even for the owner");
+    }
+
+    #[test]
+    fn users_and_groups_resolve_by_name_or_number() {
+        assert_eq!(resolve_user("root").unwrap(), 0);
+        assert_eq!(resolve_user("4321").unwrap(), 4321);
+        assert_eq!(resolve_group("0").unwrap(), 0);
+        let e = resolve_user("no-such-user-pipeslot").unwrap_err();
+        assert_eq!(crate::Error::win32(&e), Some(Win32Error::ERROR_NONE_MAPPED));
+    }
+}
