@@ -18,7 +18,13 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(p) = DatagramPacket::new_checked(data) {
         assert!(p.msg_type().is_data());
         assert_eq!(DatagramType::of(data), Some(p.msg_type()));
-        let _ = (p.dgm_id(), p.source_ip(), p.source_port(), p.dgm_length(), p.is_fragment());
+        let _ = (
+            p.dgm_id(),
+            p.source_ip(),
+            p.source_port(),
+            p.dgm_length(),
+            p.is_fragment(),
+        );
         let _ = (p.source_name().to_string(), p.destination_name().to_string());
         let _ = (p.source_scope(), p.destination_scope());
         assert!(p.header_len() <= data.len());

@@ -14,9 +14,30 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // no accessor may panic
-    let _ = (p.status(), p.flags(), p.flags2(), p.pid_high(), p.tid(), p.pid_low(), p.uid(), p.mid());
-    let _ = (p.max_parameter_count(), p.max_data_count(), p.max_setup_count(), p.trans_flags(), p.timeout());
-    let _ = (p.parameter_offset(), p.priority(), p.class(), p.byte_count(), p.padding());
+    let _ = (
+        p.status(),
+        p.flags(),
+        p.flags2(),
+        p.pid_high(),
+        p.tid(),
+        p.pid_low(),
+        p.uid(),
+        p.mid(),
+    );
+    let _ = (
+        p.max_parameter_count(),
+        p.max_data_count(),
+        p.max_setup_count(),
+        p.trans_flags(),
+        p.timeout(),
+    );
+    let _ = (
+        p.parameter_offset(),
+        p.priority(),
+        p.class(),
+        p.byte_count(),
+        p.padding(),
+    );
     assert_eq!(p.word_count(), smb1::WORD_COUNT);
     assert_eq!(p.setup_count(), smb1::SETUP_COUNT);
     assert_eq!(p.opcode(), smb1::OPCODE_WRITE_MAIL_SLOT);

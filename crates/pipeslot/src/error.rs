@@ -154,7 +154,7 @@ mod tests {
         let e = io::Error::from_raw_os_error(libc::EPIPE);
         assert_eq!(Error::win32(&e), Some(Win32Error::ERROR_NO_DATA));
         assert_eq!(Error::from_io(&e, "writing").code(), Win32Error::ERROR_NO_DATA);
-        let e = io::Error::new(io::ErrorKind::Other, "plain");
+        let e = io::Error::other("plain");
         assert_eq!(Error::win32(&e), None);
     }
 }

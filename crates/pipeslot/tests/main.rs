@@ -1,6 +1,15 @@
 //! Behaviour tests of the pipeslot library: real sockets, real processes.
-//! One binary (shared build); each module covers one area.
+//! One binary (one link on a 2-core machine); each module covers one area.
 
 mod util;
 
+mod child; // roles played by re-executed copies of this binary
+mod client; // open, busy, wait, call
+mod io; // messages, bytes, transact, peek, flush, backpressure
+mod names; // names and the namespace: folding, long names, stale entries, listing
+mod peer_death; // a dead peer never leaves anyone hanging
+mod props; // property tests over real sockets
+mod security; // identity and access control across uids
+mod server; // instances, options, connect/disconnect
 mod tokio_front; // the tokio front end
+mod win32_layer; // the Win32::Pipe-style calls

@@ -20,7 +20,7 @@ use crate::wire::smb1::{MailslotWritePacket, MailslotWriteRepr, Rejection, Smb1C
 use crate::wire::DecodeError;
 
 /// Why a received datagram is not delivered to a mailslot. Each is counted
-/// and dropped; none is answered.
+/// and dropped; none is answered ([MS-MAIL] 3.2.5.1, RFC 1002 5.3.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DropReason {

@@ -485,16 +485,16 @@ impl<T: AsRef<[u8]>> MailslotWritePacket<T> {
     pub fn data(&self) -> &[u8] {
         data_of(self.b())
     }
-    /// The end of the data (or of the name for an empty message); bytes after
-    /// it are slack the receiver ignores.
+    /// The end of the data: DataOffset + DataCount, or the end of the name
+    /// when DataOffset of an empty message points before it or past the
+    /// buffer. Bytes after it are slack the receiver ignores.
     pub fn message_end(&self) -> usize {
         let name_end = self.name_end.saturating_add(1);
-        if self.data_count() == 0 {
+        let data_end = usize::from(self.data_offset()).saturating_add(usize::from(self.data_count()));
+        if data_end > self.b().len() {
             return name_end;
         }
-        usize::from(self.data_offset())
-            .saturating_add(usize::from(self.data_count()))
-            .max(name_end)
+        data_end.max(name_end)
     }
 }
 
@@ -945,6 +945,18 @@ mod tests {
         let p = MailslotWritePacket::new_checked(&empty[..]).unwrap();
         assert_eq!(p.data(), b"");
         assert_eq!(p.padding(), b"");
+    }
+
+    #[test]
+    fn empty_windows_write_keeps_its_pad() {
+        // found by the smb1_mailslot_txn fuzzer: an empty message still has
+        // Windows' pad, and the message ends at DataOffset, not at the name
+        let repr = MailslotWriteRepr::new(r"\MAILSLOT\ipt", &b""[..]);
+        let bytes = repr.to_vec().unwrap();
+        assert_eq!((repr.pad_len(), bytes.len()), (1, 84));
+        let p = MailslotWritePacket::new_checked(&bytes[..]).unwrap();
+        assert_eq!((p.padding(), p.data(), p.message_end()), (&[0][..], &b""[..], 84));
+        assert_eq!(MailslotWriteRepr::parse(&p), repr);
     }
 
     #[test]

@@ -385,7 +385,7 @@ fn parse_name(addr: &OsStr) -> io::Result<PipeName> {
     let s = addr
         .to_str()
         .ok_or_else(|| err(Win32Error::ERROR_INVALID_NAME, format!("{addr:?} is not valid Unicode")))?;
-    Ok(crate::error::pipe_name(s)?)
+    crate::error::pipe_name(s)
 }
 
 /// One server instance, front-end independent: its slot in the acceptor.
