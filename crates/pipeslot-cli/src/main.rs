@@ -1,1 +1,72 @@
-fn main() {}
+//! The `pipeslot` command, a thin binary over the library: argv → raw
+//! arguments (`args`) → validated settings (`settings`) → one verb's run.
+//! `main` maps the result to an exit code: 0, or 1 with one line
+//! `pipeslot: ERROR_X (N): …` on stderr; clap's usage errors exit 2; a closed
+//! stdout ends the command quietly with 0.
+//!
+//! A verb takes a pipe or a mailslot name; its kind picks the module that
+//! does the work. Mailslots, `bench` and `gateway` are not in this version:
+//! their arms below are where they plug in.
+
+mod args;
+mod call;
+mod demo;
+mod error;
+mod exec;
+mod hex;
+mod log;
+mod mailslot;
+mod output;
+mod pipe;
+mod progress;
+mod query;
+mod send;
+mod serve;
+mod settings;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use pipeslot::{Name, Win32Error};
+
+use settings::Command;
+
+fn main() -> ExitCode {
+    let raw = args::RawArgs::parse();
+    log::init(raw.verbose);
+    match settings::validate(raw).and_then(run) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if output::is_stdout_closed(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Nothing sensible is left to do if stderr is closed too.
+            let _ = writeln!(io::stderr(), "pipeslot: {}", error::line(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cmd: Command) -> io::Result<()> {
+    match cmd {
+        Command::Serve(Name::Pipe(p), s) => serve::run(&p, s),
+        Command::Send(Name::Pipe(p), s) => send::run(&p, s),
+        Command::Call(Name::Pipe(p), s) => call::call(&p, s),
+        Command::Transact(Name::Pipe(p), s) => call::transact(&p, s),
+        Command::Wait(Name::Pipe(p), timeout) => query::wait(&p, timeout),
+        Command::Info(Name::Pipe(p)) => query::info(&p),
+        Command::DemoPeer(Name::Pipe(p)) => demo::peer(&p),
+        Command::List => query::list(),
+        Command::Demo => demo::run(),
+        Command::NotAvailable(verb) => Err(error::fail(
+            Win32Error::ERROR_NOT_SUPPORTED,
+            format!("`pipeslot {verb}` is not available in this version"),
+        )),
+        Command::Serve(..)
+        | Command::Send(..)
+        | Command::Call(..)
+        | Command::Transact(..)
+        | Command::Wait(..)
+        | Command::Info(..)
+        | Command::DemoPeer(..) => Err(mailslot::not_available()),
+    }
+}

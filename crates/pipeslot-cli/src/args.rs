@@ -1,0 +1,164 @@
+//! Raw arguments: what clap makes of argv, before anything is checked
+//! against the system (names, users, hex). `settings` validates them.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Windows named pipes and mailslots on Linux.
+///
+/// NAME is `NAME` (meaning `\\.\pipe\NAME`), `\\.\pipe\NAME`, `//./pipe/NAME`
+/// or a mailslot name `\\.\mailslot\NAME`. Every verb uses the namespace
+/// root in `PIPESLOT_DIR` (default /tmp/pipeslot). Errors: exit 1 and one
+/// line `pipeslot: ERROR_X (N): …` on stderr.
+#[derive(Debug, Parser)]
+#[command(name = "pipeslot", version)]
+pub(crate) struct RawArgs {
+    /// Log to stderr (-v info, -vv debug, -vvv trace); PIPESLOT_LOG=LEVEL
+    /// does the same.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+    #[command(subcommand)]
+    pub(crate) verb: Verb,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Verb {
+    /// Serve a pipe: print what clients send (or --echo / --exec).
+    Serve(ServeArgs),
+    /// Send messages (or bytes) to a pipe: each MSG one message; '-' or none: stdin.
+    Send(SendArgs),
+    /// CallNamedPipe: wait for an instance, send one message, print the reply.
+    Call(CallArgs),
+    /// One open; each MSG transacted in turn, each reply printed.
+    Transact(TransactArgs),
+    /// WaitNamedPipe: exit 0 once an instance of NAME listens.
+    Wait(WaitArgs),
+    /// Every live pipe, one line each: name, type, instances, server pids.
+    List,
+    /// What a pipe is, as `key: value` lines.
+    Info(InfoArgs),
+    /// Show the whole model working, in one command, on a private name.
+    Demo,
+    /// Compare pipeslot with raw sockets (not in this version).
+    Bench,
+    /// The host service for remote clients (not in this version).
+    Gateway(GatewayArgs),
+    /// The demo's client that gets killed (internal).
+    #[command(name = "demo-peer", hide = true)]
+    DemoPeer(InfoArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The pipe to serve.
+    pub(crate) name: String,
+    /// A message pipe (default: byte pipe).
+    #[arg(long)]
+    pub(crate) message: bool,
+    /// Instances, each serving one client at a time (1..=254).
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=254))]
+    pub(crate) instances: u8,
+    /// Write each message (or chunk of bytes) back to its client.
+    #[arg(long, conflicts_with = "exec")]
+    pub(crate) echo: bool,
+    /// Run CMD per client with the pipe as its stdin and stdout; takes the
+    /// rest of the command line. On message pipes each message is one line
+    /// of its stdin and each line it prints is one reply message.
+    #[arg(long, value_name = "CMD", num_args = 1.., allow_hyphen_values = true)]
+    pub(crate) exec: Vec<OsString>,
+    /// Exit 0 once K clients have come and gone.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_clients: Option<u64>,
+    /// Refuse clients that come through a gateway from another machine (the default).
+    #[arg(long, conflicts_with = "accept_remote")]
+    pub(crate) reject_remote: bool,
+    /// Accept clients that come through a gateway from another machine.
+    #[arg(long)]
+    pub(crate) accept_remote: bool,
+    /// Also allow this user (name or uid); the owner is always allowed.
+    #[arg(long, value_name = "U")]
+    pub(crate) allow_user: Vec<String>,
+    /// Also allow members of this group (name or gid).
+    #[arg(long, value_name = "G")]
+    pub(crate) allow_group: Vec<String>,
+    /// Allow every local user.
+    #[arg(long)]
+    pub(crate) everyone: bool,
+    /// Print messages as lowercase hex, one per line.
+    #[arg(long)]
+    pub(crate) hex: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SendArgs {
+    /// The pipe to send to.
+    pub(crate) name: String,
+    /// Messages (byte pipes: bytes, one after another); '-' or none: stdin,
+    /// where on message pipes each line is one message.
+    #[arg(value_name = "MSG")]
+    pub(crate) msgs: Vec<OsString>,
+    /// When every instance is busy, wait up to MS milliseconds for one.
+    #[arg(long, value_name = "MS")]
+    pub(crate) wait: Option<u64>,
+    /// Each MSG (or stdin line) is hex.
+    #[arg(long)]
+    pub(crate) hex: bool,
+    /// Show bytes sent and the rate on stderr.
+    #[arg(long)]
+    pub(crate) progress: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CallArgs {
+    /// The pipe to call (a message pipe).
+    pub(crate) name: String,
+    /// The message; '-': all of stdin (less one final newline).
+    #[arg(value_name = "MSG")]
+    pub(crate) msg: OsString,
+    /// How long to wait for an instance: MS milliseconds or `forever`
+    /// (default: the pipe's default timeout).
+    #[arg(long, value_name = "MS")]
+    pub(crate) timeout: Option<String>,
+    /// The message is hex and the reply is printed as hex.
+    #[arg(long)]
+    pub(crate) hex: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TransactArgs {
+    /// The pipe (a message pipe).
+    pub(crate) name: String,
+    /// The messages, transacted in turn on one open.
+    #[arg(value_name = "MSG", required = true)]
+    pub(crate) msgs: Vec<OsString>,
+    /// When every instance is busy, wait up to MS milliseconds for one.
+    #[arg(long, value_name = "MS")]
+    pub(crate) wait: Option<u64>,
+    /// Messages are hex and replies are printed as hex.
+    #[arg(long)]
+    pub(crate) hex: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WaitArgs {
+    /// The pipe to wait for.
+    pub(crate) name: String,
+    /// MS milliseconds or `forever` (default: the pipe's default timeout).
+    #[arg(long, value_name = "MS")]
+    pub(crate) timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InfoArgs {
+    /// The pipe.
+    pub(crate) name: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GatewayArgs {
+    /// The gateway's configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+}

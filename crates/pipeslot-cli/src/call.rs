@@ -1,0 +1,54 @@
+//! `call` (CallNamedPipe: wait, open, one transaction, close) and `transact`
+//! (one open, a transaction per MSG). Each reply is printed, then a newline.
+
+use std::io;
+
+use pipeslot::blocking::{call_named_pipe, ClientOptions};
+use pipeslot::{PipeMode, PipeName, Win32Error};
+
+use crate::error::fail;
+use crate::settings::{Call, Transact};
+use crate::{output, pipe};
+
+/// The longest reply `call` keeps; CallNamedPipe cuts longer ones and says
+/// `ERROR_MORE_DATA`. Allocated zeroed, so untouched pages cost nothing.
+const CALL_REPLY_MAX: usize = 16 * 1024 * 1024;
+
+const BUF: usize = 64 * 1024;
+
+pub(crate) fn call(name: &PipeName, s: Call) -> io::Result<()> {
+    let mut reply = vec![0u8; CALL_REPLY_MAX];
+    let r = call_named_pipe(name.to_string(), &s.msg, &mut reply, s.timeout)?;
+    output::message(&reply[..r.len], s.hex)?;
+    if r.more {
+        return Err(fail(
+            Win32Error::ERROR_MORE_DATA,
+            format!("the reply from {name} is longer than {CALL_REPLY_MAX} bytes; the rest was discarded"),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn transact(name: &PipeName, s: Transact) -> io::Result<()> {
+    let client = pipe::open(name, ClientOptions::new().pipe_mode(PipeMode::Message), s.wait)?;
+    let mut buf = vec![0u8; BUF];
+    for msg in &s.msgs {
+        let mut first = Some(msg.as_slice());
+        // The first read is the transaction; parts of a long reply follow.
+        let reply = pipe::read_message(
+            |b| match first.take() {
+                Some(m) => client.transact(m, b),
+                None => client.read_msg(b),
+            },
+            &mut buf,
+        )?
+        .ok_or_else(|| {
+            fail(
+                Win32Error::ERROR_BROKEN_PIPE,
+                format!("{name} closed before it replied"),
+            )
+        })?;
+        output::message(&reply, s.hex)?;
+    }
+    Ok(())
+}

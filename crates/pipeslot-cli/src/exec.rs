@@ -1,0 +1,115 @@
+//! `serve --exec CMD…`: one child process per client, with the pipe as its
+//! stdin and stdout.
+//!
+//! Byte pipes are copied as bytes. On message pipes each message becomes one
+//! line of the child's stdin and each line the child prints becomes one
+//! message, so line-oriented programs can answer `call` and `transact`. The
+//! client closing closes the child's stdin; the child's stdout ending (it
+//! exited) disconnects the client.
+
+use std::ffi::OsString;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::process::{ChildStdin, ChildStdout, Command, Stdio};
+use std::thread;
+
+use pipeslot::blocking::NamedPipeServer;
+use pipeslot::{PipeMode, Win32Error};
+
+use crate::error::{fail, wrap};
+use crate::pipe;
+
+const BUF: usize = 64 * 1024;
+
+/// Serves one connected client with a fresh child. Only a child that cannot
+/// start is an error (the command's: every client would fail the same way).
+pub(crate) fn serve_client(server: &NamedPipeServer, mode: PipeMode, cmd: &[OsString]) -> io::Result<()> {
+    let (program, args) = cmd
+        .split_first()
+        .ok_or_else(|| fail(Win32Error::ERROR_INVALID_PARAMETER, "--exec needs a command"))?;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| wrap(e, format!("cannot run {:?}", program.to_string_lossy())))?;
+    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err(fail(
+            Win32Error::ERROR_GEN_FAILURE,
+            "the child's stdin or stdout is missing",
+        ));
+    };
+    tracing::info!("started {:?} (pid {}) for this client", program, child.id());
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            if let Err(e) = to_child(server, mode, stdin) {
+                tracing::debug!("client → child stopped: {}", crate::error::line(&e));
+            }
+        });
+        if let Err(e) = from_child(server, mode, stdout) {
+            // The client is gone: nobody will read what the child prints.
+            tracing::debug!("child → client stopped: {}", crate::error::line(&e));
+            let _ = child.kill();
+        }
+        match child.wait() {
+            Ok(status) => tracing::info!("child exited: {status}"),
+            Err(e) => tracing::warn!("cannot reap the child: {e}"),
+        }
+        // Ends the client's connection, which also wakes `to_child` if it
+        // is still reading from the pipe.
+        let _ = server.disconnect();
+    });
+    Ok(())
+}
+
+/// Client → child's stdin, until the client closes (then stdin is dropped,
+/// which closes it) or the child stops reading.
+fn to_child(server: &NamedPipeServer, mode: PipeMode, mut stdin: ChildStdin) -> io::Result<()> {
+    let mut buf = vec![0u8; BUF];
+    match mode {
+        PipeMode::Message => {
+            while let Some(mut msg) = pipe::read_message(|b| server.read_msg(b), &mut buf)? {
+                msg.push(b'\n');
+                stdin.write_all(&msg)?;
+            }
+        }
+        _ => loop {
+            let n = (&*server).read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            stdin.write_all(&buf[..n])?;
+        },
+    }
+    Ok(())
+}
+
+/// Child's stdout → client, until the child closes its stdout.
+fn from_child(server: &NamedPipeServer, mode: PipeMode, stdout: ChildStdout) -> io::Result<()> {
+    match mode {
+        PipeMode::Message => {
+            let mut lines = BufReader::with_capacity(BUF, stdout);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                if lines.read_until(b'\n', &mut line)? == 0 {
+                    return Ok(());
+                }
+                if line.last() == Some(&b'\n') {
+                    line.pop();
+                }
+                server.write_msg(&line)?;
+            }
+        }
+        _ => {
+            let mut stdout = stdout;
+            let mut buf = vec![0u8; BUF];
+            loop {
+                let n = stdout.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                (&*server).write_all(&buf[..n])?;
+            }
+        }
+    }
+}

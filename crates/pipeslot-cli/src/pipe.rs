@@ -1,0 +1,49 @@
+//! The blocking front end as the verbs use it: opening a pipe with an
+//! optional wait for a free instance, and reading whole messages.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use pipeslot::blocking::{ClientOptions, NamedPipeClient};
+use pipeslot::{MsgRead, PipeName, WaitTimeout, Win32Error};
+
+use crate::error::is;
+
+/// Opens `name`. Busy fails at once (`ERROR_PIPE_BUSY`) unless `wait` is
+/// given: then WaitNamedPipe and try again until `wait` has passed, the
+/// client loop Win32 documents (`ERROR_SEM_TIMEOUT` when it runs out).
+pub(crate) fn open(name: &PipeName, opts: &ClientOptions, wait: Option<Duration>) -> io::Result<NamedPipeClient> {
+    let addr = name.to_string();
+    let deadline = wait.map(|w| Instant::now() + w);
+    loop {
+        match opts.open(&addr) {
+            Err(e) if is(&e, Win32Error::ERROR_PIPE_BUSY) => {
+                let Some(deadline) = deadline else { return Err(e) };
+                let left = deadline.saturating_duration_since(Instant::now());
+                pipeslot::wait_named_pipe(&addr, WaitTimeout::After(left))?;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// Reads one whole message with `read` (a `read_msg`), however long: parts
+/// flagged `more` are joined. `Ok(None)` at the end of the pipe.
+pub(crate) fn read_message(
+    mut read: impl FnMut(&mut [u8]) -> io::Result<MsgRead>,
+    buf: &mut [u8],
+) -> io::Result<Option<Vec<u8>>> {
+    let mut msg = Vec::new();
+    loop {
+        match read(buf) {
+            Ok(r) => {
+                msg.extend_from_slice(&buf[..r.len]);
+                if !r.more {
+                    return Ok(Some(msg));
+                }
+            }
+            Err(e) if msg.is_empty() && is(&e, Win32Error::ERROR_BROKEN_PIPE) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+}

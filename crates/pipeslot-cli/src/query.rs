@@ -1,0 +1,75 @@
+//! Verbs that ask about pipes without opening them: `wait`, `list`, `info`.
+
+use std::io;
+
+use pipeslot::{PipeListing, PipeMode, PipeName, WaitTimeout, UNLIMITED_INSTANCES};
+
+use crate::output;
+
+/// WaitNamedPipe: `Ok` once an instance listens.
+pub(crate) fn wait(name: &PipeName, timeout: WaitTimeout) -> io::Result<()> {
+    pipeslot::wait_named_pipe(name.to_string(), timeout)
+}
+
+/// One line per live pipe: `NAME\tTYPE\tinstances N/MAX (L listening)\tpids P,…`.
+/// Tabs, because pipe names may hold spaces.
+pub(crate) fn list() -> io::Result<()> {
+    for p in pipeslot::list_pipes()? {
+        output::line(&format!(
+            "{}\t{}\tinstances {}/{} ({} listening)\tpids {}",
+            p.name,
+            mode(p.mode),
+            p.instances,
+            max(&p),
+            p.listening,
+            pids(&p, ",")
+        ))?;
+    }
+    Ok(())
+}
+
+/// `key: value` lines about one pipe.
+pub(crate) fn info(name: &PipeName) -> io::Result<()> {
+    let p = pipeslot::pipe_listing(&name.to_string())?;
+    let lines = [
+        ("name", p.name.clone()),
+        ("type", mode(p.mode).to_owned()),
+        ("instances", p.instances.to_string()),
+        ("listening", p.listening.to_string()),
+        ("busy", p.instances.saturating_sub(p.listening).to_string()),
+        ("max_instances", max(&p)),
+        ("server_pids", pids(&p, " ")),
+        ("namespace", namespace_root()),
+    ];
+    for (key, value) in lines {
+        output::line(&format!("{key}: {value}"))?;
+    }
+    Ok(())
+}
+
+/// The namespace root the library uses: `$PIPESLOT_DIR` or the default.
+pub(crate) fn namespace_root() -> String {
+    std::env::var_os(pipeslot::ROOT_ENV)
+        .filter(|r| !r.is_empty())
+        .map(|r| r.to_string_lossy().into_owned())
+        .unwrap_or_else(|| pipeslot::DEFAULT_ROOT.to_owned())
+}
+
+fn mode(m: PipeMode) -> &'static str {
+    match m {
+        PipeMode::Message => "message",
+        _ => "byte",
+    }
+}
+
+fn max(p: &PipeListing) -> String {
+    if p.max_instances as usize >= UNLIMITED_INSTANCES {
+        "unlimited".to_owned()
+    } else {
+        p.max_instances.to_string()
+    }
+}
+
+fn pids(p: &PipeListing, sep: &str) -> String {
+    p.server_pids.iter().map(u32::to_string).collect::<Vec<_>>().join(sep)
+}

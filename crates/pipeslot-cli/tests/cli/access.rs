@@ -1,0 +1,66 @@
+//! Access control with a second user: the client runs as nobody (uid and
+//! gid 65534). Needs root; elsewhere these skip with a reason (not on CI).
+
+use std::time::Duration;
+
+use super::util::{root_or_skip, test, Ctx};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn send_as_nobody(ctx: &Ctx, name: &str, msg: &str) -> super::util::Out {
+    let mut p = ctx.spawn_cmd(ctx.cmd_as_nobody(&["send", name, msg]));
+    p.close_stdin();
+    p.wait()
+}
+
+#[test]
+fn owner_only_by_default_refuses_another_user() {
+    if !root_or_skip("owner_only_by_default_refuses_another_user") {
+        return;
+    }
+    test("owner-only", LIMIT, |ctx| {
+        let name = ctx.name("o");
+        let server = ctx.serve(&name, &["--message", "--max-clients", "1"], 1);
+        send_as_nobody(ctx, &name, "from nobody").error("ERROR_ACCESS_DENIED", 5, &name);
+        ctx.run(&["send", &name, "from the owner"]).success();
+        assert_eq!(server.wait().success(), "from the owner\n", "nothing from nobody");
+    });
+}
+
+#[test]
+fn allow_user_lets_that_user_in() {
+    if !root_or_skip("allow_user_lets_that_user_in") {
+        return;
+    }
+    test("allow-user", LIMIT, |ctx| {
+        let name = ctx.name("u");
+        let server = ctx.serve(&name, &["--message", "--max-clients", "1", "--allow-user", "nobody"], 1);
+        send_as_nobody(ctx, &name, "from nobody").success();
+        assert_eq!(server.wait().success(), "from nobody\n");
+        // Another user allowed does not let nobody in.
+        let other = ctx.name("u2");
+        let _server = ctx.serve(&other, &["--message", "--allow-user", "12345"], 4);
+        send_as_nobody(ctx, &other, "x").error("ERROR_ACCESS_DENIED", 5, &other);
+    });
+}
+
+#[test]
+fn allow_group_and_everyone_let_others_in() {
+    if !root_or_skip("allow_group_and_everyone_let_others_in") {
+        return;
+    }
+    test("allow-group", LIMIT, |ctx| {
+        let by_group = ctx.name("g");
+        let server = ctx.serve(
+            &by_group,
+            &["--message", "--max-clients", "1", "--allow-group", "65534"],
+            1,
+        );
+        send_as_nobody(ctx, &by_group, "via the group").success();
+        assert_eq!(server.wait().success(), "via the group\n");
+        let open = ctx.name("all");
+        let server = ctx.serve(&open, &["--message", "--max-clients", "1", "--everyone"], 1);
+        send_as_nobody(ctx, &open, "anyone").success();
+        assert_eq!(server.wait().success(), "anyone\n");
+    });
+}

@@ -1,0 +1,177 @@
+//! Every error line: exit 1 and one stderr line `pipeslot: ERROR_X (N): …`
+//! naming what it concerns; usage errors exit 2.
+
+use std::time::Duration;
+
+use super::util::test;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+#[test]
+fn a_missing_pipe_is_file_not_found() {
+    test("not-found", LIMIT, |ctx| {
+        let name = ctx.name("missing");
+        let full = format!(r"\\.\pipe\{name}");
+        for args in [
+            vec!["send", name.as_str(), "x"],
+            vec!["call", name.as_str(), "x"],
+            vec!["transact", name.as_str(), "x"],
+            vec!["wait", name.as_str()],
+            vec!["wait", name.as_str(), "--timeout", "100"],
+            vec!["info", name.as_str()],
+        ] {
+            ctx.run(&args).error("ERROR_FILE_NOT_FOUND", 2, &full);
+        }
+    });
+}
+
+#[test]
+fn all_instances_busy_is_pipe_busy() {
+    test("busy", LIMIT, |ctx| {
+        let name = ctx.name("busy");
+        let server = ctx.serve(&name, &["--instances", "1"], 1);
+        let mut holder = ctx.spawn(&["send", &name]);
+        holder.feed(b"x");
+        server.wait_stdout("the holder's byte", |o| o == b"x");
+        let full = format!(r"\\.\pipe\{name}");
+        let line = ctx.run(&["send", &name, "y"]).error("ERROR_PIPE_BUSY", 231, &full);
+        assert_eq!(
+            line,
+            format!("pipeslot: ERROR_PIPE_BUSY (231): all instances of {full} are busy\n")
+        );
+        ctx.run(&["transact", &name, "y"]).error("ERROR_PIPE_BUSY", 231, &full);
+        // call waits first (CallNamedPipe), so there it is the timeout.
+        ctx.run(&["call", &name, "y", "--timeout", "100"])
+            .error("ERROR_SEM_TIMEOUT", 121, &full);
+        holder.close_stdin();
+        holder.wait().success();
+        assert_eq!(server.stdout(), b"x", "nothing from the refused clients");
+    });
+}
+
+#[test]
+fn wait_timeout_is_sem_timeout() {
+    test("sem-timeout", LIMIT, |ctx| {
+        let name = ctx.name("st");
+        let server = ctx.serve(&name, &["--instances", "1"], 1);
+        let mut holder = ctx.spawn(&["send", &name]);
+        holder.feed(b"x");
+        server.wait_stdout("the holder's byte", |o| o == b"x");
+        let full = format!(r"\\.\pipe\{name}");
+        ctx.run(&["wait", &name, "--timeout", "200"])
+            .error("ERROR_SEM_TIMEOUT", 121, &full);
+        // The pipe's default timeout (0 at creation: 50 ms) applies without --timeout.
+        ctx.run(&["wait", &name]).error("ERROR_SEM_TIMEOUT", 121, &full);
+    });
+}
+
+#[test]
+fn a_257_character_name_is_invalid_and_256_is_fine() {
+    test("invalid-name", LIMIT, |ctx| {
+        let long = "n".repeat(257);
+        for args in [
+            vec!["send", long.as_str(), "x"],
+            vec!["serve", long.as_str()],
+            vec!["wait", long.as_str()],
+            vec!["call", long.as_str(), "x"],
+        ] {
+            ctx.run(&args)
+                .error("ERROR_INVALID_NAME", 123, "longer than 256 characters");
+        }
+        let prefix = ctx.name("l");
+        let at_limit = format!("{prefix}{}", "n".repeat(256 - prefix.len()));
+        let at_limit = at_limit.as_str();
+        let server = ctx.serve(at_limit, &["--message", "--max-clients", "1"], 1);
+        ctx.run(&["send", at_limit, "fits"]).success();
+        assert_eq!(server.wait().success(), "fits\n");
+        ctx.run(&["send", "", "x"]).error("ERROR_INVALID_NAME", 123, "empty");
+    });
+}
+
+#[test]
+fn mailslots_are_not_supported_yet() {
+    test("mailslot", LIMIT, |ctx| {
+        let want = "pipeslot: ERROR_NOT_SUPPORTED (50): mailslots are not available in this version\n";
+        for args in [
+            vec!["serve", r"\\.\mailslot\pipeslot\test"],
+            vec!["send", r"\\.\mailslot\test", "x"],
+            vec!["send", r"\\*\mailslot\test", "x"],
+            vec!["call", "//./mailslot/test", "x"],
+            vec!["transact", r"\\.\mailslot\test", "x"],
+            vec!["wait", r"\\.\mailslot\test"],
+            vec!["info", r"\\.\mailslot\test"],
+        ] {
+            let out = ctx.run(&args);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+            assert_eq!(out.stderr_str(), want, "{args:?}");
+            assert!(out.stdout.is_empty());
+        }
+    });
+}
+
+#[test]
+fn verbs_of_later_versions_say_so() {
+    test("later", LIMIT, |ctx| {
+        ctx.run(&["bench"]).error("ERROR_NOT_SUPPORTED", 50, "bench");
+        ctx.run(&["gateway", "--config", "/nonexistent"])
+            .error("ERROR_NOT_SUPPORTED", 50, "gateway");
+        ctx.run(&["send", r"\\otherhost\pipe\srvsvc", "x"]).error(
+            "ERROR_NOT_SUPPORTED",
+            50,
+            r"\\otherhost\pipe\srvsvc",
+        );
+    });
+}
+
+#[test]
+fn bad_input_is_reported_before_anything_runs() {
+    test("bad-input", LIMIT, |ctx| {
+        let name = ctx.name("bad");
+        ctx.run(&["send", "--hex", &name, "abc"])
+            .error("ERROR_INVALID_PARAMETER", 87, "odd number of digits");
+        ctx.run(&["call", "--hex", &name, "zz"])
+            .error("ERROR_INVALID_PARAMETER", 87, "not a hex digit");
+        ctx.run(&["serve", &name, "--allow-user", "no-such-user-pipeslot"])
+            .error("ERROR_NONE_MAPPED", 1332, "no-such-user-pipeslot");
+        ctx.run(&["serve", &name, "--allow-group", "no-such-group-pipeslot"])
+            .error("ERROR_NONE_MAPPED", 1332, "no-such-group-pipeslot");
+        ctx.run(&["wait", &name, "--timeout", "soon"])
+            .error("ERROR_INVALID_PARAMETER", 87, "soon");
+        // Nothing was created on the way.
+        assert_eq!(ctx.run(&["list"]).success(), "");
+    });
+}
+
+#[test]
+fn transact_on_a_byte_pipe_is_refused() {
+    test("transact-byte", LIMIT, |ctx| {
+        let name = ctx.name("tb");
+        let _server = ctx.serve(&name, &[], 4);
+        ctx.run(&["transact", &name, "x"]).error(
+            "ERROR_INVALID_PARAMETER",
+            87,
+            &format!(r"\\.\pipe\{name} is a byte pipe"),
+        );
+    });
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    test("usage", LIMIT, |ctx| {
+        for args in [
+            vec![],
+            vec!["frobnicate"],
+            vec!["send"],
+            vec!["call", "x"],
+            vec!["transact", "x"],
+            vec!["serve", "x", "--instances", "0"],
+            vec!["serve", "x", "--echo", "--exec", "cat"],
+            vec!["send", "x", "--wait", "soon"],
+        ] {
+            let out = ctx.run(&args);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+            assert!(!out.stderr.is_empty());
+        }
+        assert!(ctx.run(&["--help"]).success().contains("serve"));
+    });
+}

@@ -1,0 +1,200 @@
+//! `serve` writing what clients send to stdout, echoing, running a command
+//! per client, stopping after K clients, and many daemons at once.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::util::{lines, test};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+#[test]
+fn message_mode_prints_each_message_then_a_newline() {
+    test("msg-stdout", LIMIT, |ctx| {
+        let name = ctx.name("m");
+        let server = ctx.serve(&name, &["--message", "--max-clients", "2"], 2);
+        ctx.run(&["send", &name, "one", "two words", ""]).success();
+        ctx.run_with_stdin(&["send", &name], b"three\nfour\n\nfive").success();
+        let out = server.wait();
+        // Nothing but the messages on stdout, nothing at all on stderr.
+        assert_eq!(out.success(), "one\ntwo words\n\nthree\nfour\n\nfive\n");
+    });
+}
+
+#[test]
+fn byte_mode_prints_the_bytes_as_they_come() {
+    test("byte-stdout", LIMIT, |ctx| {
+        let name = ctx.name("b");
+        let server = ctx.serve(&name, &["--max-clients", "2"], 2);
+        ctx.run(&["send", &name, "hello ", "world"]).success();
+        let binary: Vec<u8> = (0..=255u8).chain(b"\nend\n".iter().copied()).collect();
+        ctx.run_with_stdin(&["send", &name, "-"], &binary).success();
+        let out = server.wait();
+        let mut want = b"hello world".to_vec();
+        want.extend_from_slice(&binary);
+        // Byte pipes keep no boundaries and add no newlines.
+        assert_eq!(out.stdout, want);
+        assert!(out.ok() && out.stderr.is_empty(), "{out:?}");
+    });
+}
+
+#[test]
+fn hex_prints_each_message_as_lowercase_hex() {
+    test("hex-stdout", LIMIT, |ctx| {
+        let name = ctx.name("h");
+        let server = ctx.serve(&name, &["--message", "--hex", "--max-clients", "2"], 2);
+        ctx.run(&["send", "--hex", &name, "00ff10", "", "DE AD be ef"])
+            .success();
+        ctx.run_with_stdin(&["send", "--hex", &name], b"0a0b\n41 42\n")
+            .success();
+        assert_eq!(server.wait().success(), "00ff10\n\ndeadbeef\n0a0b\n4142\n");
+    });
+}
+
+/// The seed's story: one workstation `serve`, many daemons sending at once.
+/// Every message arrives exactly once and no line is torn or mixed.
+#[test]
+fn daemons_to_workstation() {
+    const SENDERS: usize = 8;
+    const EACH: usize = 500;
+    test("daemons", Duration::from_secs(90), |ctx| {
+        let name = ctx.name("d");
+        let server = ctx.serve(&name, &["--message", "--instances", "8", "--max-clients", "8"], 8);
+        let message = |d: usize, m: usize| format!("daemon {d:02} message {m:04} {}", "x".repeat(20 + (m * 7) % 200));
+        let mut senders = Vec::new();
+        for d in 0..SENDERS {
+            let msgs: Vec<String> = (0..EACH).map(|m| message(d, m)).collect();
+            // Half give the messages as arguments, half as stdin lines.
+            let p = if d % 2 == 0 {
+                let mut args = vec!["send", name.as_str(), "--wait", "20000"];
+                args.extend(msgs.iter().map(String::as_str));
+                let mut p = ctx.spawn(&args);
+                p.close_stdin();
+                p
+            } else {
+                let mut p = ctx.spawn(&["send", &name, "--wait", "20000", "-"]);
+                p.feed(msgs.join("\n").as_bytes());
+                p.close_stdin();
+                p
+            };
+            senders.push(p);
+        }
+        for p in senders {
+            p.wait().success();
+        }
+        let out = server.wait();
+        assert!(out.ok() && out.stderr.is_empty(), "server: exit {:?}", out.status);
+        let got = lines(&out.stdout);
+        assert_eq!(got.len(), SENDERS * EACH, "every message once, nothing else");
+        let want: HashSet<String> = (0..SENDERS)
+            .flat_map(|d| (0..EACH).map(move |m| (d, m)))
+            .map(|(d, m)| message(d, m))
+            .collect();
+        let seen: HashSet<String> = got.iter().cloned().collect();
+        assert_eq!(seen.len(), got.len(), "no message twice");
+        for line in &got {
+            assert!(want.contains(line), "a torn or mixed line: {line:?}");
+        }
+        // Each daemon's messages arrive in the order it sent them.
+        for d in 0..SENDERS {
+            let prefix = format!("daemon {d:02} ");
+            let order: Vec<&String> = got.iter().filter(|l| l.starts_with(&prefix)).collect();
+            let sent: Vec<String> = (0..EACH).map(|m| message(d, m)).collect();
+            assert!(order.iter().zip(&sent).all(|(a, b)| *a == b), "daemon {d} out of order");
+        }
+    });
+}
+
+#[test]
+fn max_clients_exits_0_after_k_clients() {
+    test("max-clients", LIMIT, |ctx| {
+        let name = ctx.name("k");
+        let mut server = ctx.serve(&name, &["--message", "--instances", "4", "--max-clients", "2"], 2);
+        ctx.run(&["send", &name, "first"]).success();
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(server.running(), "one client of two: still serving");
+        ctx.run(&["send", &name, "second"]).success();
+        assert_eq!(server.wait().success(), "first\nsecond\n");
+        // Gone with its instances: the name no longer exists.
+        ctx.run(&["send", &name, "late"])
+            .error("ERROR_FILE_NOT_FOUND", 2, &name);
+    });
+}
+
+#[test]
+fn echo_writes_each_message_back() {
+    test("echo", LIMIT, |ctx| {
+        let name = ctx.name("e");
+        let _server = ctx.serve(&name, &["--message", "--echo"], 4);
+        assert_eq!(ctx.run(&["call", &name, "ping"]).success(), "ping\n");
+        assert_eq!(ctx.run(&["transact", &name, "a", "", "c d"]).success(), "a\n\nc d\n");
+    });
+}
+
+#[test]
+fn exec_runs_a_command_per_client_on_message_pipes() {
+    test("exec-msg", LIMIT, |ctx| {
+        let name = ctx.name("x");
+        let upper = r#"while IFS= read -r l; do printf '%s\n' "$l" | tr a-z A-Z; done"#;
+        let _server = ctx.serve(&name, &["--message", "--exec", "sh", "-c", upper], 4);
+        assert_eq!(ctx.run(&["call", &name, "hello"]).success(), "HELLO\n");
+        assert_eq!(
+            ctx.run(&["transact", &name, "foo", "bar baz"]).success(),
+            "FOO\nBAR BAZ\n"
+        );
+    });
+}
+
+#[test]
+fn exec_on_byte_pipes_closes_the_childs_stdin_when_the_client_leaves() {
+    test("exec-byte", LIMIT, |ctx| {
+        let name = ctx.name("xb");
+        let file = ctx.dir.join("upper.txt");
+        let script = format!("tr a-z A-Z > '{}'", file.display());
+        // --exec takes the rest of the line, so it comes last.
+        let server = ctx.serve(&name, &["--max-clients", "1", "--exec", "sh", "-c", &script], 1);
+        ctx.run(&["send", &name, "hello ", "bytes"]).success();
+        // tr only finishes (and the client only counts as gone) once its
+        // stdin is closed.
+        server.wait().success();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "HELLO BYTES");
+    });
+}
+
+#[test]
+fn exec_child_exit_disconnects_the_client() {
+    test("exec-exit", LIMIT, |ctx| {
+        let name = ctx.name("xe");
+        let _server = ctx.serve(
+            &name,
+            &["--message", "--exec", "sh", "-c", "read l; echo \"got $l\""],
+            4,
+        );
+        let out = ctx.run(&["transact", &name, "a", "b"]);
+        assert_eq!(out.stdout_str(), "got a\n");
+        // The child answered once and exited; the second transaction finds the pipe closed.
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let err = out.stderr_str();
+        assert!(
+            err.starts_with("pipeslot: ERROR_BROKEN_PIPE (109): ")
+                || err.starts_with("pipeslot: ERROR_NO_DATA (232): "),
+            "{out:?}"
+        );
+    });
+}
+
+#[test]
+fn a_closed_stdout_ends_serve_quietly() {
+    test("closed-stdout", LIMIT, |ctx| {
+        let name = ctx.name("c");
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut cmd = ctx.cmd(&["serve", &name, "--message"]);
+        cmd.stdout(writer);
+        let server = ctx.spawn_with_stdout(cmd);
+        ctx.wait_listening(&name, 4);
+        ctx.run(&["send", &name, "nobody reads this"]).success();
+        let out = server.wait();
+        assert!(out.ok() && out.stderr.is_empty(), "quiet exit 0: {out:?}");
+    });
+}
