@@ -74,7 +74,7 @@ pub fn list_pipes() -> std::io::Result<Vec<PipeListing>> {
     let mut out = Vec::new();
     for (display, dir) in ns.list(ns::Kind::Pipe)? {
         let Ok(name) = PipeName::parse(&display) else { continue };
-        let replies = pipe::client::census_dir(&name, &dir, None)?;
+        let replies = pipe::client::census_dir(&name, &dir, pipe::client::Census::List)?;
         let Some(first) = replies.first() else { continue };
         out.push(PipeListing {
             name: display,

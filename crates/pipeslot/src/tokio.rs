@@ -290,6 +290,26 @@ macro_rules! pipe_io {
                 Ok(())
             }
 
+            /// Writes many messages at once: each slice is one message on a
+            /// message pipe (a run of bytes on a byte pipe), handed to the
+            /// kernel with one `sendmsg` per up to 512 of them. The reader
+            /// sees exactly what `write_msg` per slice would give.
+            ///
+            /// # Errors
+            /// `ERROR_NO_DATA (232)` when the other end has closed.
+            ///
+            /// # Cancel safety
+            /// Each message is accepted whole or not at all, but a cancelled
+            /// call may have written the first messages of the batch.
+            pub async fn write_msgs(&self, msgs: &[&[u8]]) -> io::Result<()> {
+                let io = self.io()?;
+                let mut at = 0;
+                while at < msgs.len() {
+                    at += retry(&io, Interest::WRITABLE, |c| c.write_msgs(&msgs[at..])).await?;
+                }
+                Ok(())
+            }
+
             /// TransactNamedPipe: writes one message and reads one reply.
             ///
             /// # Errors

@@ -161,3 +161,14 @@ fn client_write_after_close_sigpipe_default() {
         Err(e) => report(format!("error {}", err_name(&e))),
     }
 }
+
+/// Tries to create an instance of args[0]; reports "created" or the error.
+#[test]
+#[ignore]
+fn server_create() {
+    let Some(a) = args("server_create") else { return };
+    match ServerOptions::new().create(&a[0]) {
+        Ok(_s) => report("created"),
+        Err(e) => report(format!("error {}", err_name(&e))),
+    }
+}

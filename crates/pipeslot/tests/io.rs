@@ -316,3 +316,67 @@ fn nonblocking_reads_say_no_data() {
     let r = s.read_msg(&mut buf).unwrap();
     assert_eq!(&buf[..r.len], b"now");
 }
+
+#[test]
+fn write_msgs_keeps_every_boundary_across_batches() {
+    let (s, c) = pair("batch", PipeMode::Message);
+    // More than one sendmsg's worth (512), zero-length messages included.
+    let msgs: Vec<Vec<u8>> = (0..1300usize).map(|i| vec![i as u8; i % 70]).collect();
+    let slices: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 128];
+        (0..1300usize)
+            .map(|_| {
+                let r = s.read_msg(&mut buf).unwrap();
+                assert!(!r.more);
+                buf[..r.len].to_vec()
+            })
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(c.write_msgs(&slices).unwrap(), 1300);
+    assert_eq!(watchdog(10 * SECOND, move || reader.join().unwrap()), msgs);
+}
+
+#[test]
+fn write_msgs_on_a_byte_pipe_writes_the_bytes_in_order() {
+    let (mut s, c) = pair("batch-bytes", PipeMode::Byte);
+    assert_eq!(c.write_msgs(&[b"ab", b"", b"cde"]).unwrap(), 3);
+    let mut buf = [0u8; 5];
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"abcde", "no framing on a byte pipe");
+}
+
+#[test]
+fn write_msgs_waits_for_a_slow_reader_and_loses_nothing() {
+    let name = util::name("batch-slow");
+    let s = ServerOptions::new()
+        .pipe_mode(PipeMode::Message)
+        .in_buffer_size(4096)
+        .create(&name)
+        .unwrap();
+    let c = ClientOptions::new().pipe_mode(PipeMode::Message).open(&name).unwrap();
+    s.connect().unwrap();
+    let big = vec![7u8; 100_000];
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 200_000];
+        let mut lens = Vec::new();
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(5));
+            lens.push(s.read_msg(&mut buf).unwrap().len);
+        }
+        lens
+    });
+    assert_eq!(c.write_msgs(&[&big, b"x", &big]).unwrap(), 3);
+    assert_eq!(
+        watchdog(10 * SECOND, move || reader.join().unwrap()),
+        vec![100_000, 1, 100_000]
+    );
+}
+
+#[test]
+fn write_msgs_to_a_closed_pipe_says_no_data() {
+    let (s, c) = pair("batch-closed", PipeMode::Message);
+    drop(s);
+    std::thread::sleep(Duration::from_millis(20));
+    assert_win32(c.write_msgs(&[b"a", b"b"]), Win32Error::ERROR_NO_DATA);
+}

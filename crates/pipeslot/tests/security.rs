@@ -117,3 +117,32 @@ fn a_refused_client_leaves_the_instance_listening() {
     s.connect().unwrap();
     assert_eq!(s.client_identity().unwrap().pid, std::process::id());
 }
+
+#[test]
+fn another_user_cannot_add_instances_to_a_served_name() {
+    if !can_switch_uid() {
+        return;
+    }
+    let name = util::name("squat");
+    let _mine = ServerOptions::new().create(&name).unwrap();
+    let peer = Peer::spawn_as("server_create", &[&name], Some(NOBODY));
+    assert_eq!(peer.expect_line(20 * SECOND), "error ERROR_ACCESS_DENIED");
+    // A name nobody serves is anyone's to create.
+    let free = util::name("squat-free");
+    let peer = Peer::spawn_as("server_create", &[&free], Some(NOBODY));
+    assert_eq!(peer.expect_line(20 * SECOND), "created");
+}
+
+#[test]
+fn a_name_squatted_by_another_user_is_refused_to_the_late_server() {
+    if !can_switch_uid() {
+        return;
+    }
+    let name = util::name("squatted");
+    let squatter = Peer::spawn_as("server_echo", &[&name, "255", "1"], Some(NOBODY));
+    assert_eq!(squatter.expect_line(20 * SECOND), "ready");
+    let late = Peer::spawn_as("server_create", &[&name], Some(NOBODY - 1));
+    assert_eq!(late.expect_line(20 * SECOND), "error ERROR_ACCESS_DENIED");
+    // Root, like a Windows administrator, may add instances to any pipe.
+    ServerOptions::new().create(&name).expect("root adds an instance");
+}

@@ -131,3 +131,38 @@ async fn try_read_and_try_write() {
     let n = server.try_read(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"abc");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_msgs_sends_a_batch_with_its_boundaries() {
+    let name = util::name("tokio-batch");
+    let server = ServerOptions::new()
+        .pipe_mode(PipeMode::Message)
+        .in_buffer_size(4096)
+        .create(&name)
+        .unwrap();
+    let client = ClientOptions::new().pipe_mode(PipeMode::Message).open(&name).unwrap();
+    server.connect().await.unwrap();
+    // Enough to fill the socket, so the non-blocking path finishes a
+    // message from the pending buffer.
+    let msgs: Vec<Vec<u8>> = (0..2000usize).map(|i| vec![i as u8; i % 300]).collect();
+    let want = msgs.clone();
+    let reader = tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        let mut got = Vec::new();
+        for _ in 0..2000 {
+            let r = server.read_msg(&mut buf).await.unwrap();
+            got.push(buf[..r.len].to_vec());
+        }
+        got
+    });
+    let slices: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+    tokio::time::timeout(Duration::from_secs(10), client.write_msgs(&slices))
+        .await
+        .unwrap()
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, want);
+}

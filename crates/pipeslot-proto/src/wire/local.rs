@@ -9,7 +9,8 @@
 //!  0  magic "PSLT"                              0  magic "PSLT"
 //!  4  version (1)                               4  version (1)
 //!  5  request: 1 open, 2 wait, 3 census         5  status (ReplyStatus)
-//!  6  flags u16: 1 read, 2 write, 4 remote      6  pipe type: 0 byte, 1 message
+//!  6  flags u16: 1 read, 2 write, 4 remote,     6  pipe type: 0 byte, 1 message
+//!     8 create (census before a new instance)
 //!  8  client pid u32 (informational)            7  access: 1 inbound, 2 outbound, 3 duplex
 //! 12  name length u16 (folded, UTF-8)           8  max instances (255 = unlimited)
 //! 14  extensions length u16                     9  data path (0 = this socket)
@@ -113,6 +114,9 @@ pub mod hello_flags {
     pub const WRITE: u16 = 0x0002;
     /// The client is remote (set by the gateway on behalf of a network client).
     pub const REMOTE: u16 = 0x0004;
+    /// CENSUS on behalf of a process creating another instance of the name
+    /// (Win32's FILE_CREATE_PIPE_INSTANCE check: only the owner may).
+    pub const CREATE: u16 = 0x0008;
 }
 
 /// A borrowed view of a hello. After [`HelloPacket::new_checked`] no accessor panics.

@@ -414,7 +414,18 @@ impl Acceptor {
         }
         match hello.request {
             Request::CENSUS => {
-                send(self.first_reply(ReplyStatus::CENSUS));
+                // Adding an instance is the owner's (or root's) right, as
+                // FILE_CREATE_PIPE_INSTANCE is on Windows: no squatting on a
+                // served name to catch its clients.
+                let me = rustix::process::geteuid().as_raw();
+                let creator_ok = rustix::net::sockopt::socket_peercred(&p.fd)
+                    .map(|c| c.uid.as_raw() == me || c.uid.is_root())
+                    .unwrap_or(false);
+                if hello.flags & hello_flags::CREATE != 0 && !creator_ok {
+                    send(self.first_reply(ReplyStatus::ACCESS_DENIED));
+                } else {
+                    send(self.first_reply(ReplyStatus::CENSUS));
+                }
                 None
             }
             Request::WAIT => {

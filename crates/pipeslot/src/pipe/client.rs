@@ -138,25 +138,44 @@ pub(crate) fn open(name: &PipeName, read: bool, write: bool) -> io::Result<(Owne
 
 /// The answers of every live server process (stale sockets skipped).
 pub(crate) fn census(name: &PipeName) -> io::Result<Vec<Reply>> {
-    census_dir(name, &pipe_dir(name)?, None)
+    census_dir(name, &pipe_dir(name)?, Census::List)
 }
 
-/// Census of a folder, skipping one socket (our own acceptor's) and
-/// removing stale ones when `remove_stale` (the caller holds the lock).
-pub(crate) fn census_dir(name: &PipeName, dir: &Path, skip: Option<&Path>) -> io::Result<Vec<Reply>> {
-    let msg = hello(Request::CENSUS, 0, name)?;
+/// Why a census is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Census<'a> {
+    /// To describe the pipe (anyone may ask).
+    List,
+    /// Before creating an instance: skips our own acceptor's socket, removes
+    /// stale sockets (the caller holds the folder lock), and asks each
+    /// serving process whether this user may add an instance.
+    Create { own: Option<&'a Path> },
+}
+
+/// Census of a folder: the `CENSUS` (or, for `Create`, `ACCESS_DENIED`)
+/// answers of every live serving process.
+pub(crate) fn census_dir(name: &PipeName, dir: &Path, why: Census<'_>) -> io::Result<Vec<Reply>> {
+    let flags = match why {
+        Census::List => 0,
+        Census::Create { .. } => hello_flags::CREATE,
+    };
+    let msg = hello(Request::CENSUS, flags, name)?;
     let mut out = Vec::new();
     for sock in ns::sockets(dir) {
-        if Some(sock.as_path()) == skip {
-            continue;
+        if let Census::Create { own: Some(own) } = why {
+            if own == sock.as_path() {
+                continue;
+            }
         }
         match ask(&sock, &msg, true)? {
             Attempt::Stale => {
-                if skip.is_some() {
+                if matches!(why, Census::Create { .. }) {
                     let _ = std::fs::remove_file(&sock);
                 }
             }
-            Attempt::Answered(_, r) if r.status == ReplyStatus::CENSUS => out.push(r),
+            Attempt::Answered(_, r) if matches!(r.status, ReplyStatus::CENSUS | ReplyStatus::ACCESS_DENIED) => {
+                out.push(r)
+            }
             Attempt::Answered(..) => {}
         }
     }

@@ -17,6 +17,10 @@ use crate::pipe::frame::{FdSource, FrameReader, MsgEnd};
 use crate::pipe::{MsgRead, PeekInfo, PipeMode};
 use crate::sys;
 
+/// The most messages one [`Conn::write_msgs`] call hands to one `sendmsg`
+/// (two iovecs each, within Linux's `IOV_MAX` of 1024).
+pub(crate) const MAX_BATCH: usize = 512;
+
 /// The end of a connection: direction rights, framing and state.
 #[derive(Debug)]
 pub(crate) struct Conn {
@@ -276,6 +280,72 @@ impl Conn {
             }
         }
         Ok(data.len())
+    }
+
+    /// Writes several messages (message pipes) or byte runs (byte pipes)
+    /// with one `sendmsg` per up to [`MAX_BATCH`] of them: the batch path
+    /// for many small messages. Returns how many were accepted, each whole:
+    /// as in [`write`](Self::write), one the socket took only part of
+    /// (non-blocking) is finished from the pending buffer by later calls.
+    /// Blocking sockets take all of the first `MAX_BATCH` at once.
+    pub(crate) fn write_msgs(&self, msgs: &[&[u8]]) -> io::Result<usize> {
+        self.check_write()?;
+        let mut wr = lock(&self.wr);
+        while !wr.is_empty() {
+            let n = self.send(&[IoSlice::new(&wr)])?;
+            wr.drain(..n);
+        }
+        let msgs = &msgs[..msgs.len().min(MAX_BATCH)];
+        if msgs.is_empty() {
+            return Ok(0);
+        }
+        let mut hdrs = [[0u8; FRAME_HEADER_LEN]; MAX_BATCH];
+        if self.framed {
+            for (h, m) in hdrs.iter_mut().zip(msgs) {
+                if m.len() > MAX_MESSAGE_LEN {
+                    return Err(err(
+                        Win32Error::ERROR_INVALID_PARAMETER,
+                        format!("a message to {} is longer than 2 GiB - 1", self.name),
+                    ));
+                }
+                *h = frame_header(m.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+            }
+        }
+        let hlen = if self.framed { FRAME_HEADER_LEN } else { 0 };
+        let mut iov = [IoSlice::new(&[]); 2 * MAX_BATCH];
+        for (i, m) in msgs.iter().enumerate() {
+            iov[2 * i] = IoSlice::new(&hdrs[i][..hlen]);
+            iov[2 * i + 1] = IoSlice::new(m);
+        }
+        let mut sent = self.send(&iov[..2 * msgs.len()])?;
+        // Whole messages sent, then the one the socket took only part of.
+        let mut done = 0;
+        while done < msgs.len() && sent >= hlen + msgs[done].len() {
+            sent -= hlen + msgs[done].len();
+            done += 1;
+        }
+        if done == msgs.len() || (sent == 0 && done > 0) {
+            return Ok(done);
+        }
+        let (hdr, data) = (&hdrs[done][..hlen], msgs[done]);
+        let total = hlen + data.len();
+        while sent < total {
+            let (h, d) = if sent < hlen {
+                (&hdr[sent..], data)
+            } else {
+                (&hdr[..0], &data[sent - hlen..])
+            };
+            match self.send(&[IoSlice::new(h), IoSlice::new(d)]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    wr.extend_from_slice(h);
+                    wr.extend_from_slice(d);
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done + 1)
     }
 
     /// PeekNamedPipe: copies what is readable without consuming it.

@@ -328,9 +328,17 @@ impl<F> ServerOptions<F> {
             total += n;
             first = Some((cfg.access, cfg.max_instances));
         }
-        let skip = mine.as_ref().map(|a| a.socket_path().clone());
-        let skip_path = skip.clone().unwrap_or_else(|| dir.join(".none"));
-        for r in client::census_dir(&name, &dir, Some(&skip_path))? {
+        let own = mine.as_ref().map(|a| a.socket_path().as_path());
+        for r in client::census_dir(&name, &dir, client::Census::Create { own })? {
+            if r.status == pipeslot_proto::wire::local::ReplyStatus::ACCESS_DENIED {
+                return Err(err(
+                    Win32Error::ERROR_ACCESS_DENIED,
+                    format!(
+                        "{name} is served by another user's process (pid {}); only its owner may add instances",
+                        r.server_pid
+                    ),
+                ));
+            }
             total += r.instances;
             if first.is_none() && r.instances > 0 {
                 first = Access::from_bits(r.access).map(|a| (a, r.max_instances));
@@ -613,9 +621,35 @@ pub(crate) fn count_instances(name: &str) -> io::Result<u32> {
 
 /// WaitNamedPipe: waits until an instance of `name` listens.
 ///
+/// As on Windows, a successful wait does not reserve the instance: open it
+/// at once, and wait again if another client was faster.
+///
 /// # Errors
 /// `ERROR_FILE_NOT_FOUND (2)` when no pipe has the name, `ERROR_SEM_TIMEOUT
 /// (121)` when the time runs out.
+///
+/// ```
+/// # std::env::set_var("PIPESLOT_DIR", std::env::temp_dir().join(format!("pipeslot-doc-wait-{}", std::process::id())));
+/// use std::time::Duration;
+/// use pipeslot::blocking::{ClientOptions, ServerOptions};
+/// use pipeslot::{wait_named_pipe, Error, WaitTimeout, Win32Error};
+/// const NAME: &str = r"\\.\pipe\doc-wait";
+/// let server = ServerOptions::new().create(NAME)?;
+/// let busy = ClientOptions::new().open(NAME)?; // takes the only instance
+/// let e = wait_named_pipe(NAME, WaitTimeout::After(Duration::from_millis(20))).unwrap_err();
+/// assert_eq!(Error::win32(&e), Some(Win32Error::ERROR_SEM_TIMEOUT));
+/// // The server finishes with that client and listens again; the wait ends.
+/// let t = std::thread::spawn(move || {
+///     server.connect()?;
+///     drop(busy);
+///     server.disconnect()?;
+///     server.connect()
+/// });
+/// wait_named_pipe(NAME, WaitTimeout::Forever)?;
+/// let _client = ClientOptions::new().open(NAME)?;
+/// t.join().unwrap()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn wait_named_pipe(name: impl AsRef<OsStr>, timeout: WaitTimeout) -> io::Result<()> {
     client::wait(&parse_name(name.as_ref())?, timeout)
 }
