@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Tools the tests drive as independent oracles and peers.
-packages=(iproute2)
+# Tools the tests drive as independent oracles and peers: iproute2 (network
+# namespaces), samba (nmbd, a real mailslot peer), tshark (decodes our datagrams).
+packages=(iproute2 samba tshark)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

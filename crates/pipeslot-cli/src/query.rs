@@ -38,6 +38,12 @@ pub(crate) fn info(name: &PipeName) -> io::Result<()> {
         ("listening", p.listening.to_string()),
         ("busy", p.instances.saturating_sub(p.listening).to_string()),
         ("max_instances", max(&p)),
+        ("in_buffer_size", p.in_buffer_size.to_string()),
+        ("out_buffer_size", p.out_buffer_size.to_string()),
+        (
+            "default_timeout_ms",
+            effective_timeout(p.default_timeout_ms).to_string(),
+        ),
         ("server_pids", pids(&p, " ")),
         ("namespace", namespace_root()),
     ];
@@ -53,6 +59,15 @@ pub(crate) fn namespace_root() -> String {
         .filter(|r| !r.is_empty())
         .map(|r| r.to_string_lossy().into_owned())
         .unwrap_or_else(|| pipeslot::DEFAULT_ROOT.to_owned())
+}
+
+/// Win32 reads a default timeout of 0 as 50 ms.
+fn effective_timeout(ms: u32) -> u32 {
+    if ms == 0 {
+        50
+    } else {
+        ms
+    }
 }
 
 fn mode(m: PipeMode) -> &'static str {

@@ -55,6 +55,7 @@ use crate::pipe::{self, Blocking, ConnectStep, HandleState, Instance, MsgRead, P
 use crate::security::ClientIdentity;
 use crate::WaitTimeout;
 
+pub use crate::mailslot::blocking::{MailslotOptions, MailslotServer, MailslotWriter};
 pub use crate::pipe::PipeMode as Mode;
 pub use crate::pipe::{PipeEnd, UNLIMITED_INSTANCES};
 

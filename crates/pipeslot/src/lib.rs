@@ -26,6 +26,10 @@
 //! Names live under a namespace root shared by all users of the machine:
 //! `$PIPESLOT_DIR`, or `/tmp/pipeslot`.
 //!
+//! Mailslots ([`mailslot`]): one-way messages to `\\.\mailslot\NAME`, many
+//! writers and one reader per name, also from other hosts (`\\HOST\…`,
+//! `\\DOMAIN\…`, `\\*\…`) over the Mailslot Protocol on UDP 138.
+//!
 //! Anonymous pipes: use [`std::io::pipe`]; [`anon`] adds what it lacks.
 
 #![deny(unsafe_code)]
@@ -34,6 +38,7 @@
 pub mod anon;
 pub mod blocking;
 mod error;
+pub mod mailslot;
 mod ns;
 pub mod pipe;
 mod security;
@@ -64,8 +69,36 @@ pub struct PipeListing {
     pub listening: u32,
     /// The first instance's maximum (255 = unlimited).
     pub max_instances: u32,
+    /// The first instance's input buffer size.
+    pub in_buffer_size: u32,
+    /// The first instance's output buffer size.
+    pub out_buffer_size: u32,
+    /// The first instance's default wait, in ms (0 means 50 ms).
+    pub default_timeout_ms: u32,
     /// The serving processes' ids.
     pub server_pids: Vec<u32>,
+}
+
+impl PipeListing {
+    /// Sums the census answers of a pipe's serving processes.
+    fn from_replies(name: String, replies: &[pipeslot_proto::wire::local::Reply]) -> Option<PipeListing> {
+        let first = replies.first()?;
+        Some(PipeListing {
+            name,
+            mode: if first.pipe_type == 1 {
+                PipeMode::Message
+            } else {
+                PipeMode::Byte
+            },
+            instances: replies.iter().map(|r| r.instances).sum(),
+            listening: replies.iter().map(|r| r.listening).sum(),
+            max_instances: u32::from(first.max_instances),
+            in_buffer_size: first.in_buffer,
+            out_buffer_size: first.out_buffer,
+            default_timeout_ms: first.default_timeout_ms,
+            server_pids: replies.iter().map(|r| r.server_pid).collect(),
+        })
+    }
 }
 
 /// Every live pipe on this machine (stale entries of dead servers skipped).
@@ -75,41 +108,19 @@ pub fn list_pipes() -> std::io::Result<Vec<PipeListing>> {
     for (display, dir) in ns.list(ns::Kind::Pipe)? {
         let Ok(name) = PipeName::parse(&display) else { continue };
         let replies = pipe::client::census_dir(&name, &dir, pipe::client::Census::List)?;
-        let Some(first) = replies.first() else { continue };
-        out.push(PipeListing {
-            name: display,
-            mode: if first.pipe_type == 1 {
-                PipeMode::Message
-            } else {
-                PipeMode::Byte
-            },
-            instances: replies.iter().map(|r| r.instances).sum(),
-            listening: replies.iter().map(|r| r.listening).sum(),
-            max_instances: u32::from(first.max_instances),
-            server_pids: replies.iter().map(|r| r.server_pid).collect(),
-        });
+        out.extend(PipeListing::from_replies(display, &replies));
     }
     Ok(out)
 }
 
 /// What one pipe is, asked of its serving processes (for `pipeslot info`).
+///
+/// # Errors
+/// `ERROR_FILE_NOT_FOUND (2)` when no process serves the name.
 pub fn pipe_listing(name: &str) -> std::io::Result<PipeListing> {
     let parsed = crate::error::pipe_name(name)?;
     let replies = pipe::client::census(&parsed)?;
-    let first = replies.first().ok_or_else(|| ns::not_found(&parsed))?;
-    let ns = ns::Namespace::from_env();
-    let dir = ns.object_dir(ns::Kind::Pipe, parsed.folded(), false)?;
+    let dir = ns::Namespace::from_env().object_dir(ns::Kind::Pipe, parsed.folded(), false)?;
     let display = std::fs::read_to_string(dir.join("name")).unwrap_or_else(|_| parsed.to_string());
-    Ok(PipeListing {
-        name: display,
-        mode: if first.pipe_type == 1 {
-            PipeMode::Message
-        } else {
-            PipeMode::Byte
-        },
-        instances: replies.iter().map(|r| r.instances).sum(),
-        listening: replies.iter().map(|r| r.listening).sum(),
-        max_instances: u32::from(first.max_instances),
-        server_pids: replies.iter().map(|r| r.server_pid).collect(),
-    })
+    PipeListing::from_replies(display, &replies).ok_or_else(|| ns::not_found(&parsed))
 }

@@ -6,7 +6,10 @@
 //!     name                   the first creator's spelling, for listing
 //!     lock                   flock'd while an instance is being created
 //!     <pid>-<nonce>.sock     one listening socket per serving process
-//!   mailslot/                the same, for mailslots
+//!   mailslot/<key>/          one folder per mailslot name (see `mailslot::local`)
+//!     name, meta             display name; what the reader accepts (max size, network)
+//!     reader.lock            flock'd by the one reader for its whole life
+//!     reader.sock            the reader's datagram socket; query.sock: its info socket
 //! ```
 //!
 //! Socket paths are derived from the name's hash, so a 256-character name
@@ -19,7 +22,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+use std::os::unix::net::{SocketAddr, UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -36,12 +39,14 @@ pub const DEFAULT_ROOT: &str = "/tmp/pipeslot";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     Pipe,
+    Mailslot,
 }
 
 impl Kind {
     fn dir(self) -> &'static str {
         match self {
             Kind::Pipe => "pipe",
+            Kind::Mailslot => "mailslot",
         }
     }
 }
@@ -97,7 +102,11 @@ impl Namespace {
 /// A folder every user may add to, but where only owners remove (1777).
 fn shared_dir(path: &Path) -> io::Result<()> {
     match fs::DirBuilder::new().mode(0o1777).create(path) {
-        Ok(()) => fs::set_permissions(path, fs::Permissions::from_mode(0o1777)),
+        Ok(()) => match fs::set_permissions(path, fs::Permissions::from_mode(0o1777)) {
+            // The last server of a name removed it meanwhile: make it again.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => shared_dir(path),
+            r => r,
+        },
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             let meta = fs::symlink_metadata(path)?;
             if !meta.is_dir() {
@@ -159,11 +168,31 @@ pub(crate) struct DirLock {
 }
 
 /// Takes the folder's creation lock (blocking; held for a few syscalls).
-pub(crate) fn lock(dir: &Path) -> io::Result<DirLock> {
-    let file = OpenOptions::new().create(true).append(true).open(dir.join("lock"))?;
-    let _ = fs::set_permissions(dir.join("lock"), fs::Permissions::from_mode(0o666));
-    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)?;
-    Ok(DirLock { _file: file })
+/// With `create`, the folder is made (again) when missing: the last server
+/// of the name may remove it at any moment, under this same lock.
+pub(crate) fn lock(dir: &Path, create: bool) -> io::Result<DirLock> {
+    use std::os::unix::fs::MetadataExt;
+    loop {
+        let file = match OpenOptions::new().create(true).append(true).open(dir.join("lock")) {
+            Ok(f) => f,
+            Err(e) if create && e.kind() == io::ErrorKind::NotFound => {
+                shared_dir(dir)?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let _ = fs::set_permissions(dir.join("lock"), fs::Permissions::from_mode(0o666));
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)?;
+        // The holder before us may have emptied and removed the folder: our
+        // lock is then on a dead file. Lock the live one (or give up).
+        let live = fs::metadata(dir.join("lock")).map(|m| m.ino()).ok();
+        if live == Some(file.metadata()?.ino()) {
+            return Ok(DirLock { _file: file });
+        }
+        if !create {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+    }
 }
 
 static NONCE: AtomicU64 = AtomicU64::new(0);
@@ -198,6 +227,37 @@ fn with_addr<T>(path: &Path, f: impl FnOnce(&SocketAddr) -> io::Result<T>) -> io
     let r = f(&SocketAddr::from_pathname(&short)?);
     drop(dir);
     r
+}
+
+/// Runs `f` with a path to `path` short enough for `sun_path` (see
+/// `with_addr`), for socket calls that take a path rather than a std address.
+pub(crate) fn with_short_path<T>(path: &Path, f: impl FnOnce(&Path) -> io::Result<T>) -> io::Result<T> {
+    if path.as_os_str().len() <= SUN_PATH_MAX {
+        return f(path);
+    }
+    let parent = path
+        .parent()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let file = path
+        .file_name()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let dir: OwnedFd = File::open(parent)?.into();
+    let short = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(file);
+    let r = f(&short);
+    drop(dir);
+    r
+}
+
+/// Binds a datagram socket at `path` that every user may write to.
+pub(crate) fn bind_datagram(path: &Path) -> io::Result<UnixDatagram> {
+    let s = with_addr(path, UnixDatagram::bind_addr)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o666))?;
+    Ok(s)
+}
+
+/// Connects a datagram socket to the one bound at `path`.
+pub(crate) fn connect_datagram(sock: &UnixDatagram, path: &Path) -> io::Result<()> {
+    with_addr(path, |a| sock.connect_addr(a))
 }
 
 /// Binds a listening socket at `path`, readable and writable by everyone

@@ -129,6 +129,82 @@ pub(crate) fn register(conn: crate::pipe::conn::Conn) -> io::Result<tokio::io::u
     unsafe { tokio::io::unix::AsyncFd::register(conn) }.map_err(|e| e.into_parts().1)
 }
 
+/// Registers a local mailslot writer's socket with tokio's reactor.
+#[cfg(feature = "tokio")]
+pub(crate) fn register_mailslot_writer(
+    w: crate::mailslot::local::LocalWriter,
+) -> io::Result<tokio::io::unix::AsyncFd<crate::mailslot::local::LocalWriter>> {
+    // SAFETY: a LocalWriter owns its socket for its whole life and never
+    // swaps it (reconnecting reuses the same fd), so as_raw_fd names the same
+    // open file description until the AsyncFd drops.
+    unsafe { tokio::io::unix::AsyncFd::register(w) }.map_err(|e| e.into_parts().1)
+}
+
+/// One IPv4 address of a network interface (from `getifaddrs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ipv4Interface {
+    pub(crate) name: String,
+    pub(crate) addr: std::net::Ipv4Addr,
+    /// The broadcast address, when the interface has IFF_BROADCAST.
+    pub(crate) broadcast: Option<std::net::Ipv4Addr>,
+    pub(crate) up: bool,
+    pub(crate) loopback: bool,
+}
+
+/// Every IPv4 address of every interface (`getifaddrs`; rustix does not wrap it).
+pub(crate) fn ipv4_interfaces() -> io::Result<Vec<Ipv4Interface>> {
+    fn v4(sa: *const libc::sockaddr) -> Option<std::net::Ipv4Addr> {
+        if sa.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null ifaddrs address points to a sockaddr whose family
+        // field is valid to read; AF_INET means it is a whole sockaddr_in.
+        unsafe {
+            if i32::from((*sa).sa_family) != libc::AF_INET {
+                return None;
+            }
+            let sin = &*(sa as *const libc::sockaddr_in);
+            Some(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+        }
+    }
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head through the pointer to a live local.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*cur };
+        if let Some(addr) = v4(ifa.ifa_addr) {
+            let flags = ifa.ifa_flags;
+            let broadcast = if flags & libc::IFF_BROADCAST as u32 != 0 {
+                v4(ifa.ifa_ifu)
+            } else {
+                None
+            };
+            let name = if ifa.ifa_name.is_null() {
+                String::new()
+            } else {
+                // SAFETY: ifa_name is a NUL-terminated string inside the list.
+                unsafe { CStr::from_ptr(ifa.ifa_name) }.to_string_lossy().into_owned()
+            };
+            out.push(Ipv4Interface {
+                name,
+                addr,
+                broadcast,
+                up: flags & libc::IFF_UP as u32 != 0,
+                loopback: flags & libc::IFF_LOOPBACK as u32 != 0,
+            });
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: `head` came from getifaddrs and is freed once; nothing borrowed from it remains.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +230,15 @@ mod tests {
         assert_eq!(unread_by_peer(a.as_fd()).unwrap(), 0);
         let groups = peer_groups(a.as_fd()).unwrap();
         let _ = groups; // the list may be empty; the call must succeed
+    }
+
+    #[test]
+    fn interfaces_include_loopback() {
+        let all = ipv4_interfaces().unwrap();
+        let lo = all
+            .iter()
+            .find(|i| i.addr == std::net::Ipv4Addr::LOCALHOST)
+            .expect("127.0.0.1");
+        assert!(lo.loopback && lo.up, "{lo:?}");
     }
 }

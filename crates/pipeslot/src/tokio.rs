@@ -63,6 +63,7 @@ use crate::pipe::{self, ConnectStep, HandleState, Instance, MsgRead, PeekInfo, P
 use crate::security::ClientIdentity;
 use crate::WaitTimeout;
 
+pub use crate::mailslot::tokio::{MailslotOptions, MailslotServer, MailslotWriter};
 pub use crate::pipe::{PipeEnd, UNLIMITED_INSTANCES};
 
 /// CreateNamedPipe options for tokio servers.
@@ -211,14 +212,20 @@ impl NamedPipeClient {
     }
 }
 
-/// Runs a non-blocking operation until it stops saying `WouldBlock`,
-/// trying first without waiting (bytes may already be buffered).
+/// Runs a non-blocking operation until it stops saying `WouldBlock`. Each
+/// attempt runs under a readiness guard, so a `WouldBlock` clears exactly
+/// the readiness it saw and the next wait parks at once: one failed syscall
+/// per wait, as tokio's own sockets do (a bare attempt before each wait cost
+/// two more whenever the readiness was stale). Bytes the frame reader holds
+/// already are taken without waiting.
 async fn retry<R>(io: &Io, interest: Interest, mut op: impl FnMut(&Conn) -> io::Result<R>) -> io::Result<R> {
-    loop {
+    if interest == Interest::READABLE && io.get_ref().has_buffered() {
         match op(io.get_ref()) {
             Err(e) if is_retry(&e) => {}
             r => return r,
         }
+    }
+    loop {
         let mut guard = io.ready(interest).await?;
         match guard.try_io(|a| op(a.get_ref())) {
             Ok(r) => return r,
@@ -233,11 +240,13 @@ fn poll_retry<R>(
     interest: Interest,
     mut op: impl FnMut(&Conn) -> io::Result<R>,
 ) -> Poll<io::Result<R>> {
-    loop {
+    if interest == Interest::READABLE && io.get_ref().has_buffered() {
         match op(io.get_ref()) {
             Err(e) if is_retry(&e) => {}
             r => return Poll::Ready(r),
         }
+    }
+    loop {
         let mut guard = if interest == Interest::READABLE {
             ready!(io.poll_read_ready(cx))?
         } else {

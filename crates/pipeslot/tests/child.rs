@@ -172,3 +172,18 @@ fn server_create() {
         Err(e) => report(format!("error {}", err_name(&e))),
     }
 }
+
+/// Creates and drops an instance of args[0] args[1] times; reports "ok" or
+/// the first error.
+#[test]
+#[ignore]
+fn server_churn() {
+    let Some(a) = args("server_churn") else { return };
+    let n: usize = a[1].parse().unwrap();
+    for _ in 0..n {
+        if let Err(e) = ServerOptions::new().create(&a[0]) {
+            return report(format!("error {e}"));
+        }
+    }
+    report("ok");
+}

@@ -6,7 +6,12 @@ mod util;
 mod child; // roles played by re-executed copies of this binary
 mod client; // open, busy, wait, call
 mod io; // messages, bytes, transact, peek, flush, backpressure
+mod mailslot_child; // mailslot roles played by re-executed copies of this binary
+mod mailslot_interop; // a real peer: Samba's nmbd logs our datagram and answers NETLOGON
+mod mailslot_local; // local mailslots: one reader, timeouts, exact info, sizes, load
+mod mailslot_net; // remote mailslots: our datagrams (codec, tshark), receiver, 3-host broadcast
 mod names; // names and the namespace: folding, long names, stale entries, listing
+mod netns; // private test networks: network namespaces, veth, a bridge
 mod peer_death; // a dead peer never leaves anyone hanging
 mod props; // property tests over real sockets
 mod security; // identity and access control across uids

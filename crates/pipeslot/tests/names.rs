@@ -86,6 +86,10 @@ fn listing_shows_the_creators_spelling_and_counts() {
     assert_eq!(me.listening, 2);
     assert_eq!(me.mode, PipeMode::Message);
     assert_eq!(me.server_pids, vec![std::process::id()]);
+    assert_eq!(
+        (me.in_buffer_size, me.out_buffer_size, me.default_timeout_ms),
+        (65536, 65536, 0)
+    );
     let one = pipeslot::pipe_listing(&name.to_lowercase()).unwrap();
     assert_eq!(one.name, name);
 }

@@ -222,3 +222,17 @@ fn byte_pipes_cannot_be_read_as_messages() {
         Win32Error::ERROR_INVALID_PARAMETER,
     );
 }
+
+#[test]
+fn processes_creating_and_closing_one_name_never_trip_over_each_other() {
+    let name = util::name("churn");
+    let peers: Vec<Peer> = (0..2).map(|_| Peer::spawn("server_churn", &[&name, "150"])).collect();
+    for _ in 0..150 {
+        ServerOptions::new()
+            .create(&name)
+            .expect("create while others create and close");
+    }
+    for p in &peers {
+        assert_eq!(p.expect_line(60 * SECOND), "ok");
+    }
+}

@@ -34,6 +34,10 @@ pub fn init() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::env::set_var("PIPESLOT_DIR", &dir);
+        // Network mailslots made by this process receive on loopback only,
+        // on a port of their own (never UDP 138 of the real network).
+        std::env::set_var("PIPESLOT_BIND", "127.0.0.1");
+        std::env::set_var("PIPESLOT_MAILSLOT_PORT", "0");
     });
 }
 
@@ -126,11 +130,49 @@ impl Peer {
         Peer { child, lines: rx }
     }
 
+    /// A child playing the test `path` (`module::role`), with extra
+    /// environment, optionally run through `wrapper` (e.g. `ip netns exec NS`).
+    pub fn spawn_with(path: &str, args: &[&str], env: &[(&str, &str)], wrapper: &[&str]) -> Peer {
+        init();
+        let exe = std::env::current_exe().unwrap();
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&exe);
+                c
+            }
+            None => Command::new(&exe),
+        };
+        let role = path.rsplit("::").next().unwrap_or(path);
+        cmd.args(["--exact", path, "--ignored", "--nocapture", "--test-threads=1"])
+            .env("PIPESLOT_CHILD", role)
+            .env("PIPESLOT_CHILD_ARGS", args.join("\u{1f}"))
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("re-execute the test binary");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("@@ ") {
+                    let _ = tx.send(line[at + 3..].to_owned());
+                }
+            }
+        });
+        Peer { child, lines: rx }
+    }
+
     /// The next line the child reported with `report`, within `limit`.
     pub fn expect_line(&self, limit: Duration) -> String {
         self.lines
             .recv_timeout(limit)
             .unwrap_or_else(|_| panic!("the child said nothing within {limit:?}"))
+    }
+
+    /// The next line the child reported within `limit`, if any.
+    pub fn next_line(&self, limit: Duration) -> Option<String> {
+        self.lines.recv_timeout(limit).ok()
     }
 
     /// Waits for the child to exit; its exit code.

@@ -40,6 +40,7 @@ fn info_gives_key_value_lines() {
         let info = ctx.run(&["info", &name.to_uppercase()]).success();
         let want = format!(
             "name: \\\\.\\pipe\\{name}\ntype: message\ninstances: 2\nlistening: 1\nbusy: 1\nmax_instances: 2\n\
+             in_buffer_size: 65536\nout_buffer_size: 65536\ndefault_timeout_ms: 50\n\
              server_pids: {}\nnamespace: {}\n",
             server.child.id(),
             ctx.dir.display()

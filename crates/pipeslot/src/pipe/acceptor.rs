@@ -361,19 +361,20 @@ impl Acceptor {
                 }
             }
         }
+        // Close every connection first: a creator may be waiting for our
+        // answer while holding the folder lock that shut_down takes.
+        drop(pending);
+        drop(waiters);
         drop(listener);
         self.shut_down();
     }
 
     fn shut_down(&self) {
-        let reg = registry_lock();
-        let lock = ns::lock(&self.dir);
+        let lock = ns::lock(&self.dir, false);
         let _ = std::fs::remove_file(&self.socket);
         if lock.is_ok() {
             ns::remove_if_empty(&self.dir);
         }
-        drop(lock);
-        drop(reg);
     }
 
     fn first_reply(&self, status: ReplyStatus) -> Reply {
@@ -508,7 +509,7 @@ impl Acceptor {
 }
 
 /// A reply for a process that no longer serves the name.
-const DEAD_REPLY: Reply = Reply {
+pub(crate) const DEAD_REPLY: Reply = Reply {
     status: ReplyStatus::NOT_FOUND,
     pipe_type: 0,
     access: 0,

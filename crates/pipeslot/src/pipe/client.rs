@@ -13,6 +13,7 @@ use rustix::event::{PollFd, PollFlags};
 
 use crate::error::{err, Win32Error};
 use crate::ns::{self, Kind, Namespace};
+use crate::pipe::acceptor;
 
 /// How long a live server process may take to answer a hello.
 const REPLY_DEADLINE: Duration = Duration::from_secs(5);
@@ -62,7 +63,7 @@ fn ask(path: &Path, msg: &[u8], read_reply: bool) -> io::Result<Attempt> {
         return Ok(Attempt::Stale);
     }
     if !read_reply {
-        return Ok(Attempt::Answered(s, DUMMY));
+        return Ok(Attempt::Answered(s, acceptor::DEAD_REPLY));
     }
     s.set_read_timeout(Some(REPLY_DEADLINE))?;
     let mut b = [0u8; REPLY_LEN];
@@ -76,21 +77,6 @@ fn ask(path: &Path, msg: &[u8], read_reply: bool) -> io::Result<Attempt> {
         Err(_) => Ok(Attempt::Stale),
     }
 }
-
-const DUMMY: Reply = Reply {
-    status: ReplyStatus::NOT_FOUND,
-    pipe_type: 0,
-    access: 0,
-    max_instances: 0,
-    data_path: 0,
-    flags: 0,
-    in_buffer: 0,
-    out_buffer: 0,
-    default_timeout_ms: 0,
-    server_pid: 0,
-    instances: 0,
-    listening: 0,
-};
 
 /// CreateFile on a pipe name: the first listening instance of any serving
 /// process takes us.

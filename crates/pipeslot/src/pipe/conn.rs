@@ -17,6 +17,10 @@ use crate::pipe::frame::{FdSource, FrameReader, MsgEnd};
 use crate::pipe::{MsgRead, PeekInfo, PipeMode};
 use crate::sys;
 
+/// Messages up to this long are copied behind their header and sent with
+/// one `send`; longer ones go out as two iovecs with `sendmsg`.
+const SMALL_MESSAGE: usize = 1024;
+
 /// The most messages one [`Conn::write_msgs`] call hands to one `sendmsg`
 /// (two iovecs each, within Linux's `IOV_MAX` of 1024).
 pub(crate) const MAX_BATCH: usize = 512;
@@ -181,6 +185,11 @@ impl Conn {
         }
     }
 
+    /// True when the frame reader holds bytes, so a read will not block.
+    pub(crate) fn has_buffered(&self) -> bool {
+        self.framed && lock(&self.rd).has_buffered()
+    }
+
     /// Win32's message read: the next message (or its next part) into `buf`,
     /// `more` set when it continues (`ERROR_MORE_DATA`). The end of the pipe is
     /// `ERROR_BROKEN_PIPE`. `filled` carries progress across `WouldBlock`.
@@ -219,6 +228,18 @@ impl Conn {
         }
     }
 
+    /// One contiguous buffer: a plain `send`, cheaper in the kernel than
+    /// `sendmsg`.
+    fn send_one(&self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            match rustix::net::send(&self.fd, buf, SendFlags::NOSIGNAL) {
+                Ok(n) => return Ok(n),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(self.write_error(e)),
+            }
+        }
+    }
+
     fn send(&self, iov: &[IoSlice<'_>]) -> io::Result<usize> {
         loop {
             let mut control = SendAncillaryBuffer::default();
@@ -234,7 +255,7 @@ impl Conn {
     pub(crate) fn drain_pending(&self) -> io::Result<()> {
         let mut wr = lock(&self.wr);
         while !wr.is_empty() {
-            let n = self.send(&[IoSlice::new(&wr)])?;
+            let n = self.send_one(&wr)?;
             wr.drain(..n);
         }
         Ok(())
@@ -248,11 +269,11 @@ impl Conn {
         self.check_write()?;
         let mut wr = lock(&self.wr);
         while !wr.is_empty() {
-            let n = self.send(&[IoSlice::new(&wr)])?;
+            let n = self.send_one(&wr)?;
             wr.drain(..n);
         }
         if !self.framed {
-            return self.send(&[IoSlice::new(data)]);
+            return self.send_one(data);
         }
         if data.len() > MAX_MESSAGE_LEN {
             return Err(err(
@@ -262,7 +283,15 @@ impl Conn {
         }
         let hdr = frame_header(data.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         let total = FRAME_HEADER_LEN + data.len();
-        let mut sent = self.send(&[IoSlice::new(&hdr), IoSlice::new(data)])?;
+        let mut sent = if data.len() <= SMALL_MESSAGE {
+            // Header and payload side by side: one plain send.
+            let mut one = [0u8; FRAME_HEADER_LEN + SMALL_MESSAGE];
+            one[..FRAME_HEADER_LEN].copy_from_slice(&hdr);
+            one[FRAME_HEADER_LEN..total].copy_from_slice(data);
+            self.send_one(&one[..total])?
+        } else {
+            self.send(&[IoSlice::new(&hdr), IoSlice::new(data)])?
+        };
         while sent < total {
             let (h, d) = if sent < FRAME_HEADER_LEN {
                 (&hdr[sent..], data)
@@ -292,7 +321,7 @@ impl Conn {
         self.check_write()?;
         let mut wr = lock(&self.wr);
         while !wr.is_empty() {
-            let n = self.send(&[IoSlice::new(&wr)])?;
+            let n = self.send_one(&wr)?;
             wr.drain(..n);
         }
         let msgs = &msgs[..msgs.len().min(MAX_BATCH)];

@@ -3,10 +3,13 @@
 //! across boundaries exact.
 //!
 //! The reader reads each header together with as much payload as the caller's
-//! buffer holds, in one `readv`, and the next header together with the end of
-//! the current payload. Bytes that arrive past the current message (several
-//! queued messages) wait in a spill buffer that is reused, so a steady stream
-//! costs one syscall per message or fewer and no allocation per message.
+//! buffer holds, in one `readv` (into a buffer shorter than [`READ_AHEAD`]:
+//! one plain read of whatever is there into the spill buffer), and what
+//! follows the current payload (the next headers and messages) together with
+//! its end.
+//! Bytes that arrive past the current message wait in a spill buffer that is
+//! reused, so a steady stream of small messages costs one syscall per spill
+//! buffer, not one per message, and no allocation per message.
 //!
 //! Independent of the socket: everything goes through a [`Source`], so the
 //! same code serves blocking and non-blocking sockets (a `WouldBlock` leaves
@@ -23,6 +26,11 @@ use crate::error::{err, Win32Error};
 pub(crate) trait Source {
     /// One `readv`: fills the slices in order; `Ok(0)` at end of stream.
     fn readv(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize>;
+
+    /// One read into one buffer (a socket's plain `recv`, the cheapest call).
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.readv(&mut [IoSliceMut::new(buf)])
+    }
 }
 
 /// How a message read ended.
@@ -36,11 +44,17 @@ pub(crate) enum MsgEnd {
     Eof,
 }
 
+/// How much a read that finishes a message takes along of what follows it.
+pub(crate) const READ_AHEAD: usize = 8 << 10;
+
 /// Reader state of one message-type pipe end.
 #[derive(Debug, Default)]
 pub(crate) struct FrameReader {
+    /// Bytes read past the current message: `spill[pos..end]`. Its length is
+    /// what was ever allocated (initialised once, reused).
     spill: Vec<u8>,
     pos: usize,
+    end: usize,
     hdr: [u8; FRAME_HEADER_LEN],
     hdr_have: usize,
     /// Bytes of the current message not yet delivered; `None` at a boundary.
@@ -60,18 +74,27 @@ fn bad_frame(e: pipeslot_proto::wire::DecodeError) -> io::Error {
 
 impl FrameReader {
     fn spilled(&self) -> &[u8] {
-        &self.spill[self.pos..]
+        &self.spill[self.pos..self.end]
     }
 
     fn take_spill(&mut self, dst: &mut [u8]) -> usize {
-        let n = dst.len().min(self.spill.len() - self.pos);
+        let n = dst.len().min(self.end - self.pos);
         dst[..n].copy_from_slice(&self.spill[self.pos..self.pos + n]);
         self.pos += n;
-        if self.pos == self.spill.len() {
-            self.spill.clear();
+        if self.pos == self.end {
             self.pos = 0;
+            self.end = 0;
         }
         n
+    }
+
+    /// The empty spill buffer, at least `len` bytes, to read into.
+    fn spill_room(&mut self, len: usize) -> &mut [u8] {
+        debug_assert_eq!(self.pos, self.end, "the spill is empty when refilled");
+        if self.spill.len() < len {
+            self.spill.resize(len, 0);
+        }
+        &mut self.spill[..]
     }
 
     /// Bytes read from the socket but not yet delivered, and whether the
@@ -82,7 +105,7 @@ impl FrameReader {
 
     /// True when bytes are buffered, so a read will not block.
     pub(crate) fn has_buffered(&self) -> bool {
-        self.pos < self.spill.len() || self.left == Some(0)
+        self.pos < self.end || self.left == Some(0)
     }
 
     /// Reads (the rest of) one message into `buf[*filled..]`, advancing
@@ -99,12 +122,21 @@ impl FrameReader {
         loop {
             match self.left {
                 None => {
-                    if self.hdr_have < FRAME_HEADER_LEN && self.pos < self.spill.len() {
+                    if self.hdr_have < FRAME_HEADER_LEN && self.pos < self.end {
                         let have = self.hdr_have;
                         let mut tmp = [0u8; FRAME_HEADER_LEN];
                         let n = self.take_spill(&mut tmp[..FRAME_HEADER_LEN - have]);
                         self.hdr[have..have + n].copy_from_slice(&tmp[..n]);
                         self.hdr_have += n;
+                    } else if self.hdr_have == 0 && buf.len() - *filled < READ_AHEAD {
+                        // A small buffer: whatever is there (headers and
+                        // messages) into the spill with one plain read; the
+                        // loop takes them from there.
+                        let n = src.read(self.spill_room(READ_AHEAD))?;
+                        if n == 0 {
+                            return Ok(MsgEnd::Eof);
+                        }
+                        self.end = n;
                     } else if self.hdr_have < FRAME_HEADER_LEN {
                         // The header and as much payload as fits, in one call.
                         let have = self.hdr_have;
@@ -128,7 +160,8 @@ impl FrameReader {
                         let take = payload.min(len);
                         // Past this message: the next frames, kept for later reads.
                         let extra = &buf[*filled + take..*filled + payload];
-                        self.spill.extend_from_slice(extra);
+                        self.spill_room(extra.len())[..extra.len()].copy_from_slice(extra);
+                        self.end = extra.len();
                         *filled += take;
                         self.left = Some(len - take);
                         continue;
@@ -147,17 +180,25 @@ impl FrameReader {
                         return Ok(MsgEnd::More);
                     }
                     let room = left.min(buf.len() - *filled);
-                    let n = if self.pos < self.spill.len() {
+                    let n = if self.pos < self.end {
                         self.take_spill(&mut buf[*filled..*filled + room])
                     } else if room == left && self.hdr_have == 0 {
-                        // Finishing the message: take the next header along.
+                        // Finishing the message: take what follows along
+                        // (the next headers and messages) into the spill.
                         let dst = &mut buf[*filled..*filled + room];
-                        let n = src.readv(&mut [IoSliceMut::new(dst), IoSliceMut::new(&mut self.hdr)])?;
+                        let ahead = {
+                            let spill = &mut self.spill;
+                            if spill.len() < READ_AHEAD {
+                                spill.resize(READ_AHEAD, 0);
+                            }
+                            &mut spill[..]
+                        };
+                        let n = src.readv(&mut [IoSliceMut::new(dst), IoSliceMut::new(ahead)])?;
                         if n == 0 {
                             return Err(broken_mid_message());
                         }
-                        self.hdr_have = n.saturating_sub(room);
-                        n - self.hdr_have
+                        self.end = n.saturating_sub(room);
+                        n - self.end
                     } else {
                         let n = src.readv(&mut [IoSliceMut::new(&mut buf[*filled..*filled + room])])?;
                         if n == 0 {
@@ -204,6 +245,16 @@ impl Source for FdSource<'_> {
         loop {
             match rustix::io::readv(self.0, bufs) {
                 Ok(n) => return Ok(n),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match rustix::net::recv(self.0, &mut *buf, rustix::net::RecvFlags::empty()) {
+                Ok((n, _)) => return Ok(n),
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -381,6 +432,34 @@ mod tests {
                 }
                 prop_assert_eq!(&got, m);
                 buf = vec![0u8; bufsize];
+            }
+            let mut filled = 0;
+            prop_assert_eq!(r.read_message(&mut src, &mut buf, &mut filled).unwrap(), MsgEnd::Eof);
+        }
+
+        #[test]
+        fn large_buffers_read_ahead_and_account_for_every_byte(
+            sizes in proptest::collection::vec(0usize..20_000, 0..12),
+            chunks in proptest::collection::vec(1usize..30_000, 1..6),
+            bufsize in READ_AHEAD - 4..READ_AHEAD + 4_000,
+        ) {
+            let msgs = messages(&sizes);
+            let mut src = Chunked { data: framed(&msgs), at: 0, chunks, call: 0 };
+            let mut r = FrameReader::default();
+            let mut buf = vec![0u8; bufsize];
+            for m in &msgs {
+                let mut got = Vec::new();
+                loop {
+                    let mut filled = 0;
+                    let end = r.read_message(&mut src, &mut buf, &mut filled).unwrap();
+                    got.extend_from_slice(&buf[..filled]);
+                    match end {
+                        MsgEnd::Complete => break,
+                        MsgEnd::More => prop_assert_eq!(filled, buf.len(), "More only with a full buffer"),
+                        MsgEnd::Eof => prop_assert!(false, "early end"),
+                    }
+                }
+                prop_assert_eq!(&got, m);
             }
             let mut filled = 0;
             prop_assert_eq!(r.read_message(&mut src, &mut buf, &mut filled).unwrap(), MsgEnd::Eof);

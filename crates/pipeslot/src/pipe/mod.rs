@@ -321,7 +321,7 @@ impl<F> ServerOptions<F> {
         let dir = ns
             .object_dir(Kind::Pipe, name.folded(), true)
             .map_err(|e| ns::dir_error(&e, &name.to_string()))?;
-        let _lock = ns::lock(&dir).map_err(|e| ns::dir_error(&e, &name.to_string()))?;
+        let _lock = ns::lock(&dir, true).map_err(|e| ns::dir_error(&e, &name.to_string()))?;
         let mine = Acceptor::find(&reg, name.folded());
         let (mut total, mut first) = (0u32, None::<(Access, u8)>);
         if let Some((cfg, n)) = mine.as_ref().and_then(|a| a.census()) {
