@@ -9,7 +9,8 @@ use clap::{Args, Parser, Subcommand};
 /// Windows named pipes and mailslots on Linux.
 ///
 /// NAME is `NAME` (meaning `\\.\pipe\NAME`), `\\.\pipe\NAME`, `//./pipe/NAME`
-/// or a mailslot name `\\.\mailslot\NAME`. Every verb uses the namespace
+/// or a mailslot name `\\.\mailslot\NAME` (writers also `\\HOST\mailslot\NAME`,
+/// `\\DOMAIN\mailslot\NAME`, `\\*\mailslot\NAME`). Every verb uses the namespace
 /// root in `PIPESLOT_DIR` (default /tmp/pipeslot). Errors: exit 1 and one
 /// line `pipeslot: ERROR_X (N): …` on stderr.
 #[derive(Debug, Parser)]
@@ -25,9 +26,10 @@ pub(crate) struct RawArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Verb {
-    /// Serve a pipe: print what clients send (or --echo / --exec).
+    /// Serve a pipe (print what clients send, or --echo / --exec) or read a
+    /// mailslot (print each message).
     Serve(ServeArgs),
-    /// Send messages (or bytes) to a pipe: each MSG one message; '-' or none: stdin.
+    /// Send messages (or bytes) to a pipe or mailslot: each MSG one message; '-' or none: stdin.
     Send(SendArgs),
     /// CallNamedPipe: wait for an instance, send one message, print the reply.
     Call(CallArgs),
@@ -35,14 +37,16 @@ pub(crate) enum Verb {
     Transact(TransactArgs),
     /// WaitNamedPipe: exit 0 once an instance of NAME listens.
     Wait(WaitArgs),
-    /// Every live pipe, one line each: name, type, instances, server pids.
+    /// Every live pipe, then every mailslot, one line each, starting with the name.
     List,
-    /// What a pipe is, as `key: value` lines.
+    /// What a pipe or local mailslot is, as `key: value` lines.
     Info(InfoArgs),
     /// Show the whole model working, in one command, on a private name.
     Demo,
-    /// Compare pipeslot with raw sockets (not in this version).
-    Bench,
+    /// Compare pipeslot with raw sockets and its peers, in one run
+    /// (`--quick`, `--json FILE`, `--svg FILE`, `--only NAME`…; `--help` lists all).
+    #[command(disable_help_flag = true)]
+    Bench(BenchArgs),
     /// The host service for remote clients (not in this version).
     Gateway(GatewayArgs),
     /// The demo's client that gets killed (internal).
@@ -51,15 +55,23 @@ pub(crate) enum Verb {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Handed to the bench as they are.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub(crate) args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// The pipe to serve.
+    /// The pipe to serve, or the mailslot (`\\.\mailslot\NAME`) to read.
     pub(crate) name: String,
     /// A message pipe (default: byte pipe).
     #[arg(long)]
     pub(crate) message: bool,
-    /// Instances, each serving one client at a time (1..=254).
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=254))]
-    pub(crate) instances: u8,
+    /// Instances, each serving one client at a time (1..=254; default 4).
+    // No clap default: settings must tell whether it was given (mailslots refuse it).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=254))]
+    pub(crate) instances: Option<u8>,
     /// Write each message (or chunk of bytes) back to its client.
     #[arg(long, conflicts_with = "exec")]
     pub(crate) echo: bool,
@@ -89,17 +101,27 @@ pub(crate) struct ServeArgs {
     /// Print messages as lowercase hex, one per line.
     #[arg(long)]
     pub(crate) hex: bool,
+    /// Mailslots: the largest message writers may write, in bytes (0: any, the default).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_size: Option<u32>,
+    /// Mailslots: also receive messages written from other hosts (UDP 138,
+    /// or PIPESLOT_MAILSLOT_PORT on PIPESLOT_BIND).
+    #[arg(long)]
+    pub(crate) network: bool,
+    /// Mailslots: exit 0 once K messages have been printed.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) max_messages: Option<u64>,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct SendArgs {
-    /// The pipe to send to.
+    /// The pipe or mailslot to send to.
     pub(crate) name: String,
     /// Messages (byte pipes: bytes, one after another); '-' or none: stdin,
-    /// where on message pipes each line is one message.
+    /// where on message pipes and mailslots each line is one message.
     #[arg(value_name = "MSG")]
     pub(crate) msgs: Vec<OsString>,
-    /// When every instance is busy, wait up to MS milliseconds for one.
+    /// Pipes: when every instance is busy, wait up to MS milliseconds for one.
     #[arg(long, value_name = "MS")]
     pub(crate) wait: Option<u64>,
     /// Each MSG (or stdin line) is hex.
@@ -152,7 +174,7 @@ pub(crate) struct WaitArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct InfoArgs {
-    /// The pipe.
+    /// The pipe, or the local mailslot.
     pub(crate) name: String,
 }
 

@@ -5,8 +5,9 @@
 //! stdout ends the command quietly with 0.
 //!
 //! A verb takes a pipe or a mailslot name; its kind picks the module that
-//! does the work. Mailslots, `bench` and `gateway` are not in this version:
-//! their arms below are where they plug in.
+//! does the work (`mailslot` for mailslots). `bench` hands its arguments to
+//! `pipeslot-bench`; `gateway` is not in this version: its arm below is where
+//! it plugs in.
 
 mod args;
 mod call;
@@ -33,6 +34,8 @@ use pipeslot::{Name, Win32Error};
 use settings::Command;
 
 fn main() -> ExitCode {
+    // `pipeslot bench` runs its peers as re-executed copies of this binary.
+    pipeslot_bench::peer_main_if_requested();
     let raw = args::RawArgs::parse();
     log::init(raw.verbose);
     match settings::validate(raw).and_then(run) {
@@ -55,18 +58,27 @@ fn run(cmd: Command) -> io::Result<()> {
         Command::Wait(Name::Pipe(p), timeout) => query::wait(&p, timeout),
         Command::Info(Name::Pipe(p)) => query::info(&p),
         Command::DemoPeer(Name::Pipe(p)) => demo::peer(&p),
+        Command::ServeMailslot(m, s) => mailslot::serve(&m, s),
+        Command::Send(Name::Mailslot(m), s) => mailslot::send(&m, s),
+        Command::Info(Name::Mailslot(m)) => mailslot::info(&m),
         Command::List => query::list(),
         Command::Demo => demo::run(),
+        Command::Bench(args) => match pipeslot_bench::cli_main(args) {
+            0 => Ok(()),
+            // The bench has printed what failed.
+            code => std::process::exit(code),
+        },
         Command::NotAvailable(verb) => Err(error::fail(
             Win32Error::ERROR_NOT_SUPPORTED,
             format!("`pipeslot {verb}` is not available in this version"),
         )),
+        // Names settings never pairs with these verbs, and kinds added later.
         Command::Serve(..)
         | Command::Send(..)
         | Command::Call(..)
         | Command::Transact(..)
         | Command::Wait(..)
         | Command::Info(..)
-        | Command::DemoPeer(..) => Err(mailslot::not_available()),
+        | Command::DemoPeer(..) => Err(error::other_kind()),
     }
 }

@@ -1,4 +1,5 @@
 //! Verbs that ask about pipes without opening them: `wait`, `list`, `info`.
+//! (`list` then hands over to `mailslot` for the mailslot lines.)
 
 use std::io;
 
@@ -11,8 +12,8 @@ pub(crate) fn wait(name: &PipeName, timeout: WaitTimeout) -> io::Result<()> {
     pipeslot::wait_named_pipe(name.to_string(), timeout)
 }
 
-/// One line per live pipe: `NAME\tTYPE\tinstances N/MAX (L listening)\tpids P,…`.
-/// Tabs, because pipe names may hold spaces.
+/// One line per live pipe: `NAME\tTYPE\tinstances N/MAX (L listening)\tpids P,…`,
+/// then one per mailslot. Tabs, because pipe names may hold spaces.
 pub(crate) fn list() -> io::Result<()> {
     for p in pipeslot::list_pipes()? {
         output::line(&format!(
@@ -25,7 +26,7 @@ pub(crate) fn list() -> io::Result<()> {
             pids(&p, ",")
         ))?;
     }
-    Ok(())
+    crate::mailslot::list()
 }
 
 /// `key: value` lines about one pipe.

@@ -44,8 +44,9 @@ fn write(client: &NamedPipeClient, mode: PipeMode, data: &[u8]) -> io::Result<()
     }
 }
 
-/// Each stdin line (without its newline; hex-decoded with `hex`).
-fn each_line(hex: bool, put: &mut impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+/// Each stdin line (without its newline; hex-decoded with `hex`). Also
+/// `send` on a mailslot.
+pub(crate) fn each_line(hex: bool, put: &mut impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
     let mut stdin = io::BufReader::with_capacity(BUF, io::stdin().lock());
     let mut line = Vec::new();
     loop {

@@ -1,22 +1,28 @@
 //! Validated settings: raw arguments checked once, so the verbs never see a
-//! malformed name, an unknown user or bad hex. Failures here are the same
+//! malformed name, an unknown user, bad hex, or a flag or verb that does not
+//! fit the kind of name (pipe or mailslot). Failures here are the same
 //! one-line Win32 errors as failures while running.
 
 use std::ffi::{OsStr, OsString};
+use std::fmt::Display;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
-use pipeslot::{Name, PipeMode, PipeSecurity, WaitTimeout, Win32Error};
+use pipeslot::{MailslotName, Name, PipeMode, PipeName, PipeSecurity, WaitTimeout, Win32Error};
 
-use crate::args::{RawArgs, Verb};
+use crate::args::{RawArgs, ServeArgs, Verb};
 use crate::error::fail;
-use crate::hex;
+use crate::{hex, mailslot};
 
-/// One verb, ready to run.
+/// One verb, ready to run. `call`, `transact` and `wait` only ever hold pipe
+/// names: mailslots are refused here, before stdin is read.
 #[derive(Debug)]
 pub(crate) enum Command {
+    /// Serve a pipe.
     Serve(Name, Serve),
+    /// Read a mailslot.
+    ServeMailslot(MailslotName, MailslotServe),
     Send(Name, Send),
     Call(Name, Call),
     Transact(Name, Transact),
@@ -27,6 +33,8 @@ pub(crate) enum Command {
     DemoPeer(Name),
     /// A verb of the contract that this version does not have yet.
     NotAvailable(&'static str),
+    /// `bench`: the arguments go to the bench as they are.
+    Bench(Vec<String>),
 }
 
 /// What `serve` does with each client.
@@ -50,11 +58,23 @@ pub(crate) struct Serve {
     pub(crate) security: PipeSecurity,
 }
 
+/// `serve` on a mailslot: the one reader, printing each message.
+#[derive(Debug)]
+pub(crate) struct MailslotServe {
+    /// nMaxMessageSize (0: any).
+    pub(crate) max_size: u32,
+    /// Also take messages from other hosts.
+    pub(crate) network: bool,
+    pub(crate) hex: bool,
+    /// Exit after this many messages.
+    pub(crate) max_messages: Option<u64>,
+}
+
 /// Where `send` takes its data from.
 #[derive(Debug)]
 pub(crate) enum Input {
     Args(Vec<Vec<u8>>),
-    /// Message pipes: one message per line; byte pipes: the bytes.
+    /// Message pipes and mailslots: one message per line; byte pipes: the bytes.
     Stdin {
         hex: bool,
     },
@@ -63,6 +83,7 @@ pub(crate) enum Input {
 #[derive(Debug)]
 pub(crate) struct Send {
     pub(crate) input: Input,
+    /// Pipes only (settings refuses it for mailslots).
     pub(crate) wait: Option<Duration>,
     pub(crate) progress: bool,
 }
@@ -84,39 +105,16 @@ pub(crate) struct Transact {
 /// Checks raw arguments and turns them into a command.
 pub(crate) fn validate(raw: RawArgs) -> io::Result<Command> {
     Ok(match raw.verb {
-        Verb::Serve(a) => {
-            let name = name(&a.name)?;
-            let mut security = if a.everyone {
-                PipeSecurity::owner_only().allow_everyone()
-            } else {
-                PipeSecurity::owner_only()
-            };
-            for u in &a.allow_user {
-                security = security.allow_user(pipeslot::resolve_user(u)?);
-            }
-            for g in &a.allow_group {
-                security = security.allow_group(pipeslot::resolve_group(g)?);
-            }
-            let action = if a.echo {
-                Action::Echo
-            } else if !a.exec.is_empty() {
-                Action::Exec(a.exec)
-            } else {
-                Action::Print { hex: a.hex }
-            };
-            Command::Serve(
-                name,
-                Serve {
-                    mode: if a.message { PipeMode::Message } else { PipeMode::Byte },
-                    instances: usize::from(a.instances),
-                    action,
-                    max_clients: a.max_clients,
-                    reject_remote: !a.accept_remote,
-                    security,
-                },
-            )
-        }
+        Verb::Serve(a) => match name(&a.name)? {
+            Name::Mailslot(m) => serve_mailslot(m, &a)?,
+            Name::Pipe(p) => serve_pipe(p, a)?,
+            _ => return Err(crate::error::other_kind()),
+        },
         Verb::Send(a) => {
+            let name = name(&a.name)?;
+            if let Name::Mailslot(m) = &name {
+                refuse(&[("--wait", a.wait.is_some())], "pipe", m, "mailslot")?;
+            }
             let stdin = a.msgs.is_empty() || (a.msgs.len() == 1 && a.msgs[0] == "-");
             let input = if stdin {
                 Input::Stdin { hex: a.hex }
@@ -124,7 +122,7 @@ pub(crate) fn validate(raw: RawArgs) -> io::Result<Command> {
                 Input::Args(payloads(&a.msgs, a.hex)?)
             };
             Command::Send(
-                name(&a.name)?,
+                name,
                 Send {
                     input,
                     wait: a.wait.map(Duration::from_millis),
@@ -133,13 +131,15 @@ pub(crate) fn validate(raw: RawArgs) -> io::Result<Command> {
             )
         }
         Verb::Call(a) => {
+            // The name first: a mailslot is refused before stdin is read.
+            let name = two_way("call", name(&a.name)?)?;
             let msg = if a.msg == "-" {
                 stdin_message(a.hex)?
             } else {
                 payload(&a.msg, a.hex)?
             };
             Command::Call(
-                name(&a.name)?,
+                name,
                 Call {
                     msg,
                     timeout: timeout(a.timeout.as_deref())?,
@@ -148,21 +148,110 @@ pub(crate) fn validate(raw: RawArgs) -> io::Result<Command> {
             )
         }
         Verb::Transact(a) => Command::Transact(
-            name(&a.name)?,
+            two_way("transact", name(&a.name)?)?,
             Transact {
                 msgs: payloads(&a.msgs, a.hex)?,
                 wait: a.wait.map(Duration::from_millis),
                 hex: a.hex,
             },
         ),
-        Verb::Wait(a) => Command::Wait(name(&a.name)?, timeout(a.timeout.as_deref())?),
+        Verb::Wait(a) => Command::Wait(two_way("wait", name(&a.name)?)?, timeout(a.timeout.as_deref())?),
         Verb::List => Command::List,
         Verb::Info(a) => Command::Info(name(&a.name)?),
         Verb::Demo => Command::Demo,
         Verb::DemoPeer(a) => Command::DemoPeer(name(&a.name)?),
-        Verb::Bench => Command::NotAvailable("bench"),
+        Verb::Bench(b) => Command::Bench(b.args),
         Verb::Gateway(_) => Command::NotAvailable("gateway"),
     })
+}
+
+/// The instances `serve` makes on a pipe without `--instances`.
+const DEFAULT_INSTANCES: u8 = 4;
+
+/// `serve` on a pipe; mailslot flags are refused.
+fn serve_pipe(name: PipeName, a: ServeArgs) -> io::Result<Command> {
+    let mailslot_only = [
+        ("--max-size", a.max_size.is_some()),
+        ("--network", a.network),
+        ("--max-messages", a.max_messages.is_some()),
+    ];
+    refuse(&mailslot_only, "mailslot", &name, "pipe")?;
+    let mut security = if a.everyone {
+        PipeSecurity::owner_only().allow_everyone()
+    } else {
+        PipeSecurity::owner_only()
+    };
+    for u in &a.allow_user {
+        security = security.allow_user(pipeslot::resolve_user(u)?);
+    }
+    for g in &a.allow_group {
+        security = security.allow_group(pipeslot::resolve_group(g)?);
+    }
+    let action = if a.echo {
+        Action::Echo
+    } else if !a.exec.is_empty() {
+        Action::Exec(a.exec)
+    } else {
+        Action::Print { hex: a.hex }
+    };
+    Ok(Command::Serve(
+        Name::Pipe(name),
+        Serve {
+            mode: if a.message { PipeMode::Message } else { PipeMode::Byte },
+            instances: usize::from(a.instances.unwrap_or(DEFAULT_INSTANCES)),
+            action,
+            max_clients: a.max_clients,
+            reject_remote: !a.accept_remote,
+            security,
+        },
+    ))
+}
+
+/// `serve` on a mailslot; pipe flags are refused.
+fn serve_mailslot(name: MailslotName, a: &ServeArgs) -> io::Result<Command> {
+    let pipe_only = [
+        ("--message", a.message),
+        ("--instances", a.instances.is_some()),
+        ("--echo", a.echo),
+        ("--exec", !a.exec.is_empty()),
+        ("--max-clients", a.max_clients.is_some()),
+        ("--reject-remote", a.reject_remote),
+        ("--accept-remote", a.accept_remote),
+        ("--allow-user", !a.allow_user.is_empty()),
+        ("--allow-group", !a.allow_group.is_empty()),
+        ("--everyone", a.everyone),
+    ];
+    refuse(&pipe_only, "pipe", &name, "mailslot")?;
+    Ok(Command::ServeMailslot(
+        name,
+        MailslotServe {
+            max_size: a.max_size.unwrap_or(0),
+            network: a.network,
+            hex: a.hex,
+            max_messages: a.max_messages,
+        },
+    ))
+}
+
+/// `ERROR_INVALID_PARAMETER` naming the first of `flags` that was given:
+/// it applies to `for_kind`s only, and `name` is a `kind`. Silently ignoring
+/// it would hide a mistake (`--echo` on a mailslot echoes nothing).
+fn refuse(flags: &[(&str, bool)], for_kind: &str, name: &dyn Display, kind: &str) -> io::Result<()> {
+    match flags.iter().find(|(_, given)| *given) {
+        Some((flag, _)) => Err(fail(
+            Win32Error::ERROR_INVALID_PARAMETER,
+            format!("{flag} applies to {for_kind}s, and {name} is a {kind}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The name of a verb that needs an answer or an instance: pipes only.
+fn two_way(verb: &str, name: Name) -> io::Result<Name> {
+    match name {
+        Name::Mailslot(m) => Err(mailslot::one_way(verb, &m)),
+        name => Ok(name),
+    }
 }
 
 /// A pipe or mailslot name (`ERROR_INVALID_NAME` when malformed).

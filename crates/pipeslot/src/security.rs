@@ -154,10 +154,28 @@ impl ClientIdentity {
             uid,
             gid: cred.gid.as_raw(),
             groups: sys::peer_groups(fd).unwrap_or_default(),
-            user: sys::user_by_uid(uid).ok().flatten().map(|a| a.name),
+            user: user_name(uid),
             computer: None,
         })
     }
+}
+
+/// The user name of a uid, remembered: the user database (often a file read
+/// through NSS) is asked once per uid per process, not once per client.
+fn user_name(uid: u32) -> Option<String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashMap<u32, Option<String>>>> = OnceLock::new();
+    let names = NAMES.get_or_init(Default::default);
+    if let Some(known) = names.lock().unwrap_or_else(|p| p.into_inner()).get(&uid) {
+        return known.clone();
+    }
+    let name = sys::user_by_uid(uid).ok().flatten().map(|a| a.name);
+    names
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(uid, name.clone());
+    name
 }
 
 #[cfg(test)]

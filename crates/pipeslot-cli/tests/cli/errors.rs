@@ -89,30 +89,8 @@ fn a_257_character_name_is_invalid_and_256_is_fine() {
 }
 
 #[test]
-fn mailslots_are_not_supported_yet() {
-    test("mailslot", LIMIT, |ctx| {
-        let want = "pipeslot: ERROR_NOT_SUPPORTED (50): mailslots are not available in this version\n";
-        for args in [
-            vec!["serve", r"\\.\mailslot\pipeslot\test"],
-            vec!["send", r"\\.\mailslot\test", "x"],
-            vec!["send", r"\\*\mailslot\test", "x"],
-            vec!["call", "//./mailslot/test", "x"],
-            vec!["transact", r"\\.\mailslot\test", "x"],
-            vec!["wait", r"\\.\mailslot\test"],
-            vec!["info", r"\\.\mailslot\test"],
-        ] {
-            let out = ctx.run(&args);
-            assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
-            assert_eq!(out.stderr_str(), want, "{args:?}");
-            assert!(out.stdout.is_empty());
-        }
-    });
-}
-
-#[test]
 fn verbs_of_later_versions_say_so() {
     test("later", LIMIT, |ctx| {
-        ctx.run(&["bench"]).error("ERROR_NOT_SUPPORTED", 50, "bench");
         ctx.run(&["gateway", "--config", "/nonexistent"])
             .error("ERROR_NOT_SUPPORTED", 50, "gateway");
         ctx.run(&["send", r"\\otherhost\pipe\srvsvc", "x"]).error(

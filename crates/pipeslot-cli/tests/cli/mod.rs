@@ -1,7 +1,9 @@
 mod access; // owner-only by default, --allow-user/--allow-group/--everyone, with a second uid
+mod bench; // `pipeslot bench` runs and writes JSON (no timing asserted)
 mod client; // send, call, transact, wait against real servers
 mod demo; // `pipeslot demo` runs and says what it showed
 mod errors; // every error line: the Win32 name, number and the name it concerns
+mod mailslot; // serve/send/info/list on mailslots, one-way verbs, datagrams on loopback (codec + tshark)
 mod query; // list, info, PIPESLOT_DIR, name spellings
 mod serve; // serve to stdout (message, byte, hex), echo, exec, max-clients, many daemons at once
 pub(crate) mod util; // the test context: temp namespace, processes, watchdog

@@ -9,7 +9,7 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -195,6 +195,17 @@ impl Ctx {
             );
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Points the library in this test process at this test's namespace, for
+    /// as long as the guard lives. The library reads `PIPESLOT_DIR` from the
+    /// process environment, which all tests share, so tests that use it
+    /// in-process take turns (child processes get `PIPESLOT_DIR` from `cmd`).
+    pub(crate) fn in_process(&self) -> MutexGuard<'static, ()> {
+        static TURN: Mutex<()> = Mutex::new(());
+        let turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+        std::env::set_var("PIPESLOT_DIR", &self.dir);
+        turn
     }
 
     fn kill_all(&self) {

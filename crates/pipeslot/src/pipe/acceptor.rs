@@ -137,6 +137,9 @@ pub(crate) struct Acceptor {
     dir: PathBuf,
     socket: PathBuf,
     security: PipeSecurity,
+    /// The pipe's first instance's direction and maximum, as this acceptor
+    /// found them when it started (they hold for the pipe's whole life).
+    first: (Access, u8),
     slots: Mutex<Slots>,
     changed: Condvar,
     wake: OwnedFd,
@@ -165,6 +168,7 @@ impl Acceptor {
         name: &PipeName,
         dir: PathBuf,
         security: PipeSecurity,
+        first: (Access, u8),
     ) -> io::Result<Arc<Acceptor>> {
         let socket = ns::fresh_socket_path(&dir);
         let listener = ns::bind(&socket)?;
@@ -175,6 +179,7 @@ impl Acceptor {
             dir,
             socket,
             security,
+            first,
             slots: Mutex::new(Slots::default()),
             changed: Condvar::new(),
             wake,
@@ -185,6 +190,11 @@ impl Acceptor {
             .spawn(move || thread_acc.run(listener))?;
         reg.insert(name.folded().to_owned(), Arc::downgrade(&acc));
         Ok(acc)
+    }
+
+    /// The pipe's first instance's direction and maximum.
+    pub(crate) fn first(&self) -> (Access, u8) {
+        self.first
     }
 
     pub(crate) fn socket_path(&self) -> &PathBuf {
@@ -343,12 +353,25 @@ impl Acceptor {
                 loop {
                     match listener.accept() {
                         Ok((s, _)) => {
-                            if s.set_nonblocking(true).is_ok() {
-                                pending.push(PendingHello {
-                                    fd: s.into(),
-                                    buf: Vec::with_capacity(HELLO_LEN + 64),
-                                    deadline: Instant::now() + HELLO_DEADLINE,
-                                });
+                            if s.set_nonblocking(true).is_err() {
+                                continue;
+                            }
+                            let mut p = PendingHello {
+                                fd: s.into(),
+                                buf: Vec::with_capacity(HELLO_LEN + 64),
+                                deadline: Instant::now() + HELLO_DEADLINE,
+                            };
+                            // Clients send their hello right after connecting:
+                            // it is usually here already, so answer without
+                            // another round of poll.
+                            match p.read() {
+                                Ok(true) => {
+                                    if let Some(w) = self.handle(p) {
+                                        waiters.push(w);
+                                    }
+                                }
+                                Ok(false) => pending.push(p),
+                                Err(_) => {}
                             }
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,

@@ -65,13 +65,21 @@ fn ask(path: &Path, msg: &[u8], read_reply: bool) -> io::Result<Attempt> {
     if !read_reply {
         return Ok(Attempt::Answered(s, acceptor::DEAD_REPLY));
     }
-    s.set_read_timeout(Some(REPLY_DEADLINE))?;
+    // A live server answers at once; one that is stopped must not hang us.
     let mut b = [0u8; REPLY_LEN];
-    match s.read_exact(&mut b) {
-        Ok(()) => {}
-        Err(_) => return Ok(Attempt::Stale),
+    let mut have = 0;
+    while have < REPLY_LEN {
+        let ts = rustix::fs::Timespec::try_from(REPLY_DEADLINE).ok();
+        match rustix::event::poll(&mut [PollFd::new(&s, PollFlags::IN)], ts.as_ref()) {
+            Ok(0) => return Ok(Attempt::Stale),
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        match s.read(&mut b[have..]) {
+            Ok(0) | Err(_) => return Ok(Attempt::Stale),
+            Ok(n) => have += n,
+        }
     }
-    s.set_read_timeout(None)?;
     match Reply::parse(&b) {
         Ok(r) => Ok(Attempt::Answered(s, r)),
         Err(_) => Ok(Attempt::Stale),

@@ -318,6 +318,9 @@ impl<F> ServerOptions<F> {
         let read_mode = self.read_mode.unwrap_or(self.pipe_mode);
         let ns = Namespace::from_env();
         let mut reg = acceptor::registry_lock();
+        if let Some(inst) = self.add_to_unlimited(&reg, &name, config, read_mode) {
+            return Ok(inst);
+        }
         let dir = ns
             .object_dir(Kind::Pipe, name.folded(), true)
             .map_err(|e| ns::dir_error(&e, &name.to_string()))?;
@@ -371,7 +374,8 @@ impl<F> ServerOptions<F> {
         let (acc, id) = match mine.as_ref().and_then(|a| a.add(config).map(|id| (Arc::clone(a), id))) {
             Some(found) => found,
             None => {
-                let acc = Acceptor::start(&mut reg, &name, dir.clone(), self.security.clone())
+                let first = first.unwrap_or((config.access, config.max_instances));
+                let acc = Acceptor::start(&mut reg, &name, dir.clone(), self.security.clone(), first)
                     .map_err(|e| ns::dir_error(&e, &name.to_string()))?;
                 let id = acc
                     .add(config)
@@ -383,6 +387,37 @@ impl<F> ServerOptions<F> {
             acc,
             id,
             name,
+            config,
+            read_mode,
+        })
+    }
+}
+
+impl<F> ServerOptions<F> {
+    /// The common case of the Win32 server loop, without touching the disk:
+    /// this process already serves the name, the pipe has no instance limit
+    /// and this instance keeps its direction, so no other process's count
+    /// or permission can change the answer.
+    fn add_to_unlimited(
+        &self,
+        reg: &std::collections::HashMap<String, std::sync::Weak<Acceptor>>,
+        name: &PipeName,
+        config: InstanceConfig,
+        read_mode: PipeMode,
+    ) -> Option<Instance> {
+        if self.first_pipe_instance {
+            return None;
+        }
+        let acc = Acceptor::find(reg, name.folded())?;
+        let (access, max) = acc.first();
+        if access != config.access || usize::from(max) != UNLIMITED_INSTANCES {
+            return None;
+        }
+        let id = acc.add(config)?;
+        Some(Instance {
+            acc,
+            id,
+            name: name.clone(),
             config,
             read_mode,
         })

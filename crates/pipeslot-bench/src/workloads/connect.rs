@@ -1,0 +1,177 @@
+//! Workload 4: connection rate, open + handshake + close per second.
+//!
+//! pipeslot: the client opens (connect, hello, reply) and closes, waiting
+//! while every instance is busy; the server runs the Win32 loop (connect,
+//! create the next instance, drop the served one) on four threads. Raw: connect and close against accept and close; and, for
+//! reference, the same with a one-byte hello answered by the server (what a
+//! handshake costs on a raw socket). The figure is connections per second
+//! until the server has taken them all.
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::time::{Duration, Instant};
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use pipeslot::blocking::{ClientOptions, NamedPipeServer, ServerOptions};
+use pipeslot::{Error, WaitTimeout, Win32Error};
+
+use super::{run_cases, Addr, Case, Ctx, Sample};
+use crate::peer::{Control, Peer, PeerSpec};
+use crate::report::{Outcome, TargetDef, Unit};
+use crate::Workload;
+
+/// How long one run may take.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+/// Server threads, each keeping one instance listening (Win32's
+/// multi-threaded pipe server), so a client rarely finds them all busy.
+const SERVER_THREADS: usize = 4;
+
+const CASES: [(&str, Addr, Option<&str>); 3] = [
+    ("pipeslot", Addr::Pipe, Some("unix-stream")),
+    ("unix-stream", Addr::Path, None),
+    ("unix-stream-hello", Addr::Path, Some("unix-stream")),
+];
+
+pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
+    let count = ctx.plan.connects;
+    let measure = |peer: &mut Peer, spec: &PeerSpec| {
+        let t = Instant::now();
+        open_all(spec)?;
+        peer.expect("DONE", RUN_TIMEOUT)?;
+        Ok(Sample::of(spec.count as f64 / t.elapsed().as_secs_f64()))
+    };
+    let cases: Vec<Case<'_>> = CASES
+        .iter()
+        .map(|&(name, addr, baseline)| Case {
+            name,
+            variant: "open+close".to_owned(),
+            unit: Unit::PerSec,
+            baseline,
+            pin: None,
+            addr,
+            spec: PeerSpec {
+                count,
+                ..PeerSpec::default()
+            },
+            measure: &measure,
+        })
+        .collect();
+    let targets = vec![TargetDef::ratio_at_least(
+        "connection rate ≥ 0.50× raw connect/accept/close".to_owned(),
+        "connect/pipeslot/open+close".to_owned(),
+        vec!["connect/unix-stream/open+close".to_owned()],
+        0.50,
+    )];
+    let rows = run_cases(ctx, Workload::Connect, &cases);
+    Ok(Outcome {
+        rows,
+        targets,
+        notes: Vec::new(),
+    })
+}
+
+fn open_all(spec: &PeerSpec) -> io::Result<()> {
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    for _ in 0..spec.count {
+        match spec.case.as_str() {
+            "pipeslot" => drop(open_pipe(&spec.addr, deadline)?),
+            "unix-stream" => drop(UnixStream::connect(&spec.addr)?),
+            _ => {
+                let mut s = UnixStream::connect(&spec.addr)?;
+                s.write_all(b"h")?;
+                let mut b = [0u8; 1];
+                s.read_exact(&mut b)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Opens a pipe, waiting while every instance is busy (the client loop
+/// Windows documents), until `deadline`.
+pub(crate) fn open_pipe(name: &str, deadline: Instant) -> io::Result<pipeslot::blocking::NamedPipeClient> {
+    loop {
+        match ClientOptions::new().pipe_mode(pipeslot::PipeMode::Message).open(name) {
+            Ok(c) => return Ok(c),
+            Err(e) if Error::win32(&e) == Some(Win32Error::ERROR_PIPE_BUSY) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(e);
+                }
+                match pipeslot::wait_named_pipe(name, WaitTimeout::After(left.min(Duration::from_secs(1)))) {
+                    Err(e) if Error::win32(&e) != Some(Win32Error::ERROR_SEM_TIMEOUT) => return Err(e),
+                    _ => {}
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One thread of the Win32 server loop: wait for a client on this
+/// instance, create the next one, drop the served one; until the threads
+/// together have taken `count` clients.
+fn serve_pipe(
+    opts: &ServerOptions,
+    name: &str,
+    count: u64,
+    taken: &AtomicU64,
+    mut server: NamedPipeServer,
+) -> io::Result<()> {
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    while taken.load(Ordering::Relaxed) < count {
+        if Instant::now() > deadline {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "the clients did not all come"));
+        }
+        if server.connect_timeout(Duration::from_millis(20))? {
+            taken.fetch_add(1, Ordering::Relaxed);
+            let next = opts.create(name)?;
+            drop(std::mem::replace(&mut server, next));
+        }
+    }
+    Ok(())
+}
+
+/// The peer: takes `spec.count` connections, then says `DONE`.
+pub(crate) fn serve(spec: &PeerSpec, ctl: &mut Control) -> io::Result<()> {
+    match spec.case.as_str() {
+        "pipeslot" => {
+            let mut opts = ServerOptions::new();
+            opts.pipe_mode(pipeslot::PipeMode::Message);
+            let mut instances = vec![opts.clone().first_pipe_instance(true).create(&spec.addr)?];
+            for _ in 1..SERVER_THREADS {
+                instances.push(opts.create(&spec.addr)?);
+            }
+            let taken = AtomicU64::new(0);
+            ctl.ready()?;
+            std::thread::scope(|scope| {
+                let threads: Vec<_> = instances
+                    .into_iter()
+                    .map(|server| {
+                        let (opts, taken) = (&opts, &taken);
+                        scope.spawn(move || serve_pipe(opts, &spec.addr, spec.count, taken, server))
+                    })
+                    .collect();
+                threads
+                    .into_iter()
+                    .try_for_each(|t| t.join().map_err(|_| io::Error::other("a server thread panicked"))?)
+            })?;
+        }
+        case => {
+            let listener = UnixListener::bind(&spec.addr)?;
+            ctl.ready()?;
+            for _ in 0..spec.count {
+                let (mut s, _) = listener.accept()?;
+                if case == "unix-stream-hello" {
+                    let mut b = [0u8; 1];
+                    s.read_exact(&mut b)?;
+                    s.write_all(&b)?;
+                }
+            }
+        }
+    }
+    ctl.say("DONE")?;
+    ctl.wait_stop();
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! Workload 1: round trip, 64 B request and 64 B reply, one client.
+//!
+//! pipeslot's transact (blocking; tokio current-thread and multi-thread)
+//! against a raw Unix stream ping-pong (blocking with `send`/`recv`, and
+//! tokio's `UnixStream`), raw
+//! `SOCK_SEQPACKET`, `interprocess` local sockets and ZeroMQ REQ/REP. Both
+//! processes use the same front end. The figure is the median round trip
+//! of a run; the p99 is kept in the JSON.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use pipeslot::PipeMode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{pin_label, run_cases, Addr, Case, Ctx, Sample};
+use crate::link::{self, is_end, Kind, Link};
+use crate::peer::{Control, Peer, PeerSpec};
+use crate::report::{Outcome, TargetDef, Unit};
+use crate::Workload;
+
+const SIZE: usize = 64;
+
+/// The front end of a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Front {
+    Blocking(Kind),
+    /// tokio; `true` for the multi-thread runtime.
+    PipeTokio(bool),
+    UnixTokio(bool),
+}
+
+/// Every case: name, front end, baseline.
+const CASES: [(&str, Front, Option<&str>); 9] = [
+    (
+        "pipeslot-blocking",
+        Front::Blocking(Kind::PipeMessage),
+        Some("unix-stream"),
+    ),
+    (
+        "pipeslot-tokio-ct",
+        Front::PipeTokio(false),
+        Some("unix-stream-tokio-ct"),
+    ),
+    (
+        "pipeslot-tokio-mt",
+        Front::PipeTokio(true),
+        Some("unix-stream-tokio-mt"),
+    ),
+    ("unix-stream", Front::Blocking(Kind::UnixStream), None),
+    ("unix-stream-tokio-ct", Front::UnixTokio(false), Some("unix-stream")),
+    ("unix-stream-tokio-mt", Front::UnixTokio(true), Some("unix-stream")),
+    ("seqpacket", Front::Blocking(Kind::SeqPacket), Some("unix-stream")),
+    ("interprocess", Front::Blocking(Kind::Interprocess), Some("unix-stream")),
+    ("zeromq-req-rep", Front::Blocking(Kind::ZmqReqRep), Some("unix-stream")),
+];
+
+fn front(case: &str) -> io::Result<Front> {
+    CASES
+        .iter()
+        .find(|c| c.0 == case)
+        .map(|c| c.1)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("no rtt case {case}")))
+}
+
+pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
+    let plan = ctx.plan.clone();
+    let measure = |peer: &mut Peer, spec: &PeerSpec| measure(&plan, peer, spec);
+    let mut cases = Vec::new();
+    let mut targets = Vec::new();
+    for pin in plan.pin_variants(ctx.cpu) {
+        let variant = format!("64 B {}", pin_label(pin));
+        for (name, front, baseline) in CASES {
+            cases.push(Case {
+                name,
+                variant: variant.clone(),
+                unit: Unit::Micros,
+                baseline,
+                pin,
+                addr: if matches!(front, Front::Blocking(Kind::PipeMessage) | Front::PipeTokio(_)) {
+                    Addr::Pipe
+                } else {
+                    Addr::Path
+                },
+                spec: PeerSpec {
+                    size: SIZE,
+                    ..PeerSpec::default()
+                },
+                measure: &measure,
+            });
+        }
+        let key = |case: &str| format!("rtt/{case}/{variant}");
+        let p = pin_label(pin);
+        targets.extend([
+            TargetDef::ratio(
+                format!("round trip ≤ 1.15× raw Unix stream, blocking ({p})"),
+                key("pipeslot-blocking"),
+                vec![key("unix-stream")],
+                1.15,
+            ),
+            TargetDef::ratio(
+                format!("round trip ≤ 1.20× raw tokio UnixStream, current-thread ({p})"),
+                key("pipeslot-tokio-ct"),
+                vec![key("unix-stream-tokio-ct")],
+                1.20,
+            ),
+            TargetDef::ratio(
+                format!("round trip ≤ 1.20× raw tokio UnixStream, multi-thread ({p})"),
+                key("pipeslot-tokio-mt"),
+                vec![key("unix-stream-tokio-mt")],
+                1.20,
+            ),
+            TargetDef::ratio(
+                format!("round trip faster than interprocess ({p})"),
+                key("pipeslot-blocking"),
+                vec![key("interprocess")],
+                1.0,
+            ),
+            TargetDef::ratio(
+                format!("round trip faster than ZeroMQ REQ/REP ({p})"),
+                key("pipeslot-blocking"),
+                vec![key("zeromq-req-rep")],
+                1.0,
+            ),
+        ]);
+    }
+    let rows = run_cases(ctx, Workload::Rtt, &cases);
+    Ok(Outcome {
+        rows,
+        targets,
+        notes: Vec::new(),
+    })
+}
+
+/// Times warm-up plus timed round trips; the median and p99 in µs.
+fn time_round_trips(warmup: usize, iters: usize, mut round_trip: impl FnMut() -> io::Result<()>) -> io::Result<Sample> {
+    for _ in 0..warmup {
+        round_trip()?;
+    }
+    let mut d = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let t = Instant::now();
+        round_trip()?;
+        d.push(t.elapsed());
+    }
+    Ok(latency_sample(&d))
+}
+
+fn latency_sample(d: &[Duration]) -> Sample {
+    let (median, p99) = crate::stats::latency(d);
+    Sample {
+        value: median,
+        p99: Some(p99),
+    }
+}
+
+fn runtime(multi: bool) -> io::Result<tokio::runtime::Runtime> {
+    if multi {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    }
+}
+
+fn measure(plan: &super::Plan, _peer: &mut Peer, spec: &PeerSpec) -> io::Result<Sample> {
+    let req = [0x5au8; SIZE];
+    let mut reply = [0u8; SIZE];
+    let (warmup, iters) = (plan.rtt_warmup, plan.rtt_iters);
+    match front(&spec.case)? {
+        Front::Blocking(kind) => {
+            let mut l = link::connect(kind, spec)?;
+            let s = time_round_trips(warmup, iters, || l.round_trip(&req, &mut reply))?;
+            l.close()?;
+            Ok(s)
+        }
+        Front::PipeTokio(multi) => runtime(multi)?.block_on(async {
+            let c = pipeslot::tokio::ClientOptions::new()
+                .pipe_mode(PipeMode::Message)
+                .open(&spec.addr)?;
+            let mut d = Vec::with_capacity(iters);
+            for i in 0..warmup + iters {
+                let t = Instant::now();
+                c.transact(&req, &mut reply).await?;
+                if i >= warmup {
+                    d.push(t.elapsed());
+                }
+            }
+            Ok(latency_sample(&d))
+        }),
+        Front::UnixTokio(multi) => runtime(multi)?.block_on(async {
+            let mut c = tokio::net::UnixStream::connect(&spec.addr).await?;
+            let mut d = Vec::with_capacity(iters);
+            for i in 0..warmup + iters {
+                let t = Instant::now();
+                c.write_all(&req).await?;
+                c.read_exact(&mut reply).await?;
+                if i >= warmup {
+                    d.push(t.elapsed());
+                }
+            }
+            Ok(latency_sample(&d))
+        }),
+    }
+}
+
+/// The peer: an echo server of the case's kind, until the client leaves.
+pub(crate) fn serve(spec: &PeerSpec, ctl: &mut Control) -> io::Result<()> {
+    match front(&spec.case)? {
+        Front::Blocking(kind) => {
+            let mut l = link::serve(kind, spec, ctl)?;
+            echo(l.as_mut(), spec.size)
+        }
+        Front::PipeTokio(multi) => runtime(multi)?.block_on(async {
+            let server = pipeslot::tokio::ServerOptions::new()
+                .pipe_mode(PipeMode::Message)
+                .first_pipe_instance(true)
+                .create(&spec.addr)?;
+            ctl.ready()?;
+            server.connect().await?;
+            let mut buf = vec![0u8; 64 << 10];
+            loop {
+                let m = match server.read_msg(&mut buf).await {
+                    Ok(m) => m,
+                    Err(e) if is_end(&e) => return Ok(()),
+                    Err(e) => return Err(e),
+                };
+                match server.write_msg(&buf[..m.len]).await {
+                    Err(e) if is_end(&e) => return Ok(()),
+                    r => r?,
+                }
+            }
+        }),
+        Front::UnixTokio(multi) => runtime(multi)?.block_on(async {
+            let listener = tokio::net::UnixListener::bind(&spec.addr)?;
+            ctl.ready()?;
+            let (mut s, _) = listener.accept().await?;
+            let mut buf = vec![0u8; spec.size];
+            loop {
+                match s.read_exact(&mut buf).await {
+                    Err(e) if is_end(&e) => return Ok(()),
+                    r => r?,
+                };
+                s.write_all(&buf).await?;
+            }
+        }),
+    }
+}
+
+/// Sends back every message until the other side leaves.
+pub(crate) fn echo(l: &mut dyn Link, size: usize) -> io::Result<()> {
+    let mut buf = vec![0u8; size.max(64 << 10)];
+    loop {
+        let n = match l.recv(&mut buf) {
+            Ok(Some(n)) if n > 0 => n,
+            Ok(_) => return Ok(()),
+            Err(e) if is_end(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        match l.send(&buf[..n]) {
+            Err(e) if is_end(&e) => return Ok(()),
+            r => r?,
+        }
+    }
+}
