@@ -21,6 +21,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -141,6 +142,9 @@ pub(crate) struct Acceptor {
     /// found them when it started (they hold for the pipe's whole life).
     first: (Access, u8),
     slots: Mutex<Slots>,
+    /// WAIT connections the thread holds (read by instances to decide
+    /// whether a change is worth waking the thread for).
+    waiting: AtomicUsize,
     changed: Condvar,
     wake: OwnedFd,
 }
@@ -181,6 +185,7 @@ impl Acceptor {
             security,
             first,
             slots: Mutex::new(Slots::default()),
+            waiting: AtomicUsize::new(0),
             changed: Condvar::new(),
             wake,
         });
@@ -235,7 +240,7 @@ impl Acceptor {
             }
         };
         drop(s);
-        self.poke();
+        self.poke_waiters();
         Some(id)
     }
 
@@ -245,16 +250,26 @@ impl Acceptor {
         if let Some(slot) = s.slots.get_mut(id) {
             *slot = None;
         }
-        if s.live().next().is_none() {
-            s.closed = true;
-        }
+        let closed = s.live().next().is_none();
+        s.closed = closed;
         drop(s);
-        self.poke();
+        if closed {
+            self.poke();
+        }
     }
 
     /// Wakes the thread to re-check its state (waiters, shutdown).
     pub(crate) fn poke(&self) {
         let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
+    }
+
+    /// Wakes the thread if clients wait for a listening instance: call after
+    /// an instance started listening. The count is raised under the slots
+    /// lock before a waiter is parked, so no waiter is missed.
+    pub(crate) fn poke_waiters(&self) {
+        if self.waiting.load(Ordering::Acquire) > 0 {
+            self.poke();
+        }
     }
 
     /// Signals an instance that its state changed.
@@ -294,6 +309,7 @@ impl Acceptor {
                     let reply = self.first_reply(ReplyStatus::AVAILABLE);
                     let _ = rustix::io::write(&w, &reply.emit());
                 }
+                self.waiting.store(0, Ordering::Release);
             }
             let now = Instant::now();
             pending.retain(|p| p.deadline > now);
@@ -332,6 +348,7 @@ impl Acceptor {
                 i += 1;
                 keep
             });
+            self.waiting.store(waiters.len(), Ordering::Release);
             let mut still = Vec::with_capacity(pending.len());
             for (i, mut p) in pending.into_iter().enumerate() {
                 if !ready[2 + i] {
@@ -453,10 +470,13 @@ impl Acceptor {
                 None
             }
             Request::WAIT => {
-                if self.lock().counts().1 > 0 {
+                let s = self.lock();
+                if s.counts().1 > 0 {
+                    drop(s);
                     send(self.first_reply(ReplyStatus::AVAILABLE));
                     None
                 } else {
+                    self.waiting.fetch_add(1, Ordering::AcqRel);
                     Some(p.fd)
                 }
             }

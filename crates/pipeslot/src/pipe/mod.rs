@@ -483,7 +483,7 @@ impl Instance {
             SlotState::Idle => {
                 *state = SlotState::Listening;
                 drop(s);
-                self.acc.poke();
+                self.acc.poke_waiters();
                 Ok(ConnectStep::Wait)
             }
             SlotState::Connected { acknowledged: true } => Err(err(
