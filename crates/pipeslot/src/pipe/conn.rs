@@ -283,7 +283,7 @@ impl Conn {
         }
         let hdr = frame_header(data.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         let total = FRAME_HEADER_LEN + data.len();
-        let mut sent = if data.len() <= SMALL_MESSAGE {
+        let sent = if data.len() <= SMALL_MESSAGE {
             // Header and payload side by side: one plain send.
             let mut one = [0u8; FRAME_HEADER_LEN + SMALL_MESSAGE];
             one[..FRAME_HEADER_LEN].copy_from_slice(&hdr);
@@ -292,11 +292,22 @@ impl Conn {
         } else {
             self.send(&[IoSlice::new(&hdr), IoSlice::new(data)])?
         };
+        if sent < total {
+            self.finish_frame(&mut wr, &hdr, data, sent)?;
+        }
+        Ok(data.len())
+    }
+
+    /// Sends the rest of a frame the socket took only `sent` bytes of; what
+    /// a non-blocking socket will not take now goes to the pending buffer,
+    /// so the frame is never cut.
+    fn finish_frame(&self, wr: &mut Vec<u8>, hdr: &[u8], data: &[u8], mut sent: usize) -> io::Result<()> {
+        let total = hdr.len() + data.len();
         while sent < total {
-            let (h, d) = if sent < FRAME_HEADER_LEN {
+            let (h, d) = if sent < hdr.len() {
                 (&hdr[sent..], data)
             } else {
-                (&hdr[..0], &data[sent - FRAME_HEADER_LEN..])
+                (&hdr[..0], &data[sent - hdr.len()..])
             };
             match self.send(&[IoSlice::new(h), IoSlice::new(d)]) {
                 Ok(n) => sent += n,
@@ -308,7 +319,7 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
-        Ok(data.len())
+        Ok(())
     }
 
     /// Writes several messages (message pipes) or byte runs (byte pipes)
@@ -356,24 +367,7 @@ impl Conn {
         if done == msgs.len() || (sent == 0 && done > 0) {
             return Ok(done);
         }
-        let (hdr, data) = (&hdrs[done][..hlen], msgs[done]);
-        let total = hlen + data.len();
-        while sent < total {
-            let (h, d) = if sent < hlen {
-                (&hdr[sent..], data)
-            } else {
-                (&hdr[..0], &data[sent - hlen..])
-            };
-            match self.send(&[IoSlice::new(h), IoSlice::new(d)]) {
-                Ok(n) => sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    wr.extend_from_slice(h);
-                    wr.extend_from_slice(d);
-                    break;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        self.finish_frame(&mut wr, &hdrs[done][..hlen], msgs[done], sent)?;
         Ok(done + 1)
     }
 
