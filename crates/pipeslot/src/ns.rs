@@ -210,27 +210,14 @@ pub(crate) fn fresh_socket_path(dir: &Path) -> PathBuf {
 /// `sun_path` holds 108 bytes including the NUL.
 const SUN_PATH_MAX: usize = 107;
 
-/// Runs `f` with an address for `path` short enough for `sun_path`: the path
-/// itself, or `/proc/self/fd/N/<file>` through an open handle on its folder.
+/// Runs `f` with an address for `path` short enough for `sun_path` (see
+/// [`with_short_path`]).
 fn with_addr<T>(path: &Path, f: impl FnOnce(&SocketAddr) -> io::Result<T>) -> io::Result<T> {
-    if path.as_os_str().len() <= SUN_PATH_MAX {
-        return f(&SocketAddr::from_pathname(path)?);
-    }
-    let parent = path
-        .parent()
-        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let file = path
-        .file_name()
-        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let dir: OwnedFd = File::open(parent)?.into();
-    let short = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(file);
-    let r = f(&SocketAddr::from_pathname(&short)?);
-    drop(dir);
-    r
+    with_short_path(path, |p| f(&SocketAddr::from_pathname(p)?))
 }
 
-/// Runs `f` with a path to `path` short enough for `sun_path` (see
-/// `with_addr`), for socket calls that take a path rather than a std address.
+/// Runs `f` with a path to `path` short enough for `sun_path`: the path
+/// itself, or `/proc/self/fd/N/<file>` through an open handle on its folder.
 pub(crate) fn with_short_path<T>(path: &Path, f: impl FnOnce(&Path) -> io::Result<T>) -> io::Result<T> {
     if path.as_os_str().len() <= SUN_PATH_MAX {
         return f(path);

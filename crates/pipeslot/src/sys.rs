@@ -228,8 +228,14 @@ mod tests {
         let mut buf = [0; 5];
         b.read_exact(&mut buf).unwrap();
         assert_eq!(unread_by_peer(a.as_fd()).unwrap(), 0);
-        let groups = peer_groups(a.as_fd()).unwrap();
-        let _ = groups; // the list may be empty; the call must succeed
+        // The peer is this very process: its groups are ours.
+        let mut groups = peer_groups(a.as_fd()).unwrap();
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("Groups:")).unwrap();
+        let mut ours: Vec<u32> = line[7..].split_whitespace().map(|g| g.parse().unwrap()).collect();
+        groups.sort_unstable();
+        ours.sort_unstable();
+        assert_eq!(groups, ours);
     }
 
     #[test]

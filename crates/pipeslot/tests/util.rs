@@ -116,6 +116,11 @@ impl Peer {
             use std::os::unix::process::CommandExt;
             cmd.uid(uid).gid(uid);
         }
+        Peer::start(cmd)
+    }
+
+    /// Starts `cmd` and collects the lines it reports with `report`.
+    fn start(mut cmd: Command) -> Peer {
         let mut child = cmd.spawn().expect("re-execute the test binary");
         let out = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -150,17 +155,7 @@ impl Peer {
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        let mut child = cmd.spawn().expect("re-execute the test binary");
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("@@ ") {
-                    let _ = tx.send(line[at + 3..].to_owned());
-                }
-            }
-        });
-        Peer { child, lines: rx }
+        Peer::start(cmd)
     }
 
     /// The next line the child reported with `report`, within `limit`.
