@@ -33,7 +33,9 @@ pub(crate) fn line(e: &io::Error) -> String {
             format!("{code}: {e}")
         }
     };
-    text.replace(['\n', '\r'], " ")
+    // One line, and nothing in it (a name holds what its creator chose)
+    // steers the terminal.
+    pipeslot::escape_controls(&text).into_owned()
 }
 
 /// `ERROR_NOT_SUPPORTED` for a kind of name a verb does not take: kinds the
@@ -61,6 +63,12 @@ mod tests {
         let os = io::Error::from_raw_os_error(2);
         assert!(line(&wrap(os, "running foo")).starts_with("ERROR_FILE_NOT_FOUND (2): running foo: "));
         let plain = io::Error::other("two\nlines");
-        assert_eq!(line(&plain), "ERROR_GEN_FAILURE (31): two lines");
+        assert_eq!(
+            line(&plain),
+            r"ERROR_GEN_FAILURE (31): two\x0alines",
+            "one line, escaped"
+        );
+        let ansi = io::Error::other("\x1b[2Jcleared");
+        assert_eq!(line(&ansi), r"ERROR_GEN_FAILURE (31): \x1b[2Jcleared");
     }
 }

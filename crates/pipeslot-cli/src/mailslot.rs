@@ -90,7 +90,15 @@ pub(crate) fn info(name: &MailslotName) -> io::Result<()> {
     let info = mailslot_info(name.to_string())?;
     let reader = listing(name)?;
     let lines = [
-        ("name", reader.name.clone()),
+        ("name", pipeslot::escape_controls(&reader.name).into_owned()),
+        (
+            "owner",
+            format!(
+                "{} (uid {})",
+                crate::query::owner(reader.owner, reader.owner_name.as_deref()),
+                reader.owner
+            ),
+        ),
         ("max_message_size", info.max_message_size.to_string()),
         (
             "next_message_size",
@@ -132,12 +140,16 @@ fn read_timeout(t: ReadTimeout) -> String {
 }
 
 /// The `list` lines after the pipes':
-/// `NAME\tmailslot\tmax_size N\tqueued N\tpid P` (max_size 0: any size).
+/// `NAME\tmailslot\tmax_size N\tqueued N\tpid P\towner USER` (max_size 0: any size).
 pub(crate) fn list() -> io::Result<()> {
     for m in list_mailslots()? {
         output::line(&format!(
-            "{}\tmailslot\tmax_size {}\tqueued {}\tpid {}",
-            m.name, m.max_message_size, m.message_count, m.reader_pid
+            "{}\tmailslot\tmax_size {}\tqueued {}\tpid {}\towner {}",
+            pipeslot::escape_controls(&m.name),
+            m.max_message_size,
+            m.message_count,
+            m.reader_pid,
+            crate::query::owner(m.owner, m.owner_name.as_deref())
         ))?;
     }
     Ok(())

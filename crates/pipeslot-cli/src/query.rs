@@ -12,28 +12,43 @@ pub(crate) fn wait(name: &PipeName, timeout: WaitTimeout) -> io::Result<()> {
     pipeslot::wait_named_pipe(name.to_string(), timeout)
 }
 
-/// One line per live pipe: `NAME\tTYPE\tinstances N/MAX (L listening)\tpids P,…`,
-/// then one per mailslot. Tabs, because pipe names may hold spaces.
+/// One line per live pipe:
+/// `NAME\tTYPE\tinstances N/MAX (L listening)\tpids P,…\towner USER`, then one
+/// per mailslot. Tabs, because pipe names may hold spaces; control
+/// characters in names (any user may pick them) are printed escaped.
 pub(crate) fn list() -> io::Result<()> {
     for p in pipeslot::list_pipes()? {
         output::line(&format!(
-            "{}\t{}\tinstances {}/{} ({} listening)\tpids {}",
-            p.name,
+            "{}\t{}\tinstances {}/{} ({} listening)\tpids {}\towner {}",
+            pipeslot::escape_controls(&p.name),
             mode(p.mode),
             p.instances,
             max(&p),
             p.listening,
-            pids(&p, ",")
+            pids(&p, ","),
+            owner(p.owner, p.owner_name.as_deref()),
         ))?;
     }
     crate::mailslot::list()
+}
+
+/// A name's owner for `list` (`root`, or the uid when it has no name).
+pub(crate) fn owner(uid: u32, name: Option<&str>) -> String {
+    match name {
+        Some(n) => pipeslot::escape_controls(n).into_owned(),
+        None => uid.to_string(),
+    }
 }
 
 /// `key: value` lines about one pipe.
 pub(crate) fn info(name: &PipeName) -> io::Result<()> {
     let p = pipeslot::pipe_listing(&name.to_string())?;
     let lines = [
-        ("name", p.name.clone()),
+        ("name", pipeslot::escape_controls(&p.name).into_owned()),
+        (
+            "owner",
+            format!("{} (uid {})", owner(p.owner, p.owner_name.as_deref()), p.owner),
+        ),
         ("type", mode(p.mode).to_owned()),
         ("instances", p.instances.to_string()),
         ("listening", p.listening.to_string()),
@@ -54,12 +69,9 @@ pub(crate) fn info(name: &PipeName) -> io::Result<()> {
     Ok(())
 }
 
-/// The namespace root the library uses: `$PIPESLOT_DIR` or the default.
+/// The namespace root the library uses: `$PIPESLOT_DIR` or this user's default.
 pub(crate) fn namespace_root() -> String {
-    std::env::var_os(pipeslot::ROOT_ENV)
-        .filter(|r| !r.is_empty())
-        .map(|r| r.to_string_lossy().into_owned())
-        .unwrap_or_else(|| pipeslot::DEFAULT_ROOT.to_owned())
+    pipeslot::namespace_root().display().to_string()
 }
 
 /// Win32 reads a default timeout of 0 as 50 ms.

@@ -69,6 +69,34 @@ impl Host {
     }
 }
 
+/// A name (or any text about one) made safe to print on a terminal: control
+/// characters (C0, DEL, C1) and the bidirectional overrides that reorder
+/// what a reader sees become `\x1b`-style escapes (`\u{202e}` above 0xff).
+/// Names may hold any of these, and another user picks the names `list`
+/// shows, so nothing they hold may steer the terminal.
+///
+/// ```
+/// use pipeslot_proto::name::escape_controls;
+/// assert_eq!(escape_controls("a\x1b[2Jb\tc\n"), r"a\x1b[2Jb\x09c\x0a");
+/// assert_eq!(escape_controls("spoof\u{202e}gpj"), r"spoof\u{202e}gpj");
+/// assert_eq!(escape_controls(r"\\.\pipe\plain"), r"\\.\pipe\plain");
+/// ```
+pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !s.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            c if bad(c) && (c as u32) <= 0xff => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if bad(c) => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// A validated path below `\pipe\` or `\mailslot\`: the display spelling and
 /// the folded form used for comparison.
 #[derive(Clone)]

@@ -78,6 +78,7 @@ win32_errors! {
     ERROR_SEM_TIMEOUT = 121, TimedOut, "the semaphore timeout period has expired";
     ERROR_INSUFFICIENT_BUFFER = 122, InvalidInput, "the data area passed to a system call is too small";
     ERROR_INVALID_NAME = 123, InvalidInput, "the filename, directory name, or volume label syntax is incorrect";
+    ERROR_DIRECTORY = 267, InvalidInput, "the directory name is invalid";
     ERROR_ALREADY_EXISTS = 183, AlreadyExists, "cannot create a file when that file already exists";
     ERROR_BAD_PIPE = 230, InvalidData, "the pipe state is invalid";
     ERROR_PIPE_BUSY = 231, ResourceBusy, "all pipe instances are busy";

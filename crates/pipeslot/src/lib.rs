@@ -24,7 +24,9 @@
 //! use [`Error::win32`] where Windows code compared `raw_os_error()`.
 //!
 //! Names live under a namespace root shared by all users of the machine:
-//! `$PIPESLOT_DIR`, or `/tmp/pipeslot`.
+//! `$PIPESLOT_DIR`, or `/run/pipeslot` (root's; see [`namespace_root`]). A
+//! client talks only to servers of the name's owner, checked on the socket;
+//! docs/SECURITY.md has the threat model.
 //!
 //! Mailslots ([`mailslot`]): one-way messages to `\\.\mailslot\NAME`, many
 //! writers and one reader per name, also from other hosts (`\\HOST\…`,
@@ -52,8 +54,17 @@ pub use ns::{DEFAULT_ROOT, ROOT_ENV};
 pub use pipe::{
     wait_named_pipe, HandleState, MsgRead, PeekInfo, PipeEnd, PipeInfo, PipeMode, WaitTimeout, UNLIMITED_INSTANCES,
 };
+pub use pipeslot_proto::name::escape_controls;
 pub use pipeslot_proto::{Host, MailslotName, Name, PipeName};
 pub use security::{resolve_group, resolve_user, ClientIdentity, PipeSecurity};
+
+/// The namespace root this process uses: `$PIPESLOT_DIR`, else
+/// [`DEFAULT_ROOT`] (root's, shared by every user) when root made it or this
+/// process is root, else a root of this user's own
+/// (`$XDG_RUNTIME_DIR/pipeslot` or `/tmp/pipeslot-UID`).
+pub fn namespace_root() -> std::path::PathBuf {
+    ns::Namespace::from_env().root().to_path_buf()
+}
 
 /// A listing entry: one pipe name and what serves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,11 +88,16 @@ pub struct PipeListing {
     pub default_timeout_ms: u32,
     /// The serving processes' ids.
     pub server_pids: Vec<u32>,
+    /// The name's owner (its first creator's uid): only it, root and users
+    /// it granted FILE_CREATE_PIPE_INSTANCE serve instances clients trust.
+    pub owner: u32,
+    /// The owner's user name, when the user database has one.
+    pub owner_name: Option<String>,
 }
 
 impl PipeListing {
     /// Sums the census answers of a pipe's serving processes.
-    fn from_replies(name: String, replies: &[pipeslot_proto::wire::local::Reply]) -> Option<PipeListing> {
+    fn from_replies(name: String, owner: u32, replies: &[pipeslot_proto::wire::local::Reply]) -> Option<PipeListing> {
         let first = replies.first()?;
         Some(PipeListing {
             name,
@@ -97,18 +113,22 @@ impl PipeListing {
             out_buffer_size: first.out_buffer,
             default_timeout_ms: first.default_timeout_ms,
             server_pids: replies.iter().map(|r| r.server_pid).collect(),
+            owner,
+            owner_name: security::user_name(owner),
         })
     }
 }
 
-/// Every live pipe on this machine (stale entries of dead servers skipped).
+/// Every live pipe on this machine (stale entries of dead servers, and
+/// servers the names do not trust, skipped).
 pub fn list_pipes() -> std::io::Result<Vec<PipeListing>> {
-    let ns = ns::Namespace::from_env();
+    let fold = |d: &str| PipeName::parse(d).ok().map(|n| n.folded().to_owned());
     let mut out = Vec::new();
-    for (display, dir) in ns.list(ns::Kind::Pipe)? {
+    for (display, obj) in ns::list(ns::Kind::Pipe, &fold)? {
         let Ok(name) = PipeName::parse(&display) else { continue };
-        let replies = pipe::client::census_dir(&name, &dir, pipe::client::Census::List)?;
-        out.extend(PipeListing::from_replies(display, &replies));
+        let dirs = pipe::client::PipeDirs::load(std::sync::Arc::new(obj));
+        let replies = pipe::client::census_dir(&name, &dirs, pipe::client::Census::List)?;
+        out.extend(PipeListing::from_replies(display, dirs.obj.owner(), &replies));
     }
     Ok(out)
 }
@@ -119,8 +139,15 @@ pub fn list_pipes() -> std::io::Result<Vec<PipeListing>> {
 /// `ERROR_FILE_NOT_FOUND (2)` when no process serves the name.
 pub fn pipe_listing(name: &str) -> std::io::Result<PipeListing> {
     let parsed = crate::error::pipe_name(name)?;
-    let replies = pipe::client::census(&parsed)?;
-    let dir = ns::Namespace::from_env().object_dir(ns::Kind::Pipe, parsed.folded(), false)?;
-    let display = std::fs::read_to_string(dir.join("name")).unwrap_or_else(|_| parsed.to_string());
-    PipeListing::from_replies(display, &replies).ok_or_else(|| ns::not_found(&parsed))
+    let dirs = pipe::client::PipeDirs::find(&parsed)?.ok_or_else(|| ns::not_found(&parsed))?;
+    let replies = pipe::client::census_dir(&parsed, &dirs, pipe::client::Census::List)?;
+    let display = dirs
+        .obj
+        .dir
+        .read_small("name", 4096)
+        .filter(|(_, uid)| *uid == dirs.obj.owner() || *uid == 0)
+        .and_then(|(t, _)| String::from_utf8(t).ok())
+        .filter(|d| PipeName::parse(d).is_ok_and(|n| n.folded() == parsed.folded()))
+        .unwrap_or_else(|| parsed.to_string());
+    PipeListing::from_replies(display, dirs.obj.owner(), &replies).ok_or_else(|| ns::not_found(&parsed))
 }

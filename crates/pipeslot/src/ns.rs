@@ -1,39 +1,49 @@
-//! The local namespace on disk: one root shared by every user of the machine.
+//! The local namespace on disk: one root shared by every user of the machine,
+//! laid out so that nothing another user can write lies on a path that a
+//! client or a server trusts (docs/SECURITY.md has the threat model).
 //!
 //! ```text
-//! $PIPESLOT_DIR (default /tmp/pipeslot), mode 1777
-//!   pipe/<key>/              one folder per pipe name; key = SHA-256 of the folded name
-//!     name                   the first creator's spelling, for listing
-//!     lock                   flock'd while an instance is being created
-//!     <pid>-<nonce>.sock     one listening socket per serving process
-//!   mailslot/<key>/          one folder per mailslot name (see `mailslot::local`)
-//!     name, meta             display name; what the reader accepts (max size, network)
-//!     reader.lock            flock'd by the one reader for its whole life
-//!     reader.sock            the reader's datagram socket; query.sock: its info socket
+//! $PIPESLOT_DIR (default /run/pipeslot)   root's or ours; 1777 with the sticky bit, like /tmp
+//!   p-<key>/              one pipe name; key = SHA-256 of the folded name. Owned by the
+//!                         name's owner (its first creator), mode 0755: only the owner
+//!                         (and root) put anything in it
+//!     name                the first creator's spelling, for listing
+//!     lock                0600, flock'd while an instance is being created
+//!     security            who else may add instances (only when someone is granted)
+//!     <pid>-<nonce>.sock  one listening socket per serving process of the owner (or root)
+//!     joiners/            1777; only when `security` grants someone FILE_CREATE_PIPE_INSTANCE
+//!       <uid>/            a granted user's own folder (owned by that uid, 0755): its sockets
+//!   m-<key>/              one mailslot name, owned by its reader's user, 0755 (see `mailslot::local`)
 //! ```
 //!
-//! Socket paths are derived from the name's hash, so a 256-character name
-//! never meets `sun_path`'s 108 bytes; a long root is reached through
-//! `/proc/self/fd/N`. A socket whose process died refuses connections at once
-//! (`ECONNREFUSED`): it is stale, never waited on, and removed by the next
-//! creator of that name.
+//! Every path below the root is reached from a verified folder handle:
+//! `openat` with `O_NOFOLLOW`, and sockets through `/proc/self/fd/N/<file>`,
+//! so a symlink, FIFO, file or folder planted by another user is never
+//! followed, and a 256-character name never meets `sun_path`'s 108 bytes.
+//! Who a server is comes from the connected socket (`SO_PEERCRED`), never
+//! from what a file says; the folder's owner says whose name it is.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::os::unix::net::{SocketAddr, UnixDatagram, UnixListener, UnixStream};
+use std::ffi::CStr;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Win32Error};
+use crate::error::{err, Error, Win32Error};
 
 /// The environment variable that moves the namespace root.
 pub const ROOT_ENV: &str = "PIPESLOT_DIR";
-/// The root when `PIPESLOT_DIR` is not set.
-pub const DEFAULT_ROOT: &str = "/tmp/pipeslot";
+/// The machine-wide root when `PIPESLOT_DIR` is not set: made by root (the
+/// first root process, or systemd-tmpfiles at boot with
+/// `dist/tmpfiles.d/pipeslot.conf`), so no other user can make it first.
+/// Without it, a non-root process uses a root of its own user's.
+pub const DEFAULT_ROOT: &str = "/run/pipeslot";
 
 /// Which kind of object a folder holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,12 +53,17 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    fn dir(self) -> &'static str {
+    fn prefix(self) -> &'static str {
         match self {
-            Kind::Pipe => "pipe",
-            Kind::Mailslot => "mailslot",
+            Kind::Pipe => "p-",
+            Kind::Mailslot => "m-",
         }
     }
+}
+
+/// The uid this process acts as.
+pub(crate) fn me() -> u32 {
+    rustix::process::geteuid().as_raw()
 }
 
 /// The namespace root.
@@ -58,206 +73,646 @@ pub(crate) struct Namespace {
 }
 
 impl Namespace {
-    /// The root named by `PIPESLOT_DIR`, or the default.
+    /// The root named by `PIPESLOT_DIR`, or the default for this user.
     pub(crate) fn from_env() -> Namespace {
-        let root = std::env::var_os(ROOT_ENV)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT));
+        let root = match std::env::var_os(ROOT_ENV).filter(|v| !v.is_empty()) {
+            Some(v) => {
+                let p = PathBuf::from(v);
+                match p.is_absolute() {
+                    true => p,
+                    false => std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p),
+                }
+            }
+            None => default_root(),
+        };
         Namespace { root }
     }
 
-    /// The folder of one object; created (with the root) when `create` is set.
-    pub(crate) fn object_dir(&self, kind: Kind, folded: &str, create: bool) -> io::Result<PathBuf> {
-        let kind_dir = self.root.join(kind.dir());
-        let dir = kind_dir.join(key(folded));
-        if create {
-            shared_dir(&self.root)?;
-            shared_dir(&kind_dir)?;
-            shared_dir(&dir)?;
-        }
-        Ok(dir)
+    /// The root's path.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
     }
 
-    /// Every object folder of a kind, with the display name recorded in it.
-    pub(crate) fn list(&self, kind: Kind) -> io::Result<Vec<(String, PathBuf)>> {
-        let kind_dir = self.root.join(kind.dir());
-        let entries = match fs::read_dir(&kind_dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        let mut out = Vec::new();
-        for entry in entries.flatten() {
-            let dir = entry.path();
-            if let Ok(name) = fs::read_to_string(dir.join("name")) {
-                out.push((name, dir));
+    /// Opens the root after checking that no other user can rearrange it;
+    /// `None` when it does not exist and `create` is false.
+    pub(crate) fn open(&self, create: bool) -> io::Result<Option<Dir>> {
+        let path = &self.root;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = loop {
+            match rfs::open(path, flags, Mode::empty()) {
+                Ok(fd) => break fd,
+                Err(Errno::NOENT) if create => {
+                    // Shared when it is the machine's or one we were told to
+                    // make; the per-user fallback is ours alone.
+                    let mode = if self.is_private_fallback() { 0o755 } else { 0o1777 };
+                    match rfs::mkdir(path, Mode::from_raw_mode(mode)) {
+                        Ok(()) => {
+                            // mkdir's mode is cut by the umask; set it whole.
+                            rfs::chmod(path, Mode::from_raw_mode(mode)).map_err(|e| root_error(path, e.into()))?;
+                        }
+                        Err(Errno::EXIST) => {}
+                        Err(e) => return Err(root_error(path, e.into())),
+                    }
+                }
+                Err(Errno::NOENT) => return Ok(None),
+                Err(Errno::LOOP) | Err(Errno::NOTDIR) => {
+                    let link =
+                        rfs::lstat(path).is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink);
+                    let why = if link {
+                        format!("is a symbolic link; set {ROOT_ENV} to the folder itself")
+                    } else {
+                        "is not a folder".to_owned()
+                    };
+                    return Err(err(
+                        Win32Error::ERROR_DIRECTORY,
+                        format!("the namespace root {} {why}", path.display()),
+                    ));
+                }
+                Err(e) => return Err(root_error(path, e.into())),
             }
+        };
+        let dir = Dir::from_fd(fd, path.clone())?;
+        let me = me();
+        if dir.uid != me && dir.uid != 0 {
+            return Err(err(
+                Win32Error::ERROR_ACCESS_DENIED,
+                format!(
+                    "the namespace root {} belongs to {}: its owner could replace any pipe or mailslot in it; \
+                     use a folder of your own or root's ({ROOT_ENV})",
+                    path.display(),
+                    user_label(dir.uid)
+                ),
+            ));
         }
-        out.sort();
-        Ok(out)
-    }
-}
-
-/// A folder every user may add to, but where only owners remove (1777).
-fn shared_dir(path: &Path) -> io::Result<()> {
-    match fs::DirBuilder::new().mode(0o1777).create(path) {
-        Ok(()) => match fs::set_permissions(path, fs::Permissions::from_mode(0o1777)) {
-            // The last server of a name removed it meanwhile: make it again.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => shared_dir(path),
-            r => r,
-        },
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            let meta = fs::symlink_metadata(path)?;
-            if !meta.is_dir() {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!("{} exists and is not a folder", path.display()),
+        if dir.mode & 0o022 != 0 && dir.mode & 0o1000 == 0 {
+            // Writable by others without the sticky bit: anyone could
+            // rename another user's names away.
+            if dir.uid == me {
+                rfs::fchmod(&dir.fd, Mode::from_raw_mode((dir.mode & 0o7777) | 0o1000))
+                    .map_err(|e| root_error(path, e.into()))?;
+            } else {
+                return Err(err(
+                    Win32Error::ERROR_ACCESS_DENIED,
+                    format!(
+                        "the namespace root {} is writable by other users without the sticky bit; \
+                         chmod +t it (as /tmp is)",
+                        path.display()
+                    ),
                 ));
             }
-            Ok(())
         }
-        Err(e) => Err(e),
+        Ok(Some(dir))
+    }
+
+    fn is_private_fallback(&self) -> bool {
+        std::env::var_os(ROOT_ENV).filter(|v| !v.is_empty()).is_none() && self.root != Path::new(DEFAULT_ROOT)
     }
 }
 
-/// The folder name for a folded object name: 32 hex digits of its SHA-256.
-fn key(folded: &str) -> String {
-    let digest = Sha256::digest(folded.as_bytes());
-    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
-}
-
-/// Records the display name (the first creator's spelling) in an object folder.
-pub(crate) fn write_display_name(dir: &Path, display: &str) -> io::Result<()> {
-    let tmp = dir.join(format!(".name.{}", std::process::id()));
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(display.as_bytes())?;
+fn default_root() -> PathBuf {
+    let shared = Path::new(DEFAULT_ROOT);
+    if rustix::process::geteuid().is_root() {
+        return shared.to_path_buf();
     }
-    let _ = fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644));
-    fs::rename(&tmp, dir.join("name"))
-}
-
-/// The listening sockets in an object folder.
-pub(crate) fn sockets(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut v: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "sock"))
-        .collect();
-    v.sort();
-    v
-}
-
-/// Removes an object folder once no socket is left in it. Called under the
-/// folder's lock.
-pub(crate) fn remove_if_empty(dir: &Path) {
-    if sockets(dir).is_empty() {
-        let _ = fs::remove_file(dir.join("name"));
-        let _ = fs::remove_file(dir.join("lock"));
-        let _ = fs::remove_dir(dir);
+    if let Ok(st) = rfs::lstat(shared) {
+        if FileType::from_raw_mode(st.st_mode) == FileType::Directory && st.st_uid == 0 {
+            return shared.to_path_buf();
+        }
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+        Some(run) if run.is_absolute() => run.join("pipeslot"),
+        _ => PathBuf::from(format!("/tmp/pipeslot-{}", me())),
     }
 }
 
-/// An exclusive lock on an object folder, released on drop.
-pub(crate) struct DirLock {
-    _file: File,
+fn root_error(path: &Path, e: io::Error) -> io::Error {
+    Error::from_io(&e, format!("cannot use the namespace root {}", path.display())).into()
 }
 
-/// Takes the folder's creation lock (blocking; held for a few syscalls).
-/// With `create`, the folder is made (again) when missing: the last server
-/// of the name may remove it at any moment, under this same lock.
-pub(crate) fn lock(dir: &Path, create: bool) -> io::Result<DirLock> {
-    use std::os::unix::fs::MetadataExt;
-    loop {
-        let file = match OpenOptions::new().create(true).append(true).open(dir.join("lock")) {
-            Ok(f) => f,
-            Err(e) if create && e.kind() == io::ErrorKind::NotFound => {
-                shared_dir(dir)?;
+/// `nobody (uid 65534)`: a user for messages.
+pub(crate) fn user_label(uid: u32) -> String {
+    match crate::security::user_name(uid) {
+        Some(n) => format!("user {n} (uid {uid})"),
+        None => format!("uid {uid}"),
+    }
+}
+
+/// An open, verified folder: every file in it is reached through this handle.
+#[derive(Debug)]
+pub(crate) struct Dir {
+    fd: OwnedFd,
+    path: PathBuf,
+    uid: u32,
+    mode: u32,
+    dev: u64,
+    ino: u64,
+}
+
+/// What stands at a name in a folder.
+#[derive(Debug)]
+pub(crate) enum Lookup {
+    Missing,
+    Dir(Dir),
+    /// Not a folder (a symlink, file, FIFO, socket…): never followed.
+    Other {
+        uid: u32,
+        what: &'static str,
+    },
+}
+
+/// A socket file found in a folder, with its file owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SocketEntry {
+    pub(crate) name: String,
+    pub(crate) uid: u32,
+}
+
+fn what(ft: FileType) -> &'static str {
+    match ft {
+        FileType::Symlink => "a symbolic link",
+        FileType::RegularFile => "a file",
+        FileType::Fifo => "a FIFO",
+        FileType::Socket => "a socket",
+        FileType::Directory => "a folder",
+        _ => "a device",
+    }
+}
+
+impl Dir {
+    fn from_fd(fd: OwnedFd, path: PathBuf) -> io::Result<Dir> {
+        let st = rfs::fstat(&fd)?;
+        Ok(Dir {
+            fd,
+            path,
+            uid: st.st_uid,
+            mode: st.st_mode,
+            dev: st.st_dev,
+            ino: st.st_ino,
+        })
+    }
+
+    /// The folder's owner.
+    pub(crate) fn owner(&self) -> u32 {
+        self.uid
+    }
+
+    /// The folder's path, for messages (never used to reach files).
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A short path to `file` in this folder that resolves through the
+    /// handle: for `bind` and `connect`, which take paths.
+    pub(crate) fn at(&self, file: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}/{file}", self.fd.as_raw_fd()))
+    }
+
+    /// What stands at `name`, without following it.
+    pub(crate) fn lookup(&self, name: &str) -> io::Result<Lookup> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match rfs::openat(&self.fd, name, flags, Mode::empty()) {
+            Ok(fd) => Ok(Lookup::Dir(Dir::from_fd(fd, self.path.join(name))?)),
+            Err(Errno::NOENT) => Ok(Lookup::Missing),
+            Err(Errno::LOOP) | Err(Errno::NOTDIR) => match rfs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => Ok(Lookup::Other {
+                    uid: st.st_uid,
+                    what: what(FileType::from_raw_mode(st.st_mode)),
+                }),
+                Err(Errno::NOENT) => Ok(Lookup::Missing),
+                Err(e) => Err(e.into()),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A sub-folder, made (owned by us, `mode`) when missing. Something else
+    /// at the name, or a folder of another user's, is an error.
+    pub(crate) fn make_dir(&self, name: &str, mode: u32) -> io::Result<Dir> {
+        match rfs::mkdirat(&self.fd, name, Mode::from_raw_mode(mode)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        match self.lookup(name)? {
+            Lookup::Dir(d) if d.uid == me() => {
+                if d.mode & 0o7777 != mode {
+                    rfs::fchmod(&d.fd, Mode::from_raw_mode(mode))?;
+                }
+                Ok(d)
+            }
+            Lookup::Dir(d) => Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{} belongs to {}", d.path.display(), user_label(d.uid)),
+            )),
+            Lookup::Other { what, .. } => Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} is {what}", self.path.join(name).display()),
+            )),
+            Lookup::Missing => Err(io::ErrorKind::NotFound.into()),
+        }
+    }
+
+    /// The folders in this one whose names start with `prefix`.
+    pub(crate) fn dir_names(&self, prefix: &str) -> Vec<String> {
+        self.names(|name, ft| name.starts_with(prefix) && matches!(ft, FileType::Directory | FileType::Unknown))
+    }
+
+    /// The socket files here (`*.sock`, sockets only, never links).
+    pub(crate) fn sockets(&self) -> Vec<SocketEntry> {
+        let mut v: Vec<SocketEntry> = self
+            .names(|name, ft| name.ends_with(".sock") && matches!(ft, FileType::Socket | FileType::Unknown))
+            .into_iter()
+            .filter_map(|name| {
+                let st = rfs::statat(&self.fd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW).ok()?;
+                (FileType::from_raw_mode(st.st_mode) == FileType::Socket)
+                    .then_some(SocketEntry { name, uid: st.st_uid })
+            })
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    fn names(&self, keep: impl Fn(&str, FileType) -> bool) -> Vec<String> {
+        let Ok(mut it) = rfs::Dir::read_from(&self.fd) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        while let Some(Ok(entry)) = it.next() {
+            let name: &CStr = entry.file_name();
+            let Ok(name) = name.to_str() else { continue };
+            if name != "." && name != ".." && keep(name, entry.file_type()) {
+                out.push(name.to_owned());
+            }
+        }
+        out
+    }
+
+    /// Reads a small regular file (never through a link), with its owner.
+    pub(crate) fn read_small(&self, file: &str, max: usize) -> Option<(Vec<u8>, u32)> {
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+        let fd = rfs::openat(&self.fd, file, flags, Mode::empty()).ok()?;
+        let st = rfs::fstat(&fd).ok()?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return None;
+        }
+        let mut buf = Vec::new();
+        File::from(fd).take(max as u64 + 1).read_to_end(&mut buf).ok()?;
+        (buf.len() <= max).then_some((buf, st.st_uid))
+    }
+
+    /// Replaces `file` with `data` at once (a temporary file renamed over it).
+    pub(crate) fn write_atomic(&self, file: &str, data: &[u8], mode: u32) -> io::Result<()> {
+        use std::io::Write;
+        let tmp = format!(
+            ".{file}.{}.{:x}",
+            std::process::id(),
+            NONCE.fetch_add(1, Ordering::Relaxed)
+        );
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rfs::openat(&self.fd, tmp.as_str(), flags, Mode::from_raw_mode(mode))?;
+        rfs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+        let written = File::from(fd).write_all(data);
+        let renamed = written.and_then(|()| Ok(rfs::renameat(&self.fd, tmp.as_str(), &self.fd, file)?));
+        if renamed.is_err() {
+            let _ = rfs::unlinkat(&self.fd, tmp.as_str(), AtFlags::empty());
+        }
+        renamed
+    }
+
+    /// Opens (making it when missing) a file only our user may open, such as
+    /// a lock file: 0600, never through a link, never another user's.
+    pub(crate) fn open_private(&self, file: &str) -> io::Result<OwnedFd> {
+        let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+        for _ in 0..4 {
+            let fd = rfs::openat(&self.fd, file, flags, Mode::from_raw_mode(0o600))?;
+            let st = rfs::fstat(&fd)?;
+            if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || st.st_uid != me() {
+                // Not ours (made before the folder was ours): replace it.
+                self.remove(file);
                 continue;
             }
-            Err(e) => return Err(e),
-        };
-        let _ = fs::set_permissions(dir.join("lock"), fs::Permissions::from_mode(0o666));
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)?;
-        // The holder before us may have emptied and removed the folder: our
-        // lock is then on a dead file. Lock the live one (or give up).
-        let live = fs::metadata(dir.join("lock")).map(|m| m.ino()).ok();
-        if live == Some(file.metadata()?.ino()) {
-            return Ok(DirLock { _file: file });
+            if st.st_mode & 0o077 != 0 {
+                rfs::fchmod(&fd, Mode::from_raw_mode(0o600))?;
+            }
+            return Ok(fd);
         }
-        if !create {
-            return Err(io::ErrorKind::NotFound.into());
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{} is not ours", self.path.join(file).display()),
+        ))
+    }
+
+    /// Whether `fd` is the file now at `file` here.
+    pub(crate) fn holds(&self, file: &str, fd: &OwnedFd) -> bool {
+        match (rfs::fstat(fd), rfs::statat(&self.fd, file, AtFlags::SYMLINK_NOFOLLOW)) {
+            (Ok(a), Ok(b)) => a.st_ino == b.st_ino && a.st_dev == b.st_dev,
+            _ => false,
         }
     }
+
+    /// Removes a file (not a folder) if it is there.
+    pub(crate) fn remove(&self, file: &str) {
+        let _ = rfs::unlinkat(&self.fd, file, AtFlags::empty());
+    }
+
+    /// Removes an empty sub-folder.
+    pub(crate) fn remove_dir(&self, name: &str) -> bool {
+        rfs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR).is_ok()
+    }
+
+    /// Whether two handles are on the same folder.
+    pub(crate) fn same(&self, other: &Dir) -> bool {
+        self.ino == other.ino && self.dev == other.dev
+    }
+
+    /// Whether this folder is still the one at `parent/name` (the last user
+    /// of a name may remove its folder at any moment).
+    pub(crate) fn still_at(&self, parent: &Dir, name: &str) -> bool {
+        rfs::statat(&parent.fd, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map(|st| st.st_ino == self.ino && st.st_dev == self.dev)
+            .unwrap_or(false)
+    }
+
+    /// Removes everything at `name` without following links: for root,
+    /// reclaiming what another user left behind or planted. Depth-limited:
+    /// nothing we make is deeper than three levels.
+    pub(crate) fn remove_tree(&self, name: &str) -> io::Result<()> {
+        self.remove_tree_at(name, 4)
+    }
+
+    fn remove_tree_at(&self, name: &str, depth: u32) -> io::Result<()> {
+        match self.lookup(name)? {
+            Lookup::Missing => Ok(()),
+            Lookup::Other { .. } => Ok(rfs::unlinkat(&self.fd, name, AtFlags::empty())?),
+            Lookup::Dir(sub) => {
+                if depth == 0 {
+                    return Err(io::Error::other(format!(
+                        "{} is nested too deep to be ours",
+                        sub.path.display()
+                    )));
+                }
+                for child in sub.names(|_, _| true) {
+                    sub.remove_tree_at(&child, depth - 1)?;
+                }
+                Ok(rfs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR)?)
+            }
+        }
+    }
+}
+
+/// The folder name of an object: its kind's prefix and 32 hex digits of the
+/// SHA-256 of the folded name.
+pub(crate) fn entry_name(kind: Kind, folded: &str) -> String {
+    let digest = Sha256::digest(folded.as_bytes());
+    let mut s = String::with_capacity(34);
+    s.push_str(kind.prefix());
+    for b in digest.iter().take(16) {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// One name's folder, with the root it was found in.
+#[derive(Debug)]
+pub(crate) struct Object {
+    pub(crate) root: Dir,
+    pub(crate) dir: Dir,
+    pub(crate) entry: String,
+}
+
+impl Object {
+    /// The name's owner: whoever made its folder.
+    pub(crate) fn owner(&self) -> u32 {
+        self.dir.owner()
+    }
+
+    /// Whether the folder is still the name's (not removed meanwhile).
+    pub(crate) fn is_current(&self) -> bool {
+        self.dir.still_at(&self.root, &self.entry)
+    }
+}
+
+/// The folder of a name, if it has one. Anything but a folder at its place
+/// is another user's trick and counts as no name at all.
+pub(crate) fn find(kind: Kind, folded: &str) -> io::Result<Option<Object>> {
+    let Some(root) = Namespace::from_env().open(false)? else {
+        return Ok(None);
+    };
+    let entry = entry_name(kind, folded);
+    match root.lookup(&entry)? {
+        Lookup::Dir(dir) => Ok(Some(Object { root, dir, entry })),
+        Lookup::Missing => Ok(None),
+        Lookup::Other { uid, what } => {
+            tracing::warn!(
+                "ignoring {what} of {} planted at {}",
+                user_label(uid),
+                root.path.join(&entry).display()
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Every name of a kind, as (the creator's spelling, its folder). `fold`
+/// turns a spelling into its folded form; a folder whose recorded spelling
+/// does not hash to the folder's own name (a fake record) is skipped.
+pub(crate) fn list(kind: Kind, fold: &dyn Fn(&str) -> Option<String>) -> io::Result<Vec<(String, Object)>> {
+    let Some(root) = Namespace::from_env().open(false)? else {
+        return Ok(Vec::new());
+    };
+    let mut found = Vec::new();
+    for entry in root.dir_names(kind.prefix()) {
+        let Ok(Lookup::Dir(dir)) = root.lookup(&entry) else {
+            continue;
+        };
+        let owner = dir.owner();
+        let Some((text, uid)) = dir.read_small("name", 4096) else {
+            continue;
+        };
+        let Ok(display) = String::from_utf8(text) else { continue };
+        if (uid != owner && uid != 0) || fold(&display).map(|f| entry_name(kind, &f)) != Some(entry.clone()) {
+            continue;
+        }
+        found.push((display, entry, dir));
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found
+        .into_iter()
+        .filter_map(|(display, entry, dir)| {
+            let root = Dir::from_fd(rustix::io::fcntl_dupfd_cloexec(&root.fd, 3).ok()?, root.path.clone()).ok()?;
+            Some((display, Object { root, dir, entry }))
+        })
+        .collect())
+}
+
+/// Whose a name's folder turned out to be.
+#[derive(Debug)]
+pub(crate) enum Claim {
+    /// Ours: new, or made by us before.
+    Mine(Object),
+    /// Another user's, with a live server or reader in it.
+    Theirs(Object),
+}
+
+/// Takes a name's folder for creating an object: makes it (ours), or finds
+/// the one there. What another user left without anything live in it
+/// (`live` says) is removed when we are root and refused otherwise, saying
+/// who holds it and how to clear it; planted files, links and the like
+/// likewise.
+pub(crate) fn claim(
+    kind: Kind,
+    folded: &str,
+    what: &dyn std::fmt::Display,
+    live: &dyn Fn(&Object) -> bool,
+) -> io::Result<Claim> {
+    let ns = Namespace::from_env();
+    let entry = entry_name(kind, folded);
+    let me = me();
+    for _ in 0..20 {
+        let root = ns.open(true)?.ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        match rfs::mkdirat(&root.fd, entry.as_str(), Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(Errno::ACCESS) | Err(Errno::PERM) | Err(Errno::ROFS) => {
+                return Err(err(
+                    Win32Error::ERROR_ACCESS_DENIED,
+                    format!(
+                        "cannot create {what}: this user may not add names to the namespace root {} \
+                         (it should be mode 1777, as /tmp is)",
+                        root.path.display()
+                    ),
+                ))
+            }
+            Err(e) => return Err(Error::from_io(&e.into(), format!("cannot create {what}")).into()),
+        }
+        match root.lookup(&entry)? {
+            Lookup::Missing => continue, // its last user removed it just now
+            Lookup::Dir(dir) if dir.uid == me => {
+                if dir.mode & 0o7777 != 0o755 {
+                    rfs::fchmod(&dir.fd, Mode::from_raw_mode(0o755))?;
+                }
+                return Ok(Claim::Mine(Object {
+                    root,
+                    dir,
+                    entry: entry.clone(),
+                }));
+            }
+            Lookup::Dir(dir) => {
+                let obj = Object {
+                    root,
+                    dir,
+                    entry: entry.clone(),
+                };
+                if live(&obj) {
+                    return Ok(Claim::Theirs(obj));
+                }
+                if me == 0 {
+                    tracing::info!(
+                        "{what}: removing what {} left behind at {}",
+                        user_label(obj.owner()),
+                        obj.dir.path.display()
+                    );
+                    obj.root.remove_tree(&obj.entry)?;
+                    continue;
+                }
+                return Err(err(
+                    Win32Error::ERROR_ACCESS_DENIED,
+                    format!(
+                        "{what} was left behind by {}, whose server is no longer running; \
+                         only root can clear it (rm -r {}), or its owner by serving it again",
+                        user_label(obj.owner()),
+                        obj.dir.path.display()
+                    ),
+                ));
+            }
+            Lookup::Other { uid, what: thing } => {
+                let path = root.path.join(&entry);
+                if me == 0 || uid == me {
+                    tracing::warn!(
+                        "{what}: removing {thing} of {} planted at {}",
+                        user_label(uid),
+                        path.display()
+                    );
+                    root.remove(&entry);
+                    continue;
+                }
+                return Err(err(
+                    Win32Error::ERROR_ACCESS_DENIED,
+                    format!(
+                        "cannot create {what}: {} put {thing} at {} where its folder belongs; \
+                         only root can clear it (rm {})",
+                        user_label(uid),
+                        path.display(),
+                        path.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Err(err(
+        Win32Error::ERROR_GEN_FAILURE,
+        format!("cannot create {what}: its folder keeps changing"),
+    ))
+}
+
+/// An exclusive lock on a folder, released on drop.
+#[derive(Debug)]
+pub(crate) struct DirLock {
+    _file: OwnedFd,
+}
+
+/// Takes `dir`'s creation lock (blocking; held for a few syscalls). The lock
+/// file is 0600 in a folder only its owner writes, so no other user can
+/// open it, let alone hold it. `None` when `dir` is no longer at
+/// `parent/name` (its last user removed it under this lock): start over.
+pub(crate) fn lock(dir: &Dir, parent: &Dir, name: &str) -> io::Result<Option<DirLock>> {
+    let fd = match dir.open_private("lock") {
+        Ok(fd) => fd,
+        // The folder was removed (its handle is on a deleted folder).
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    rfs::flock(&fd, rfs::FlockOperation::LockExclusive)?;
+    if !dir.holds("lock", &fd) || !dir.still_at(parent, name) {
+        return Ok(None);
+    }
+    Ok(Some(DirLock { _file: fd }))
 }
 
 static NONCE: AtomicU64 = AtomicU64::new(0);
 
 /// A fresh socket file name for this process: `<pid>-<nonce>.sock`.
-pub(crate) fn fresh_socket_path(dir: &Path) -> PathBuf {
+pub(crate) fn fresh_socket_name() -> String {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let n = NONCE.fetch_add(1, Ordering::Relaxed);
-    dir.join(format!("{}-{:x}{:08x}.sock", std::process::id(), n, t))
+    format!("{}-{:x}{:08x}.sock", std::process::id(), n, t)
 }
 
-/// `sun_path` holds 108 bytes including the NUL.
-const SUN_PATH_MAX: usize = 107;
-
-/// Runs `f` with an address for `path` short enough for `sun_path` (see
-/// [`with_short_path`]).
-fn with_addr<T>(path: &Path, f: impl FnOnce(&SocketAddr) -> io::Result<T>) -> io::Result<T> {
-    with_short_path(path, |p| f(&SocketAddr::from_pathname(p)?))
-}
-
-/// Runs `f` with a path to `path` short enough for `sun_path`: the path
-/// itself, or `/proc/self/fd/N/<file>` through an open handle on its folder.
-pub(crate) fn with_short_path<T>(path: &Path, f: impl FnOnce(&Path) -> io::Result<T>) -> io::Result<T> {
-    if path.as_os_str().len() <= SUN_PATH_MAX {
-        return f(path);
-    }
-    let parent = path
-        .parent()
-        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let file = path
-        .file_name()
-        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let dir: OwnedFd = File::open(parent)?.into();
-    let short = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(file);
-    let r = f(&short);
-    drop(dir);
-    r
-}
-
-/// Binds a datagram socket at `path` that every user may write to.
-pub(crate) fn bind_datagram(path: &Path) -> io::Result<UnixDatagram> {
-    let s = with_addr(path, UnixDatagram::bind_addr)?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o666))?;
-    Ok(s)
-}
-
-/// Connects a datagram socket to the one bound at `path`.
-pub(crate) fn connect_datagram(sock: &UnixDatagram, path: &Path) -> io::Result<()> {
-    with_addr(path, |a| sock.connect_addr(a))
-}
-
-/// Binds a listening socket at `path`, readable and writable by everyone
+/// Binds a listening socket at `dir/file`, which every user may connect to
 /// (access control is the acceptor's job, so refusals carry a Win32 error).
-pub(crate) fn bind(path: &Path) -> io::Result<UnixListener> {
-    let l = with_addr(path, UnixListener::bind_addr)?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o666))?;
+pub(crate) fn bind(dir: &Dir, file: &str) -> io::Result<UnixListener> {
+    let l = UnixListener::bind(dir.at(file))?;
+    rfs::chmodat(&dir.fd, file, Mode::from_raw_mode(0o666), AtFlags::empty())?;
     Ok(l)
 }
 
-/// Connects to a listening socket at `path`.
-pub(crate) fn connect(path: &Path) -> io::Result<UnixStream> {
-    with_addr(path, UnixStream::connect_addr)
+/// Binds a datagram socket at `dir/file` that every user may write to.
+pub(crate) fn bind_datagram(dir: &Dir, file: &str) -> io::Result<UnixDatagram> {
+    let s = UnixDatagram::bind(dir.at(file))?;
+    rfs::chmodat(&dir.fd, file, Mode::from_raw_mode(0o666), AtFlags::empty())?;
+    Ok(s)
+}
+
+/// Connects to a listening socket at `dir/file`.
+pub(crate) fn connect(dir: &Dir, file: &str) -> io::Result<UnixStream> {
+    UnixStream::connect(dir.at(file))
+}
+
+/// The uid of the process that listens on the other end of a connected
+/// socket, as the kernel recorded it at `listen` time.
+pub(crate) fn peer_uid(s: &impl AsFd) -> Option<u32> {
+    rustix::net::sockopt::socket_peercred(s).ok().map(|c| c.uid.as_raw())
 }
 
 /// An error for a name whose object folder cannot be made.
@@ -278,25 +733,111 @@ pub(crate) fn not_found(what: impl std::fmt::Display) -> io::Error {
 mod tests {
     use super::*;
 
+    fn scratch(tag: &str) -> (PathBuf, Dir) {
+        let base = std::env::temp_dir().join(format!("pipeslot-ns-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        let ns = Namespace { root: base.clone() };
+        let dir = ns.open(false).unwrap().unwrap();
+        (base, dir)
+    }
+
     #[test]
-    fn keys_are_fixed_length_and_distinct() {
-        assert_eq!(key("A").len(), 32);
-        assert_ne!(key("A"), key("B"));
-        assert_eq!(key(&"X".repeat(256)).len(), 32);
+    fn entry_names_are_fixed_length_distinct_and_kind_prefixed() {
+        assert_eq!(entry_name(Kind::Pipe, "A").len(), 34);
+        assert_ne!(entry_name(Kind::Pipe, "A"), entry_name(Kind::Pipe, "B"));
+        assert_ne!(entry_name(Kind::Pipe, "A")[2..], entry_name(Kind::Mailslot, "B")[2..]);
+        assert!(entry_name(Kind::Mailslot, &"X".repeat(256)).starts_with("m-"));
     }
 
     #[test]
     fn long_roots_still_bind_and_connect() {
-        let base = std::env::temp_dir().join(format!("pipeslot-ns-test-{}", std::process::id()));
+        let (base, _) = scratch("long");
         let deep = base.join("a".repeat(60)).join("b".repeat(60));
-        fs::create_dir_all(&deep).unwrap();
-        let ns = Namespace { root: deep.clone() };
-        let dir = ns.object_dir(Kind::Pipe, "LONG", true).unwrap();
-        let path = fresh_socket_path(&dir);
-        assert!(path.as_os_str().len() > SUN_PATH_MAX);
-        let l = bind(&path).unwrap();
-        let _c = connect(&path).unwrap();
+        std::fs::create_dir_all(&deep).unwrap();
+        let root = Namespace { root: deep.clone() }.open(false).unwrap().unwrap();
+        let dir = root.make_dir("p-x", 0o755).unwrap();
+        assert!(dir.path().as_os_str().len() > 108);
+        let name = fresh_socket_name();
+        let l = bind(&dir, &name).unwrap();
+        let c = connect(&dir, &name).unwrap();
         let (_s, _) = l.accept().unwrap();
-        fs::remove_dir_all(&base).unwrap();
+        assert_eq!(peer_uid(&c), Some(me()));
+        assert_eq!(
+            dir.sockets().iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+            vec![name]
+        );
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn lookups_never_follow_links() {
+        let (base, root) = scratch("links");
+        std::fs::create_dir(base.join("target")).unwrap();
+        std::os::unix::fs::symlink(base.join("target"), base.join("p-link")).unwrap();
+        std::fs::write(base.join("p-file"), b"x").unwrap();
+        assert!(matches!(
+            root.lookup("p-link").unwrap(),
+            Lookup::Other {
+                what: "a symbolic link",
+                ..
+            }
+        ));
+        assert!(matches!(
+            root.lookup("p-file").unwrap(),
+            Lookup::Other { what: "a file", .. }
+        ));
+        assert!(matches!(root.lookup("p-none").unwrap(), Lookup::Missing));
+        assert!(
+            root.make_dir("p-link", 0o755).is_err(),
+            "a link is never made into a folder"
+        );
+        // A socket link in a folder is not a socket.
+        let dir = root.make_dir("p-d", 0o755).unwrap();
+        let _l = bind(&dir, "real.sock").unwrap();
+        std::os::unix::fs::symlink(base.join("p-d/real.sock"), base.join("p-d/fake.sock")).unwrap();
+        assert_eq!(dir.sockets().len(), 1);
+        assert_eq!(dir.read_small("fake.sock", 16), None);
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn remove_tree_removes_links_not_their_targets() {
+        let (base, root) = scratch("tree");
+        std::fs::create_dir_all(base.join("keep")).unwrap();
+        std::fs::write(base.join("keep/file"), b"x").unwrap();
+        std::fs::create_dir_all(base.join("p-t/joiners/7")).unwrap();
+        std::os::unix::fs::symlink(base.join("keep"), base.join("p-t/joiners/7/link")).unwrap();
+        root.remove_tree("p-t").unwrap();
+        assert!(!base.join("p-t").exists());
+        assert!(base.join("keep/file").exists());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn a_shared_root_without_the_sticky_bit_gets_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let (base, _) = scratch("sticky");
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o777)).unwrap();
+        Namespace { root: base.clone() }.open(false).unwrap().unwrap();
+        let mode = std::fs::metadata(&base).unwrap().permissions().mode();
+        assert_eq!(mode & 0o1777, 0o1777);
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn a_root_that_is_a_link_or_a_file_is_refused_by_path() {
+        let (base, _) = scratch("badroot");
+        std::os::unix::fs::symlink(&base, base.join("link")).unwrap();
+        std::fs::write(base.join("file"), b"x").unwrap();
+        for (sub, code) in [
+            ("link", Win32Error::ERROR_DIRECTORY),
+            ("file", Win32Error::ERROR_DIRECTORY),
+        ] {
+            let e = Namespace { root: base.join(sub) }.open(true).unwrap_err();
+            assert_eq!(Error::win32(&e), Some(code), "{sub}: {e}");
+            assert!(e.to_string().contains(&base.join(sub).display().to_string()), "{e}");
+        }
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }

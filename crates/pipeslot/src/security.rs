@@ -30,6 +30,8 @@ pub struct PipeSecurity {
     allow_groups: Vec<u32>,
     deny_users: Vec<u32>,
     deny_groups: Vec<u32>,
+    create_users: Vec<u32>,
+    create_groups: Vec<u32>,
 }
 
 impl Default for PipeSecurity {
@@ -48,6 +50,8 @@ impl PipeSecurity {
             allow_groups: Vec::new(),
             deny_users: Vec::new(),
             deny_groups: Vec::new(),
+            create_users: Vec::new(),
+            create_groups: Vec::new(),
         }
     }
 
@@ -84,6 +88,76 @@ impl PipeSecurity {
     pub fn deny_group(mut self, gid: u32) -> PipeSecurity {
         self.deny_groups.push(gid);
         self
+    }
+
+    /// Lets another user's processes add instances of this pipe
+    /// (FILE_CREATE_PIPE_INSTANCE in the first instance's DACL). Without it
+    /// only the owner and root may: a name cannot be joined to catch its
+    /// clients. Granted instances live in a folder of their user's own and
+    /// clients accept them only while the first instance's grant says so.
+    pub fn allow_create_instance_user(mut self, uid: u32) -> PipeSecurity {
+        self.create_users.push(uid);
+        self
+    }
+
+    /// Lets members of a group add instances (see
+    /// [`allow_create_instance_user`](Self::allow_create_instance_user)).
+    pub fn allow_create_instance_group(mut self, gid: u32) -> PipeSecurity {
+        self.create_groups.push(gid);
+        self
+    }
+
+    /// Whether a process with these credentials may add instances.
+    pub fn permits_create_instance(&self, uid: u32, gid: u32, groups: &[u32]) -> bool {
+        uid == self.owner
+            || self.create_users.contains(&uid)
+            || self.create_groups.contains(&gid)
+            || groups.iter().any(|g| self.create_groups.contains(g))
+    }
+
+    /// Whether this uid is granted FILE_CREATE_PIPE_INSTANCE by name.
+    pub(crate) fn grants_uid(&self, uid: u32) -> bool {
+        self.create_users.contains(&uid)
+    }
+
+    /// Whether some group is granted FILE_CREATE_PIPE_INSTANCE.
+    pub(crate) fn grants_any_group(&self) -> bool {
+        !self.create_groups.is_empty()
+    }
+
+    /// Whether anyone beyond the owner and root may add instances.
+    pub(crate) fn grants_create_instance(&self) -> bool {
+        !self.create_users.is_empty() || !self.create_groups.is_empty()
+    }
+
+    /// The grants as the `security` file of a pipe's folder holds them.
+    pub(crate) fn encode_grants(&self) -> String {
+        let mut s = String::new();
+        for u in &self.create_users {
+            s.push_str(&format!("create-user {u}\n"));
+        }
+        for g in &self.create_groups {
+            s.push_str(&format!("create-group {g}\n"));
+        }
+        s
+    }
+
+    /// Reads grants written by [`encode_grants`](Self::encode_grants), for
+    /// a pipe whose owner is `owner`; unknown lines are ignored.
+    pub(crate) fn decode_grants(owner: u32, text: &str) -> PipeSecurity {
+        let mut sec = PipeSecurity {
+            owner,
+            ..PipeSecurity::owner_only()
+        };
+        for line in text.lines() {
+            let mut it = line.split(' ');
+            match (it.next(), it.next().and_then(|v| v.parse::<u32>().ok())) {
+                (Some("create-user"), Some(u)) => sec.create_users.push(u),
+                (Some("create-group"), Some(g)) => sec.create_groups.push(g),
+                _ => {}
+            }
+        }
+        sec
     }
 
     /// Whether a client with these credentials may open the pipe.
@@ -162,7 +236,7 @@ impl ClientIdentity {
 
 /// The user name of a uid, remembered: the user database (often a file read
 /// through NSS) is asked once per uid per process, not once per client.
-fn user_name(uid: u32) -> Option<String> {
+pub(crate) fn user_name(uid: u32) -> Option<String> {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
     static NAMES: OnceLock<Mutex<HashMap<u32, Option<String>>>> = OnceLock::new();
@@ -202,6 +276,25 @@ mod tests {
         let owner = PipeSecurity::owner_only();
         let o = owner.owner();
         assert!(!owner.deny_user(o).permits(o, 0, &[]), "deny wins even for the owner");
+    }
+
+    #[test]
+    fn create_instance_grants_round_trip_through_the_security_file() {
+        let s = PipeSecurity::owner_only()
+            .allow_create_instance_user(1001)
+            .allow_create_instance_group(50);
+        assert!(s.grants_create_instance());
+        // Owned by uid 4242 (not us, so root is a stranger to it).
+        let back = PipeSecurity::decode_grants(4242, &s.encode_grants());
+        for sec in [&s, &back] {
+            assert!(sec.permits_create_instance(1001, 1, &[]));
+            assert!(sec.permits_create_instance(1002, 1, &[50]));
+            assert!(!sec.permits_create_instance(1003, 1, &[7]));
+        }
+        assert!(back.permits_create_instance(4242, 1, &[]), "the owner");
+        assert!(!back.permits_create_instance(0, 1, &[]), "root only when granted");
+        assert!(!PipeSecurity::owner_only().grants_create_instance());
+        assert!(!PipeSecurity::decode_grants(5, "create-user x\nbogus 1\n").grants_create_instance());
     }
 
     #[test]

@@ -248,9 +248,13 @@ fn one_reader_per_name_across_processes_and_a_crashed_reader_does_not_block() {
         .read_timeout(Duration::from_secs(5))
         .create(&name)
         .unwrap();
-    // The writer opened before the crash finds the new reader.
-    w.write(b"after the crash").unwrap();
+    // A handle belongs to the reader it opened (Win32's mailslot object):
+    // the one opened before the crash never reaches the new reader, which
+    // may be another user's; a handle opened now does.
+    assert_win32(w.write(b"meant for the dead reader"), Win32Error::ERROR_FILE_NOT_FOUND);
+    MailslotWriter::open(&name).unwrap().write(b"after the crash").unwrap();
     assert_eq!(slot.read_message().unwrap(), b"after the crash");
+    assert_eq!(slot.info().unwrap().message_count, 0, "nothing else arrived");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod attacks; // another local user attacks the namespace: capture, stall, locks, plants
 mod child; // roles played by re-executed copies of this binary
 mod client; // open, busy, wait, call
 mod io; // messages, bytes, transact, peek, flush, backpressure

@@ -100,9 +100,10 @@ fn a_dead_servers_entry_blocks_nobody() {
     let mut peer = Peer::spawn("server_echo", &[&name, "255", "1"]);
     assert_eq!(peer.expect_line(10 * SECOND), "ready");
     peer.kill(); // SIGKILL: no clean-up runs, the socket file stays
-    let sockets_left = std::fs::read_dir(util::root().join("pipe"))
+    let sockets_left = std::fs::read_dir(util::root())
         .unwrap()
         .flatten()
+        .filter(|d| d.file_name().to_string_lossy().starts_with("p-"))
         .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
         .filter(|e| e.path().extension().is_some_and(|x| x == "sock"))
         .count();

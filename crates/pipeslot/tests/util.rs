@@ -15,8 +15,8 @@ use pipeslot::{Error, Win32Error};
 static INIT: Once = Once::new();
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
-/// The namespace root of this test process (traversable by other uids, so
-/// a client running as `nobody` can reach the sockets).
+/// The namespace root of this test process: shared like /tmp (1777), so a
+/// child running as `nobody` can serve names and reach the sockets.
 pub fn root() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("pipeslot-tests-{}", std::process::id()))
 }
@@ -32,7 +32,7 @@ pub fn init() {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
         std::env::set_var("PIPESLOT_DIR", &dir);
         // Network mailslots made by this process receive on loopback only,
         // on a port of their own (never UDP 138 of the real network).
@@ -138,9 +138,8 @@ impl Peer {
     /// A child playing the test `path` (`module::role`), with extra
     /// environment, optionally run through `wrapper` (e.g. `ip netns exec NS`).
     pub fn spawn_with(path: &str, args: &[&str], env: &[(&str, &str)], wrapper: &[&str]) -> Peer {
-        init();
         let exe = std::env::current_exe().unwrap();
-        let mut cmd = match wrapper.split_first() {
+        let cmd = match wrapper.split_first() {
             Some((first, rest)) => {
                 let mut c = Command::new(first);
                 c.args(rest).arg(&exe);
@@ -148,13 +147,17 @@ impl Peer {
             }
             None => Command::new(&exe),
         };
-        let role = path.rsplit("::").next().unwrap_or(path);
-        cmd.args(["--exact", path, "--ignored", "--nocapture", "--test-threads=1"])
-            .env("PIPESLOT_CHILD", role)
-            .env("PIPESLOT_CHILD_ARGS", args.join("\u{1f}"))
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        Peer::start(role_command(cmd, path, args, env))
+    }
+
+    /// A child playing the test `path` (`module::role`) as another uid (and
+    /// gid: the same number) when `uid` is set, with extra environment.
+    pub fn spawn_as_user(path: &str, args: &[&str], env: &[(&str, &str)], uid: Option<u32>) -> Peer {
+        let mut cmd = role_command(Command::new(std::env::current_exe().unwrap()), path, args, env);
+        if let Some(uid) = uid {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(uid).gid(uid);
+        }
         Peer::start(cmd)
     }
 
@@ -196,6 +199,19 @@ impl Drop for Peer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// `cmd` (this binary, maybe behind a wrapper) set up to play `path`.
+fn role_command(mut cmd: Command, path: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
+    init();
+    let role = path.rsplit("::").next().unwrap_or(path);
+    cmd.args(["--exact", path, "--ignored", "--nocapture", "--test-threads=1"])
+        .env("PIPESLOT_CHILD", role)
+        .env("PIPESLOT_CHILD_ARGS", args.join("\u{1f}"))
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    cmd
 }
 
 /// In a child: the arguments the parent passed.

@@ -160,8 +160,10 @@ fn info_is_exact_for_a_reader_that_does_not_read() {
             .expect("create the mailslot");
         let info = |want_next: &str, want_count: u32| {
             let want = format!(
-                "name: {name}\nmax_message_size: 64\nnext_message_size: {want_next}\nmessage_count: {want_count}\n\
-                 read_timeout: 250\nreader_pid: {}\nnetwork: false\n",
+                "name: {name}\nowner: {} (uid {})\nmax_message_size: 64\nnext_message_size: {want_next}\n\
+                 message_count: {want_count}\nread_timeout: 250\nreader_pid: {}\nnetwork: false\n",
+                super::query::me(),
+                super::query::uid(),
                 std::process::id()
             );
             assert_eq!(ctx.run(&["info", &name.to_uppercase()]).success(), want);
@@ -169,7 +171,11 @@ fn info_is_exact_for_a_reader_that_does_not_read() {
         info("none", 0);
         ctx.run(&["send", &name, "a", "bb", ""]).success();
         info("1", 3);
-        let listed = format!("{name}\tmailslot\tmax_size 64\tqueued 3\tpid {}\n", std::process::id());
+        let listed = format!(
+            "{name}\tmailslot\tmax_size 64\tqueued 3\tpid {}\towner {}\n",
+            std::process::id(),
+            super::query::me()
+        );
         assert_eq!(ctx.run(&["list"]).success(), listed);
         assert_eq!(reader.read_message().expect("read"), b"a");
         info("2", 2);
@@ -184,8 +190,10 @@ fn info_of_a_serving_reader_and_of_a_remote_name() {
         let name = slot(ctx, "served");
         let server = serve(ctx, &name, &["--max-messages", "1"]);
         let want = format!(
-            "name: {name}\nmax_message_size: 0\nnext_message_size: none\nmessage_count: 0\n\
+            "name: {name}\nowner: {} (uid {})\nmax_message_size: 0\nnext_message_size: none\nmessage_count: 0\n\
              read_timeout: forever\nreader_pid: {}\nnetwork: false\n",
+            super::query::me(),
+            super::query::uid(),
             server.child.id()
         );
         assert_eq!(ctx.run(&["info", &name]).success(), want);
@@ -209,7 +217,11 @@ fn list_shows_mailslots_after_the_pipes() {
         );
         assert_eq!(
             listed[1],
-            format!("{name}\tmailslot\tmax_size 424\tqueued 0\tpid {}", server.child.id())
+            format!(
+                "{name}\tmailslot\tmax_size 424\tqueued 0\tpid {}\towner {}",
+                server.child.id(),
+                super::query::me()
+            )
         );
     });
 }

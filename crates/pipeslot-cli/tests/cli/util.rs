@@ -66,8 +66,9 @@ impl Ctx {
         std::fs::create_dir_all(&dir).expect("test folder");
         // The access tests run a client as another user: it must reach the
         // namespace (and the copy of the binary) through these folders.
-        for d in [&base, &dir] {
-            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).expect("chmod test folder");
+        // The namespace root itself is shared like /tmp (1777).
+        for (d, mode) in [(&base, 0o755), (&dir, 0o1777)] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode)).expect("chmod test folder");
         }
         Ctx {
             dir,

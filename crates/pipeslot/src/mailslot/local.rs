@@ -1,16 +1,20 @@
 //! Local mailslots: the reader's queue and the local datagram transport.
 //!
 //! ```text
-//! $PIPESLOT_DIR/mailslot/<key>/      key = SHA-256 of the folded name (see `ns`)
+//! $PIPESLOT_DIR/m-<key>/   key = SHA-256 of the folded name (see `ns`); owned by the
+//!                          reader's user, 0755, so no other user puts anything in it
 //!   name          the creator's spelling, for listing
 //!   meta          max=…  limit=…  network=0|1  pid=…   (what writers check)
-//!   reader.lock   flock'd (exclusive) by the one reader for its whole life
+//!   reader.lock   0600, flock'd (exclusive) by the one reader for its whole life
 //!   reader.sock   SOCK_DGRAM bound by the reader: writers send one datagram per message
 //!   query.sock    SOCK_STREAM bound by the reader: connect, read one info record
 //! ```
 //!
 //! - One reader per name: `reader.lock` is flock'd without waiting; a second
-//!   create gets `ERROR_ALREADY_EXISTS`. The kernel drops the lock when the
+//!   create gets `ERROR_ALREADY_EXISTS`, and so does another user's while a
+//!   reader of the owner's answers on `query.sock` (nobody else can open the
+//!   lock file to hold it). What a dead reader of another user left behind
+//!   is root's to clear (see `ns::claim`). The kernel drops the lock when the
 //!   reader dies, so a crashed reader never blocks a new one; the new reader
 //!   replaces its stale sockets. (A reader that closes unlinks the lock file
 //!   while still holding it; a creator that locked an unlinked file sees the
@@ -27,12 +31,10 @@
 //!   queue, and `info()` drains before it counts.
 
 use std::collections::VecDeque;
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixDatagram, UnixListener};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -44,7 +46,7 @@ use rustix::net::{RecvFlags, SendFlags};
 
 use super::{MailslotInfo, MailslotListing, ReadTimeout, MAILSLOT_NO_MESSAGE};
 use crate::error::{err, Error, Win32Error};
-use crate::ns::{self, Kind, Namespace};
+use crate::ns::{self, Claim, Dir, Kind, Object};
 
 pub(crate) const READER_SOCK: &str = "reader.sock";
 pub(crate) const QUERY_SOCK: &str = "query.sock";
@@ -147,16 +149,18 @@ impl Meta {
         })
     }
 
-    /// The meta of the reader in `dir`, or `None` when there is none.
-    pub(crate) fn read(dir: &Path) -> Option<Meta> {
-        Meta::parse(&fs::read_to_string(dir.join(META)).ok()?)
+    /// The meta of the reader of `obj`, or `None` when there is none (or
+    /// the file is not the folder owner's).
+    pub(crate) fn read(obj: &Object) -> Option<Meta> {
+        let (text, uid) = obj.dir.read_small(META, 4096)?;
+        if uid != obj.owner() && uid != 0 {
+            return None;
+        }
+        Meta::parse(std::str::from_utf8(&text).ok()?)
     }
 
-    fn write(&self, dir: &Path) -> io::Result<()> {
-        let tmp = dir.join(format!(".meta.{}", std::process::id()));
-        fs::write(&tmp, self.encode())?;
-        let _ = fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644));
-        fs::rename(&tmp, dir.join(META))
+    fn write(&self, dir: &Dir) -> io::Result<()> {
+        dir.write_atomic(META, self.encode().as_bytes(), 0o644)
     }
 
     /// Refuses a message this reader would not take: `ERROR_INVALID_PARAMETER`.
@@ -183,11 +187,18 @@ impl Meta {
     }
 }
 
-/// A mailslot name's folder (made when `create` is set).
-pub(crate) fn slot_dir(name: &MailslotName, create: bool) -> io::Result<PathBuf> {
-    Namespace::from_env()
-        .object_dir(Kind::Mailslot, name.folded(), create)
-        .map_err(|e| ns::dir_error(&e, &name.to_string()))
+/// A mailslot name's folder, if it has one.
+fn find(name: &MailslotName) -> io::Result<Option<Object>> {
+    ns::find(Kind::Mailslot, name.folded()).map_err(|e| ns::dir_error(&e, &name.to_string()))
+}
+
+/// Whether a reader of the folder's owner (or root) answers on its query
+/// socket: another user's live reader holds the name.
+fn reader_alive(obj: &Object) -> bool {
+    match ns::connect(&obj.dir, QUERY_SOCK) {
+        Ok(s) => ns::peer_uid(&s).is_some_and(|u| u == obj.owner() || u == 0),
+        Err(_) => false,
+    }
 }
 
 fn not_found(name: &dyn std::fmt::Display) -> io::Error {
@@ -437,8 +448,8 @@ pub(crate) fn take_vec(st: &mut State) -> io::Result<Option<Vec<u8>>> {
 pub(crate) struct Slot {
     shared: Arc<Shared>,
     pump: Option<JoinHandle<()>>,
-    dir: PathBuf,
-    lock: Option<File>,
+    obj: Object,
+    lock: Option<OwnedFd>,
     _network: Option<super::net::EmbeddedGuard>,
 }
 
@@ -456,20 +467,18 @@ impl Slot {
     /// CreateMailslot.
     pub(crate) fn create(name: &MailslotName, max_size: u32, timeout: ReadTimeout, network: bool) -> io::Result<Slot> {
         let display = name.to_string();
-        let (dir, lock) = take_name(name)?;
+        let (obj, lock) = take_name(name)?;
         let fail = |e: io::Error| -> io::Error { Error::from_io(&e, format!("cannot create {display}")).into() };
+        let dir = &obj.dir;
         for stale in [READER_SOCK, QUERY_SOCK] {
-            match fs::remove_file(dir.join(stale)) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(fail(e)),
-                _ => {}
-            }
+            dir.remove(stale);
         }
         let meta = Meta::new(max_size, network);
-        ns::write_display_name(&dir, &display).map_err(fail)?;
-        meta.write(&dir).map_err(fail)?;
-        let sock = ns::bind_datagram(&dir.join(READER_SOCK)).map_err(fail)?;
+        dir.write_atomic("name", display.as_bytes(), 0o644).map_err(fail)?;
+        meta.write(dir).map_err(fail)?;
+        let sock = ns::bind_datagram(dir, READER_SOCK).map_err(fail)?;
         sock.set_nonblocking(true).map_err(fail)?;
-        let query = ns::bind(&dir.join(QUERY_SOCK)).map_err(fail)?;
+        let query = ns::bind(dir, QUERY_SOCK).map_err(fail)?;
         query.set_nonblocking(true).map_err(fail)?;
         let wake =
             rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).map_err(|e| fail(e.into()))?;
@@ -500,7 +509,7 @@ impl Slot {
         Ok(Slot {
             shared,
             pump: Some(pump),
-            dir,
+            obj,
             lock: Some(lock),
             _network: network,
         })
@@ -512,27 +521,25 @@ impl Slot {
 }
 
 /// Becomes the one reader of `name`: its folder and the flock'd lock file.
-fn take_name(name: &MailslotName) -> io::Result<(PathBuf, File)> {
-    let mut last = None;
+fn take_name(name: &MailslotName) -> io::Result<(Object, OwnedFd)> {
+    let display = name.to_string();
     for _ in 0..20 {
-        let dir = slot_dir(name, true)?;
-        let path = dir.join(READER_LOCK);
-        let file = match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o666)
-            .open(&path)
-        {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                last = Some(e); // a closing reader removed the folder: again
-                continue;
+        let obj = match ns::claim(Kind::Mailslot, name.folded(), &display, &reader_alive)? {
+            Claim::Mine(obj) => obj,
+            Claim::Theirs(obj) => {
+                return Err(err(
+                    Win32Error::ERROR_ALREADY_EXISTS,
+                    format!(
+                        "{name} already exists: a mailslot has one reader, and a process of {} reads this one",
+                        ns::user_label(obj.owner())
+                    ),
+                ))
             }
-            Err(e) => return Err(Error::from_io(&e, format!("cannot create {name}")).into()),
         };
-        let _ = file.set_permissions(fs::Permissions::from_mode(0o666));
+        let file = obj
+            .dir
+            .open_private(READER_LOCK)
+            .map_err(|e| Error::from_io(&e, format!("cannot create {name}")))?;
         match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(rustix::io::Errno::WOULDBLOCK) => {
@@ -544,19 +551,16 @@ fn take_name(name: &MailslotName) -> io::Result<(PathBuf, File)> {
             Err(e) => return Err(Error::from_io(&e.into(), format!("cannot lock {name}")).into()),
         }
         // The file we locked must still be the one at the path (a reader
-        // that closes unlinks it while it holds the lock).
-        let held = file.metadata()?;
-        match fs::metadata(&path) {
-            Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => return Ok((dir, file)),
-            Ok(_) => continue,
-            Err(e) => last = Some(e),
+        // that closes unlinks it while it holds the lock), in the folder
+        // still at the name's place.
+        if obj.dir.holds(READER_LOCK, &file) && obj.is_current() {
+            return Ok((obj, file));
         }
     }
-    Err(Error::from_io(
-        &last.unwrap_or_else(|| io::Error::from(io::ErrorKind::Interrupted)),
+    Err(err(
+        Win32Error::ERROR_GEN_FAILURE,
         format!("cannot create {name}: its folder keeps changing"),
-    )
-    .into())
+    ))
 }
 
 impl Drop for Slot {
@@ -569,9 +573,9 @@ impl Drop for Slot {
         // Unlink everything while the lock is held, the lock file last, so
         // that the next reader never loses a file it made.
         for f in [READER_SOCK, QUERY_SOCK, META, "name", READER_LOCK] {
-            let _ = fs::remove_file(self.dir.join(f));
+            self.obj.dir.remove(f);
         }
-        let _ = fs::remove_dir(&self.dir);
+        self.obj.root.remove_dir(&self.obj.entry);
         drop(self.lock.take());
     }
 }
@@ -637,20 +641,28 @@ fn answer_queries(sh: &Shared) {
 
 /// Asks the reader of `name` (any process) for its info.
 pub(crate) fn query(name: &MailslotName) -> io::Result<(MailslotInfo, Meta)> {
-    let dir = slot_dir(name, false)?;
-    let mut conn = ns::connect(&dir.join(QUERY_SOCK)).map_err(|e| {
+    let obj = find(name)?.ok_or_else(|| not_found(name))?;
+    query_obj(name, &obj)
+}
+
+fn query_obj(name: &dyn std::fmt::Display, obj: &Object) -> io::Result<(MailslotInfo, Meta)> {
+    let mut conn = ns::connect(&obj.dir, QUERY_SOCK).map_err(|e| {
         if is_gone(&e) {
             not_found(name)
         } else {
             Error::from_io(&e, format!("cannot ask {name} for its info")).into()
         }
     })?;
-    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    // Only the folder owner's (or root's) reader speaks for the name.
+    if !ns::peer_uid(&conn).is_some_and(|u| u == obj.owner() || u == 0) {
+        return Err(not_found(name));
+    }
+    conn.set_read_timeout(Some(Duration::from_secs(1)))?;
     let mut rec = [0u8; QUERY_LEN];
     conn.read_exact(&mut rec).map_err(|e| match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => err(
             Win32Error::ERROR_SEM_TIMEOUT,
-            format!("the reader of {name} did not answer within 5 s"),
+            format!("the reader of {name} did not answer within 1 s"),
         ),
         _ => not_found(name),
     })?;
@@ -683,31 +695,33 @@ pub(crate) fn query(name: &MailslotName) -> io::Result<(MailslotInfo, Meta)> {
 
 /// Every live mailslot on this machine.
 pub(crate) fn list() -> io::Result<Vec<MailslotListing>> {
+    let fold = |d: &str| MailslotName::parse(d).ok().map(|n| n.folded().to_owned());
     let mut out = Vec::new();
-    for (display, _dir) in Namespace::from_env().list(Kind::Mailslot)? {
-        let Ok(name) = MailslotName::parse(&display) else {
+    for (display, obj) in ns::list(Kind::Mailslot, &fold)? {
+        let Ok((info, meta)) = query_obj(&display, &obj) else {
             continue;
         };
-        let Ok((info, meta)) = query(&name) else { continue };
         out.push(MailslotListing {
             name: display,
             max_message_size: info.max_message_size,
             message_count: info.message_count,
             network: meta.network,
             reader_pid: meta.pid,
+            owner: obj.owner(),
+            owner_name: crate::security::user_name(obj.owner()),
         });
     }
     Ok(out)
 }
 
 /// A writer's end of a local mailslot: a datagram socket connected to the
-/// reader's. A reader that closes and comes back under the same name is
-/// found again on the next write.
+/// reader's. It belongs to the reader it opened (Win32: a handle to that
+/// mailslot object): once that reader closes, writes fail, and never reach
+/// a later reader of the same name.
 #[derive(Debug)]
 pub(crate) struct LocalWriter {
     sock: UnixDatagram,
-    path: PathBuf,
-    meta: Mutex<Meta>,
+    meta: Meta,
     display: String,
 }
 
@@ -727,24 +741,20 @@ impl LocalWriter {
     /// CreateFile on `\\.\mailslot\…`.
     pub(crate) fn open(name: &MailslotName, nonblocking: bool) -> io::Result<LocalWriter> {
         let display = name.to_string();
-        let dir = slot_dir(name, false)?;
-        let path = dir.join(READER_SOCK);
+        // A mailslot exists while its reader answers: a folder whose
+        // reader is gone (or was never one) has no mailslot in it.
+        let obj = find(name)?.filter(reader_alive).ok_or_else(|| not_found(&display))?;
         let sock = UnixDatagram::unbound().map_err(|e| Error::from_io(&e, format!("cannot open {display}")))?;
-        let meta = connect(&sock, &path, &dir, &display)?;
+        let meta = connect(&sock, &obj, &display)?;
         sock.set_nonblocking(nonblocking)?;
-        let w = LocalWriter {
-            sock,
-            path,
-            meta: Mutex::new(meta),
-            display,
-        };
+        let w = LocalWriter { sock, meta, display };
         w.size_buffer(meta.limit.min(256 << 10));
         Ok(w)
     }
 
     /// The reader's limits as last seen.
     pub(crate) fn meta(&self) -> Meta {
-        *lock(&self.meta)
+        self.meta
     }
 
     /// The largest message the reader takes.
@@ -777,7 +787,7 @@ impl LocalWriter {
     /// reader's queue is full; a non-blocking one fails with `WouldBlock`.
     pub(crate) fn send(&self, msg: &[u8]) -> io::Result<()> {
         self.meta().check(msg.len(), &self.display)?;
-        let (mut grown, mut reconnected) = (false, false);
+        let mut grown = false;
         loop {
             match rustix::net::send(&self.sock, msg, SendFlags::NOSIGNAL) {
                 Ok(_) => return Ok(()),
@@ -798,15 +808,16 @@ impl LocalWriter {
                         ),
                     ))
                 }
-                Err(e) if is_gone(&e.into()) && !reconnected => {
-                    // The reader went away: find the name's reader again.
-                    reconnected = true;
-                    let dir = self.path.parent().map(Path::to_path_buf).unwrap_or_default();
-                    let meta = connect(&self.sock, &self.path, &dir, &self.display)?;
-                    *lock(&self.meta) = meta;
-                    meta.check(msg.len(), &self.display)?;
+                Err(e) if is_gone(&e.into()) => {
+                    return Err(err(
+                        Win32Error::ERROR_FILE_NOT_FOUND,
+                        format!(
+                            "the reader of {} that this handle was opened to has closed; open the name again \
+                             to write to a new reader",
+                            self.display
+                        ),
+                    ))
                 }
-                Err(e) if is_gone(&e.into()) => return Err(not_found(&self.display)),
                 Err(e) => {
                     return Err(Error::from_io(&e.into(), format!("cannot write to {}", self.display)).into());
                 }
@@ -815,16 +826,28 @@ impl LocalWriter {
     }
 }
 
-/// Connects `sock` to the reader at `path` and reads its limits.
-fn connect(sock: &UnixDatagram, path: &Path, dir: &Path, display: &str) -> io::Result<Meta> {
-    ns::connect_datagram(sock, path).map_err(|e| {
+/// Connects `sock` to the reader of `obj` and reads its limits. Only a
+/// socket of the folder owner's (or root's) is the reader: the folder is the
+/// owner's alone, and the file's owner is checked too.
+fn connect(sock: &UnixDatagram, obj: &Object, display: &str) -> io::Result<Meta> {
+    reader_socket(obj).ok_or_else(|| not_found(&display))?;
+    sock.connect(obj.dir.at(READER_SOCK)).map_err(|e| -> io::Error {
         if is_gone(&e) {
             not_found(&display)
         } else {
             Error::from_io(&e, format!("cannot open {display}")).into()
         }
     })?;
-    Meta::read(dir).ok_or_else(|| not_found(&display))
+    Meta::read(obj).ok_or_else(|| not_found(&display))
+}
+
+/// The reader's datagram socket in `obj`, if it is a socket of the owner's.
+fn reader_socket(obj: &Object) -> Option<()> {
+    obj.dir
+        .sockets()
+        .into_iter()
+        .any(|s| s.name == READER_SOCK && (s.uid == obj.owner() || s.uid == 0))
+        .then_some(())
 }
 
 /// What became of a remote message handed to a local mailslot.
@@ -844,27 +867,24 @@ pub(crate) fn hand_off(sock: &UnixDatagram, path: &str, data: &[u8]) -> Handoff 
     let Ok(name) = MailslotName::parse(&format!(r"\\.\mailslot\{path}")) else {
         return Handoff::NoReader;
     };
-    let Ok(dir) = slot_dir(&name, false) else {
+    let Ok(Some(obj)) = find(&name) else {
         return Handoff::NoReader;
     };
-    let Some(meta) = Meta::read(&dir) else {
+    let Some(meta) = Meta::read(&obj) else {
         return Handoff::NoReader;
     };
+    if reader_socket(&obj).is_none() {
+        return Handoff::NoReader;
+    }
     if !meta.network {
         return Handoff::NoReader;
     }
     if meta.check(data.len(), &name).is_err() {
         return Handoff::TooBig;
     }
-    let sent = ns::with_short_path(&dir.join(READER_SOCK), |p| {
-        let addr = rustix::net::SocketAddrUnix::new(p)?;
-        Ok(rustix::net::sendto(
-            sock,
-            data,
-            SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
-            &addr,
-        )?)
-    });
+    let sent = rustix::net::SocketAddrUnix::new(obj.dir.at(READER_SOCK))
+        .and_then(|addr| rustix::net::sendto(sock, data, SendFlags::DONTWAIT | SendFlags::NOSIGNAL, &addr))
+        .map_err(io::Error::from);
     match sent {
         Ok(_) => Handoff::Delivered,
         Err(e) if is_gone(&e) => Handoff::NoReader,

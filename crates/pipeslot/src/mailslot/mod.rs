@@ -41,7 +41,8 @@
 //! ```
 //!
 //! How it works (see `local` and `net` in the source): the reader binds a
-//! Unix datagram socket in `$PIPESLOT_DIR/mailslot/<key>/`, holds a lock file
+//! Unix datagram socket in its folder `$PIPESLOT_DIR/m-<key>/` (its user's
+//! alone), holds a lock file
 //! for its whole life (one reader per name, across processes; the kernel
 //! releases it when the reader dies), and a pump thread moves arriving
 //! datagrams into its queue, so writers return at once and info is exact.
@@ -154,6 +155,10 @@ pub struct MailslotListing {
     pub network: bool,
     /// The reading process.
     pub reader_pid: u32,
+    /// The reader's user: the name's owner while it reads.
+    pub owner: u32,
+    /// The owner's user name, when the user database has one.
+    pub owner_name: Option<String>,
 }
 
 /// The options of CreateMailslot. Start from [`MailslotOptions::new`], set

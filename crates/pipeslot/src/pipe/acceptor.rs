@@ -20,7 +20,6 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -32,6 +31,7 @@ use pipeslot_proto::PipeName;
 use rustix::event::{EventfdFlags, PollFd, PollFlags};
 
 use crate::ns;
+use crate::pipe::home::Home;
 use crate::pipe::{Access, PipeMode};
 use crate::security::{ClientIdentity, PipeSecurity};
 
@@ -135,8 +135,8 @@ impl Slots {
 #[derive(Debug)]
 pub(crate) struct Acceptor {
     name: PipeName,
-    dir: PathBuf,
-    socket: PathBuf,
+    home: Arc<Home>,
+    socket: String,
     security: PipeSecurity,
     /// The pipe's first instance's direction and maximum, as this acceptor
     /// found them when it started (they hold for the pipe's whole life).
@@ -170,17 +170,17 @@ impl Acceptor {
     pub(crate) fn start(
         reg: &mut HashMap<String, Weak<Acceptor>>,
         name: &PipeName,
-        dir: PathBuf,
+        home: Arc<Home>,
         security: PipeSecurity,
         first: (Access, u8),
     ) -> io::Result<Arc<Acceptor>> {
-        let socket = ns::fresh_socket_path(&dir);
-        let listener = ns::bind(&socket)?;
+        let socket = ns::fresh_socket_name();
+        let listener = ns::bind(home.dir(), &socket)?;
         listener.set_nonblocking(true)?;
         let wake = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
         let acc = Arc::new(Acceptor {
             name: name.clone(),
-            dir,
+            home,
             socket,
             security,
             first,
@@ -202,8 +202,14 @@ impl Acceptor {
         self.first
     }
 
-    pub(crate) fn socket_path(&self) -> &PathBuf {
+    /// The file name of this process's socket in its home folder.
+    pub(crate) fn socket_name(&self) -> &str {
         &self.socket
+    }
+
+    /// Where this process serves the name.
+    pub(crate) fn home(&self) -> &Arc<Home> {
+        &self.home
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Slots> {
@@ -410,10 +416,10 @@ impl Acceptor {
     }
 
     fn shut_down(&self) {
-        let lock = ns::lock(&self.dir, false);
-        let _ = std::fs::remove_file(&self.socket);
-        if lock.is_ok() {
-            ns::remove_if_empty(&self.dir);
+        let lock = self.home.lock();
+        self.home.dir().remove(&self.socket);
+        if let Ok(Some(_held)) = lock {
+            self.home.tidy();
         }
     }
 
@@ -455,12 +461,12 @@ impl Acceptor {
         }
         match hello.request {
             Request::CENSUS => {
-                // Adding an instance is the owner's (or root's) right, as
-                // FILE_CREATE_PIPE_INSTANCE is on Windows: no squatting on a
-                // served name to catch its clients.
-                let me = rustix::process::geteuid().as_raw();
-                let creator_ok = rustix::net::sockopt::socket_peercred(&p.fd)
-                    .map(|c| c.uid.as_raw() == me || c.uid.is_root())
+                // Adding an instance is the owner's (or root's, or a granted
+                // user's) right, as FILE_CREATE_PIPE_INSTANCE is on
+                // Windows: no squatting on a served name to catch its clients.
+                let me = ns::me();
+                let creator_ok = ClientIdentity::of_peer(p.fd.as_fd())
+                    .map(|c| c.uid == me || self.security.permits_create_instance(c.uid, c.gid, &c.groups))
                     .unwrap_or(false);
                 if hello.flags & hello_flags::CREATE != 0 && !creator_ok {
                     send(self.first_reply(ReplyStatus::ACCESS_DENIED));

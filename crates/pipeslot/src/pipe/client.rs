@@ -1,10 +1,12 @@
 //! The client half of the local protocol: open, wait and census against the
-//! server processes found in a pipe's folder.
+//! server processes of a pipe name, trusting only those that run as the
+//! name's owner, as root, or as a user the owner granted
+//! FILE_CREATE_PIPE_INSTANCE (checked on the connected socket).
 
 use std::io::{self, Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pipeslot_proto::wire::local::{hello_flags, Hello, Reply, ReplyStatus, Request, REPLY_LEN};
@@ -12,23 +14,169 @@ use pipeslot_proto::PipeName;
 use rustix::event::{PollFd, PollFlags};
 
 use crate::error::{err, Win32Error};
-use crate::ns::{self, Kind, Namespace};
+use crate::ns::{self, Dir, Kind, Lookup, Object, SocketEntry};
 use crate::pipe::acceptor;
+use crate::security::PipeSecurity;
 
-/// How long a live server process may take to answer a hello.
-const REPLY_DEADLINE: Duration = Duration::from_secs(5);
+/// How long a trusted server process may take to answer a hello. Only the
+/// name's owner, root or a granted user can make a client wait this long
+/// (a stopped server); another user's socket is skipped before any wait.
+const REPLY_DEADLINE: Duration = Duration::from_secs(1);
 /// How often a wait looks for server processes that started meanwhile.
 const RESCAN: Duration = Duration::from_millis(50);
 
-/// The folder of a local pipe, or the "remote pipes come later" error.
-pub(crate) fn pipe_dir(name: &PipeName) -> io::Result<PathBuf> {
+/// The folder of a granted user's instances inside a pipe's folder.
+pub(crate) const JOINERS: &str = "joiners";
+/// The file holding a pipe's FILE_CREATE_PIPE_INSTANCE grants.
+pub(crate) const SECURITY: &str = "security";
+
+/// Whose server a socket must be for a client to talk to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trust {
+    /// In the name's own folder: its owner or root.
+    OwnerOrRoot(u32),
+    /// In `joiners/<uid>`: that user, if the owner's grants still admit it.
+    Joiner(u32),
+}
+
+/// Where the servers of one pipe name listen.
+#[derive(Debug)]
+pub(crate) struct PipeDirs {
+    pub(crate) obj: Arc<Object>,
+    joiners: Joiners,
+}
+
+/// The granted users' folders of a pipe, and the owner's grants.
+#[derive(Debug, Default)]
+struct Joiners {
+    dirs: Vec<(Dir, u32)>,
+    grants: Option<PipeSecurity>,
+}
+
+/// One server socket worth asking.
+struct Candidate<'a> {
+    dir: &'a Dir,
+    sock: SocketEntry,
+    trust: Trust,
+}
+
+impl Joiners {
+    /// The owner's grants and, when there are any, the granted users'
+    /// folders (each made by the user its name says).
+    fn load(obj: &Object) -> Joiners {
+        let owner = obj.owner();
+        let grants = obj
+            .dir
+            .read_small(SECURITY, 64 << 10)
+            .filter(|(_, uid)| *uid == owner || *uid == 0)
+            .and_then(|(text, _)| String::from_utf8(text).ok())
+            .map(|text| PipeSecurity::decode_grants(owner, &text));
+        let mut dirs = Vec::new();
+        if let (Some(g), Ok(Lookup::Dir(jd))) = (&grants, obj.dir.lookup(JOINERS)) {
+            for entry in jd.dir_names("") {
+                let Ok(uid) = entry.parse::<u32>() else { continue };
+                if !(g.grants_uid(uid) || g.grants_any_group()) {
+                    continue; // never granted: never asked
+                }
+                if let Ok(Lookup::Dir(d)) = jd.lookup(&entry) {
+                    if d.owner() == uid {
+                        dirs.push((d, uid));
+                    }
+                }
+            }
+        }
+        Joiners { dirs, grants }
+    }
+
+    /// Every socket a server of this name might listen on, skipping files
+    /// whose owner could not be a trusted server.
+    fn candidates<'a>(&'a self, obj: &'a Object) -> Vec<Candidate<'a>> {
+        let owner = obj.owner();
+        let mut out: Vec<Candidate<'a>> = obj
+            .dir
+            .sockets()
+            .into_iter()
+            .filter(|s| s.uid == owner || s.uid == 0)
+            .map(|sock| Candidate {
+                dir: &obj.dir,
+                sock,
+                trust: Trust::OwnerOrRoot(owner),
+            })
+            .collect();
+        for (d, uid) in &self.dirs {
+            out.extend(d.sockets().into_iter().filter(|s| s.uid == *uid).map(|sock| Candidate {
+                dir: d,
+                sock,
+                trust: Trust::Joiner(*uid),
+            }));
+        }
+        out
+    }
+
+    /// Whether the process listening behind `s` is one this name trusts.
+    fn trusts(&self, trust: Trust, s: &UnixStream) -> bool {
+        let Ok(cred) = rustix::net::sockopt::socket_peercred(s) else {
+            return false;
+        };
+        let uid = cred.uid.as_raw();
+        match trust {
+            Trust::OwnerOrRoot(owner) => uid == owner || uid == 0,
+            Trust::Joiner(u) => {
+                uid == u
+                    && self.grants.as_ref().is_some_and(|g| {
+                        let groups = crate::sys::peer_groups(s.as_fd()).unwrap_or_default();
+                        g.permits_create_instance(uid, cred.gid.as_raw(), &groups)
+                    })
+            }
+        }
+    }
+}
+
+impl PipeDirs {
+    /// Reads what is in a pipe's folder.
+    pub(crate) fn load(obj: Arc<Object>) -> PipeDirs {
+        let joiners = Joiners::load(&obj);
+        PipeDirs { obj, joiners }
+    }
+
+    /// The pipe's folder, if the name exists.
+    pub(crate) fn find(name: &PipeName) -> io::Result<Option<PipeDirs>> {
+        local_only(name)?;
+        Ok(ns::find(Kind::Pipe, name.folded())?.map(|o| PipeDirs::load(Arc::new(o))))
+    }
+
+    fn candidates(&self) -> Vec<Candidate<'_>> {
+        self.joiners.candidates(&self.obj)
+    }
+
+    fn trusts(&self, trust: Trust, s: &UnixStream) -> bool {
+        self.joiners.trusts(trust, s)
+    }
+
+    /// The owner's grants, when the owner granted anyone.
+    pub(crate) fn grants(&self) -> Option<&PipeSecurity> {
+        self.joiners.grants.as_ref()
+    }
+}
+
+/// Whether any trusted server process of a pipe's folder is alive (answers
+/// connections): for a creator deciding whether another user holds a name.
+pub(crate) fn any_live(obj: &Object) -> bool {
+    let j = Joiners::load(obj);
+    j.candidates(obj)
+        .iter()
+        .any(|c| matches!(ns::connect(c.dir, &c.sock.name), Ok(s) if j.trusts(c.trust, &s)))
+}
+
+/// The "remote pipes come later" error for names on other machines.
+fn local_only(name: &PipeName) -> io::Result<()> {
     if !name.is_local() {
         return Err(err(
             Win32Error::ERROR_NOT_SUPPORTED,
             format!("{name} is on another machine; remote pipes (SMB2) are not available in this version"),
         ));
     }
-    Namespace::from_env().object_dir(Kind::Pipe, name.folded(), false)
+    Ok(())
 }
 
 /// Why one server socket did not give us the pipe.
@@ -49,16 +197,27 @@ fn hello(request: Request, flags: u16, name: &PipeName) -> io::Result<Vec<u8>> {
     .map_err(|e| err(Win32Error::ERROR_INVALID_NAME, format!("{name}: {e}")))
 }
 
-/// Connects to one server socket and sends a hello; reads the reply unless
-/// `read_reply` is false (a wait reads it later).
-fn ask(path: &Path, msg: &[u8], read_reply: bool) -> io::Result<Attempt> {
-    let mut s = match ns::connect(path) {
+/// Connects to one server socket, checks whose it is, and sends a hello;
+/// reads the reply unless `read_reply` is false (a wait reads it later).
+fn ask(dirs: &PipeDirs, c: &Candidate<'_>, msg: &[u8], read_reply: bool) -> io::Result<Attempt> {
+    let mut s = match ns::connect(c.dir, &c.sock.name) {
         Ok(s) => s,
         Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNREFUSED) | Some(libc::ENOENT)) => {
             return Ok(Attempt::Stale)
         }
         Err(e) => return Err(e),
     };
+    // The kernel recorded who listens at connect time: an impostor is
+    // skipped before it can read our hello or make us wait.
+    if !dirs.trusts(c.trust, &s) {
+        tracing::warn!(
+            "skipping {} in {}: its server runs as uid {:?}, which this name does not trust",
+            c.sock.name,
+            c.dir.path().display(),
+            ns::peer_uid(&s)
+        );
+        return Ok(Attempt::Stale);
+    }
     if s.write_all(msg).is_err() {
         return Ok(Attempt::Stale);
     }
@@ -66,12 +225,21 @@ fn ask(path: &Path, msg: &[u8], read_reply: bool) -> io::Result<Attempt> {
         return Ok(Attempt::Answered(s, acceptor::DEAD_REPLY));
     }
     // A live server answers at once; one that is stopped must not hang us.
+    let deadline = Instant::now() + REPLY_DEADLINE;
     let mut b = [0u8; REPLY_LEN];
     let mut have = 0;
     while have < REPLY_LEN {
-        let ts = rustix::fs::Timespec::try_from(REPLY_DEADLINE).ok();
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ts = rustix::fs::Timespec::try_from(left).ok();
         match rustix::event::poll(&mut [PollFd::new(&s, PollFlags::IN)], ts.as_ref()) {
-            Ok(0) => return Ok(Attempt::Stale),
+            Ok(0) => {
+                tracing::warn!(
+                    "{} in {} did not answer within {REPLY_DEADLINE:?}",
+                    c.sock.name,
+                    c.dir.path().display()
+                );
+                return Ok(Attempt::Stale);
+            }
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
@@ -86,10 +254,10 @@ fn ask(path: &Path, msg: &[u8], read_reply: bool) -> io::Result<Attempt> {
     }
 }
 
-/// CreateFile on a pipe name: the first listening instance of any serving
-/// process takes us.
+/// CreateFile on a pipe name: the first listening instance of any trusted
+/// serving process takes us.
 pub(crate) fn open(name: &PipeName, read: bool, write: bool) -> io::Result<(OwnedFd, Reply)> {
-    let dir = pipe_dir(name)?;
+    let dirs = PipeDirs::find(name)?.ok_or_else(|| ns::not_found(name))?;
     let mut flags = 0;
     if read {
         flags |= hello_flags::READ;
@@ -99,8 +267,8 @@ pub(crate) fn open(name: &PipeName, read: bool, write: bool) -> io::Result<(Owne
     }
     let msg = hello(Request::OPEN, flags, name)?;
     let mut busy = false;
-    for sock in ns::sockets(&dir) {
-        match ask(&sock, &msg, true)? {
+    for c in dirs.candidates() {
+        match ask(&dirs, &c, &msg, true)? {
             Attempt::Stale => continue,
             Attempt::Answered(s, r) => match r.status {
                 ReplyStatus::ACCEPTED => {
@@ -130,41 +298,46 @@ pub(crate) fn open(name: &PipeName, read: bool, write: bool) -> io::Result<(Owne
     }
 }
 
-/// The answers of every live server process (stale sockets skipped).
+/// The answers of every live trusted server process.
 pub(crate) fn census(name: &PipeName) -> io::Result<Vec<Reply>> {
-    census_dir(name, &pipe_dir(name)?, Census::List)
+    match PipeDirs::find(name)? {
+        Some(dirs) => census_dir(name, &dirs, Census::List),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// Why a census is taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Census<'a> {
     /// To describe the pipe (anyone may ask).
     List,
     /// Before creating an instance: skips our own acceptor's socket, removes
-    /// stale sockets (the caller holds the folder lock), and asks each
-    /// serving process whether this user may add an instance.
-    Create { own: Option<&'a Path> },
+    /// stale sockets in `home` (the folder the caller holds the lock of),
+    /// and asks each serving process whether this user may add an instance.
+    Create { own: Option<&'a str>, home: &'a Dir },
 }
 
-/// Census of a folder: the `CENSUS` (or, for `Create`, `ACCESS_DENIED`)
-/// answers of every live serving process.
-pub(crate) fn census_dir(name: &PipeName, dir: &Path, why: Census<'_>) -> io::Result<Vec<Reply>> {
+/// Census of a pipe's folders: the `CENSUS` (or, for `Create`,
+/// `ACCESS_DENIED`) answers of every live trusted serving process.
+pub(crate) fn census_dir(name: &PipeName, dirs: &PipeDirs, why: Census<'_>) -> io::Result<Vec<Reply>> {
     let flags = match why {
         Census::List => 0,
         Census::Create { .. } => hello_flags::CREATE,
     };
     let msg = hello(Request::CENSUS, flags, name)?;
     let mut out = Vec::new();
-    for sock in ns::sockets(dir) {
-        if let Census::Create { own: Some(own) } = why {
-            if own == sock.as_path() {
+    for c in dirs.candidates() {
+        if let Census::Create { own: Some(own), .. } = why {
+            if own == c.sock.name {
                 continue;
             }
         }
-        match ask(&sock, &msg, true)? {
+        match ask(dirs, &c, &msg, true)? {
             Attempt::Stale => {
-                if matches!(why, Census::Create { .. }) {
-                    let _ = std::fs::remove_file(&sock);
+                if let Census::Create { home, .. } = why {
+                    if home.same(c.dir) {
+                        home.remove(&c.sock.name);
+                    }
                 }
             }
             Attempt::Answered(_, r) if matches!(r.status, ReplyStatus::CENSUS | ReplyStatus::ACCESS_DENIED) => {
@@ -190,12 +363,12 @@ pub enum WaitTimeout {
 
 /// WaitNamedPipe: returns once some instance listens.
 pub(crate) fn wait(name: &PipeName, timeout: WaitTimeout) -> io::Result<()> {
-    let dir = pipe_dir(name)?;
+    let dirs = PipeDirs::find(name)?.ok_or_else(|| ns::not_found(name))?;
     let limit = match timeout {
         WaitTimeout::Forever => None,
         WaitTimeout::After(d) => Some(d),
         WaitTimeout::Default => {
-            let replies = census(name)?;
+            let replies = census_dir(name, &dirs, Census::List)?;
             let ms = replies
                 .first()
                 .map(|r| r.default_timeout_ms)
@@ -205,15 +378,16 @@ pub(crate) fn wait(name: &PipeName, timeout: WaitTimeout) -> io::Result<()> {
     };
     let deadline = limit.map(|d| Instant::now() + d);
     let msg = hello(Request::WAIT, 0, name)?;
-    let mut asked: Vec<(PathBuf, UnixStream)> = Vec::new();
+    let mut dirs = dirs;
+    let mut asked: Vec<(String, UnixStream)> = Vec::new();
     loop {
         // Ask every server process we have not asked yet.
-        for sock in ns::sockets(&dir) {
-            if asked.iter().any(|(p, _)| *p == sock) {
+        for c in dirs.candidates() {
+            if asked.iter().any(|(p, _)| *p == c.sock.name) {
                 continue;
             }
-            if let Attempt::Answered(s, _) = ask(&sock, &msg, false)? {
-                asked.push((sock, s));
+            if let Attempt::Answered(s, _) = ask(&dirs, &c, &msg, false)? {
+                asked.push((c.sock.name.clone(), s));
             }
         }
         if asked.is_empty() {
@@ -224,7 +398,7 @@ pub(crate) fn wait(name: &PipeName, timeout: WaitTimeout) -> io::Result<()> {
             // Out of time before the answers to our requests were read (always
             // so for a zero timeout, "just look"): look once, synchronously.
             Some(d) if d <= now => {
-                if census(name)?.iter().any(|r| r.listening > 0) {
+                if census_dir(name, &dirs, Census::List)?.iter().any(|r| r.listening > 0) {
                     return Ok(());
                 }
                 return Err(timed_out(name));
@@ -258,6 +432,10 @@ pub(crate) fn wait(name: &PipeName, timeout: WaitTimeout) -> io::Result<()> {
         });
         if available {
             return Ok(());
+        }
+        // Server processes that started meanwhile (granted users' folders too).
+        if let Some(fresh) = PipeDirs::find(name)? {
+            dirs = fresh;
         }
     }
 }

@@ -13,6 +13,7 @@ pub(crate) mod acceptor;
 pub(crate) mod client;
 pub(crate) mod conn;
 pub(crate) mod frame;
+pub(crate) mod home;
 
 use std::ffi::OsStr;
 use std::io;
@@ -25,11 +26,12 @@ use pipeslot_proto::wire::local::Reply;
 use pipeslot_proto::PipeName;
 
 use crate::error::{err, Win32Error};
-use crate::ns::{self, Kind, Namespace};
+use crate::ns;
 use crate::security::{ClientIdentity, PipeSecurity};
 use acceptor::{Acceptor, InstanceConfig, SlotState};
 pub use client::WaitTimeout;
 use conn::Conn;
+use home::Home;
 
 /// Byte or message: a pipe's type (PIPE_TYPE_*) or a handle's read mode
 /// (PIPE_READMODE_*).
@@ -316,23 +318,40 @@ impl<F> ServerOptions<F> {
         }
         let config = self.config(&name)?;
         let read_mode = self.read_mode.unwrap_or(self.pipe_mode);
-        let ns = Namespace::from_env();
         let mut reg = acceptor::registry_lock();
         if let Some(inst) = self.add_to_unlimited(&reg, &name, config, read_mode) {
             return Ok(inst);
         }
-        let dir = ns
-            .object_dir(Kind::Pipe, name.folded(), true)
-            .map_err(|e| ns::dir_error(&e, &name.to_string()))?;
-        let _lock = ns::lock(&dir, true).map_err(|e| ns::dir_error(&e, &name.to_string()))?;
+        let what = name.to_string();
         let mine = Acceptor::find(&reg, name.folded());
+        let mut tries = 0;
+        let (home, _lock) = loop {
+            tries += 1;
+            // A process that serves the name already keeps its place.
+            let home = match &mine {
+                Some(a) => Arc::clone(a.home()),
+                None => Arc::new(Home::claim(&name)?),
+            };
+            match home.lock().map_err(|e| ns::dir_error(&e, &what))? {
+                Some(lock) => break (home, lock),
+                None if tries < 20 && mine.is_none() => continue, // its last server removed it: again
+                None => {
+                    return Err(err(
+                        Win32Error::ERROR_GEN_FAILURE,
+                        format!("{what}: its namespace folder keeps changing"),
+                    ))
+                }
+            }
+        };
         let (mut total, mut first) = (0u32, None::<(Access, u8)>);
         if let Some((cfg, n)) = mine.as_ref().and_then(|a| a.census()) {
             total += n;
             first = Some((cfg.access, cfg.max_instances));
         }
-        let own = mine.as_ref().map(|a| a.socket_path().as_path());
-        for r in client::census_dir(&name, &dir, client::Census::Create { own })? {
+        let own = mine.as_ref().map(|a| a.socket_name());
+        let dirs = client::PipeDirs::load(Arc::clone(&home.obj));
+        let why = client::Census::Create { own, home: home.dir() };
+        for r in client::census_dir(&name, &dirs, why)? {
             if r.status == pipeslot_proto::wire::local::ReplyStatus::ACCESS_DENIED {
                 return Err(err(
                     Win32Error::ERROR_ACCESS_DENIED,
@@ -367,15 +386,15 @@ impl<F> ServerOptions<F> {
                 ))
             }
             Some(_) => {}
-            None => {
-                ns::write_display_name(&dir, &name.to_string()).map_err(|e| ns::dir_error(&e, &name.to_string()))?
-            }
+            None => home
+                .record_first(&what, &self.security)
+                .map_err(|e| ns::dir_error(&e, &what))?,
         }
         let (acc, id) = match mine.as_ref().and_then(|a| a.add(config).map(|id| (Arc::clone(a), id))) {
             Some(found) => found,
             None => {
                 let first = first.unwrap_or((config.access, config.max_instances));
-                let acc = Acceptor::start(&mut reg, &name, dir.clone(), self.security.clone(), first)
+                let acc = Acceptor::start(&mut reg, &name, home, self.security.clone(), first)
                     .map_err(|e| ns::dir_error(&e, &name.to_string()))?;
                 let id = acc
                     .add(config)
