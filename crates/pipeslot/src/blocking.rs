@@ -51,13 +51,13 @@ use std::time::{Duration, Instant};
 
 use crate::error::{err, is_retry, Error, Win32Error};
 use crate::pipe::conn::Conn;
-use crate::pipe::{self, Blocking, ConnectStep, HandleState, Instance, MsgRead, PeekInfo, PipeInfo, PipeMode};
+use crate::pipe::{self, Blocking, ConnectStep, HandleState, Instance, MsgRead, PeekInfo};
 use crate::security::ClientIdentity;
 use crate::WaitTimeout;
 
 pub use crate::mailslot::blocking::{MailslotOptions, MailslotServer, MailslotWriter};
 pub use crate::pipe::PipeMode as Mode;
-pub use crate::pipe::{PipeEnd, UNLIMITED_INSTANCES};
+pub use crate::pipe::{PipeEnd, PipeInfo, PipeMode, UNLIMITED_INSTANCES};
 
 /// CreateNamedPipe options for blocking servers.
 pub type ServerOptions = pipe::ServerOptions<Blocking>;
@@ -139,23 +139,51 @@ impl NamedPipeServer {
     /// # Errors
     /// `ERROR_PIPE_CONNECTED (535)` when connect already returned for this
     /// client; call `disconnect` first.
+    ///
+    /// In PIPE_NOWAIT mode ([`set_nonblocking`](Self::set_nonblocking)) it
+    /// never waits: `ERROR_PIPE_LISTENING (536)` while no client came, and
+    /// as [`try_connect`](Self::try_connect) otherwise.
     pub fn connect(&self) -> io::Result<()> {
         loop {
             if self.try_connect()? {
                 return Ok(());
             }
+            if self.nonblocking() {
+                return Err(err(
+                    Win32Error::ERROR_PIPE_LISTENING,
+                    format!(
+                        "no client has opened this instance of {} yet (PIPE_NOWAIT)",
+                        self.inst.name()
+                    ),
+                ));
+            }
             self.inst.wait_blocking(Duration::from_millis(500));
         }
     }
 
-    /// ConnectNamedPipe with PIPE_NOWAIT: `Ok(true)` when a client is
+    /// ConnectNamedPipe without waiting: `Ok(true)` when a client is
     /// connected, `Ok(false)` while the instance listens.
+    ///
+    /// # Errors
+    /// In PIPE_NOWAIT mode, `ERROR_NO_DATA (232)` when a client came and has
+    /// already closed its end (what it wrote can still be read; then
+    /// disconnect), as Win32's non-blocking ConnectNamedPipe tells it. A
+    /// blocking handle returns `Ok(true)` there, as tokio's `connect` does.
     pub fn try_connect(&self) -> io::Result<bool> {
         match self.inst.connect_step()? {
             ConnectStep::Wait => Ok(false),
             ConnectStep::Ready => Ok(true),
             ConnectStep::Took(fd, ident) => {
-                self.install(fd, ident)?;
+                let conn = self.install(fd, ident)?;
+                if self.nonblocking() && conn.peer_gone() {
+                    return Err(err(
+                        Win32Error::ERROR_NO_DATA,
+                        format!(
+                            "a client opened {} and has already closed it; read what it left, then disconnect",
+                            self.inst.name()
+                        ),
+                    ));
+                }
                 Ok(true)
             }
         }
@@ -163,7 +191,7 @@ impl NamedPipeServer {
 
     fn install(&self, fd: std::os::fd::OwnedFd, ident: ClientIdentity) -> io::Result<Arc<Conn>> {
         let conn = Arc::new(self.inst.conn(fd));
-        conn.set_nonblocking(self.nonblocking.load(Ordering::Relaxed))?;
+        conn.set_nowait(self.nonblocking.load(Ordering::Relaxed))?;
         *lock(&self.conn) = Some(Arc::clone(&conn));
         *lock(&self.client) = Some(ident);
         Ok(conn)
@@ -231,12 +259,30 @@ impl NamedPipeServer {
         self.nonblocking.load(Ordering::Relaxed)
     }
 
+    /// The read mode belongs to the instance handle, client or not.
+    fn apply_read_mode(&self, mode: PipeMode) -> io::Result<()> {
+        self.inst.set_read_mode(mode)?;
+        if let Some(c) = lock(&self.conn).as_ref() {
+            c.set_read_mode(mode)?;
+        }
+        Ok(())
+    }
+
+    fn current_read_mode(&self) -> PipeMode {
+        self.inst.read_mode()
+    }
+
+    fn pipe_name(&self) -> String {
+        self.inst.name().to_string()
+    }
+
     /// PIPE_NOWAIT: reads return `WouldBlock` (`ERROR_NO_DATA`) at once when
-    /// nothing is there.
+    /// nothing is there, a write that does not fit the pipe's buffer writes
+    /// nothing, and `connect` does not wait.
     pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
         self.nonblocking.store(on, Ordering::Relaxed);
         if let Some(c) = lock(&self.conn).as_ref() {
-            c.set_nonblocking(on)?;
+            c.set_nowait(on)?;
         }
         Ok(())
     }
@@ -264,10 +310,23 @@ impl NamedPipeClient {
         self.nonblocking.load(Ordering::Relaxed)
     }
 
-    /// PIPE_NOWAIT for this handle.
+    fn apply_read_mode(&self, mode: PipeMode) -> io::Result<()> {
+        self.conn.set_read_mode(mode)
+    }
+
+    fn current_read_mode(&self) -> PipeMode {
+        self.conn.read_mode()
+    }
+
+    fn pipe_name(&self) -> String {
+        self.conn.name().to_owned()
+    }
+
+    /// PIPE_NOWAIT for this handle: reads and writes never wait (a write
+    /// that does not fit the pipe's buffer writes nothing).
     pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
         self.nonblocking.store(on, Ordering::Relaxed);
-        self.conn.set_nonblocking(on)
+        self.conn.set_nowait(on)
     }
 }
 
@@ -299,9 +358,23 @@ macro_rules! pipe_io {
             ///
             /// # Errors
             /// `ERROR_NO_DATA (232)` when the other end has closed.
+            ///
+            /// With PIPE_NOWAIT a message that does not fit the pipe's free
+            /// buffer is not written at all: `WouldBlock` (`ERROR_NO_DATA`).
             pub fn write_msg(&self, msg: &[u8]) -> io::Result<()> {
                 let conn = self.conn()?;
                 let n = conn.write(msg)?;
+                if n == 0 && !msg.is_empty() && self.nonblocking() {
+                    return Err(crate::error::err_kind(
+                        io::ErrorKind::WouldBlock,
+                        Win32Error::ERROR_NO_DATA,
+                        format!(
+                            "a message of {} bytes does not fit the free buffer of {} now: nothing was written (PIPE_NOWAIT)",
+                            msg.len(),
+                            conn.name()
+                        ),
+                    ));
+                }
                 if n < msg.len() {
                     // Byte pipes in non-blocking mode may take part.
                     return (&*conn).write_rest(&msg[n..]);
@@ -387,7 +460,7 @@ macro_rules! pipe_io {
             /// `ERROR_BROKEN_PIPE (109)` when nothing is left and the other
             /// end has closed.
             pub fn peek(&self, buf: &mut [u8]) -> io::Result<PeekInfo> {
-                self.conn()?.peek(buf)
+                self.conn().map_err(nothing_to_peek)?.peek(buf)
             }
 
             /// FlushFileBuffers: returns once the other end has read everything
@@ -401,16 +474,16 @@ macro_rules! pipe_io {
             /// # Errors
             /// `ERROR_INVALID_PARAMETER (87)` for message mode on a byte pipe.
             pub fn set_read_mode(&self, mode: PipeMode) -> io::Result<()> {
-                self.conn()?.set_read_mode(mode)
+                self.apply_read_mode(mode)
             }
 
-            /// GetNamedPipeHandleState.
+            /// GetNamedPipeHandleState (also on a server instance that has
+            /// no client yet).
             pub fn handle_state(&self) -> io::Result<HandleState> {
-                let conn = self.conn()?;
                 Ok(HandleState {
-                    read_mode: conn.read_mode(),
+                    read_mode: self.current_read_mode(),
                     nonblocking: self.nonblocking(),
-                    instances: pipe::count_instances(conn.name())?,
+                    instances: pipe::count_instances(&self.pipe_name())?,
                 })
             }
         }
@@ -460,6 +533,9 @@ fn no_data<T>(conn: &Conn, r: io::Result<T>, nonblocking: bool) -> io::Result<T>
     }
 }
 
+/// TransactNamedPipe's rules: the handle reads messages, and no message
+/// waits unread on it (the reply could not be told from it); nothing is
+/// written when either fails.
 pub(crate) fn transact_check(conn: &Conn) -> io::Result<()> {
     if conn.read_mode() != PipeMode::Message {
         return Err(err(
@@ -470,7 +546,28 @@ pub(crate) fn transact_check(conn: &Conn) -> io::Result<()> {
             ),
         ));
     }
+    if conn.has_unread() {
+        return Err(err(
+            Win32Error::ERROR_PIPE_BUSY,
+            format!(
+                "a message waits unread on {}: read it before a transact (nothing was written)",
+                conn.name()
+            ),
+        ));
+    }
     Ok(())
+}
+
+/// PeekNamedPipe on a server instance with no client (none yet, or
+/// disconnected): Win32 says the instance has no pipe to peek.
+pub(crate) fn nothing_to_peek(e: io::Error) -> io::Error {
+    match Error::win32(&e) {
+        Some(Win32Error::ERROR_PIPE_LISTENING | Win32Error::ERROR_PIPE_NOT_CONNECTED) => err(
+            Win32Error::ERROR_BAD_PIPE,
+            format!("{e}: this instance has no client, so there is nothing to peek"),
+        ),
+        _ => e,
+    }
 }
 
 trait WriteRest {

@@ -30,6 +30,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
@@ -93,9 +94,39 @@ impl Namespace {
         &self.root
     }
 
+    /// The root, checked as [`open_checked`](Self::open_checked) does, from
+    /// a per-process cache: one `lstat` shows it is still the folder that
+    /// was checked (same inode, owner and mode), which saves an open, a
+    /// `fstat` and a close on every client open.
+    pub(crate) fn open(&self, create: bool) -> io::Result<Option<Arc<Dir>>> {
+        static ROOTS: Mutex<Vec<Arc<Dir>>> = Mutex::new(Vec::new());
+        let mut roots = ROOTS.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = roots.iter().position(|d| d.path == self.root) {
+            let same = rfs::lstat(&self.root).is_ok_and(|st| {
+                st.st_ino == roots[at].ino
+                    && st.st_dev == roots[at].dev
+                    && st.st_uid == roots[at].uid
+                    && st.st_mode == roots[at].mode
+            });
+            if same {
+                return Ok(Some(Arc::clone(&roots[at])));
+            }
+            roots.swap_remove(at);
+        }
+        let Some(dir) = self.open_checked(create)? else {
+            return Ok(None);
+        };
+        let dir = Arc::new(dir);
+        if roots.len() >= 16 {
+            roots.remove(0);
+        }
+        roots.push(Arc::clone(&dir));
+        Ok(Some(dir))
+    }
+
     /// Opens the root after checking that no other user can rearrange it;
     /// `None` when it does not exist and `create` is false.
-    pub(crate) fn open(&self, create: bool) -> io::Result<Option<Dir>> {
+    fn open_checked(&self, create: bool) -> io::Result<Option<Dir>> {
         let path = &self.root;
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let fd = loop {
@@ -150,6 +181,7 @@ impl Namespace {
             if dir.uid == me {
                 rfs::fchmod(&dir.fd, Mode::from_raw_mode((dir.mode & 0o7777) | 0o1000))
                     .map_err(|e| root_error(path, e.into()))?;
+                return Ok(Some(Dir::from_fd(dir.fd, path.clone())?));
             } else {
                 return Err(err(
                     Win32Error::ERROR_ACCESS_DENIED,
@@ -318,8 +350,20 @@ impl Dir {
 
     /// The socket files here (`*.sock`, sockets only, never links).
     pub(crate) fn sockets(&self) -> Vec<SocketEntry> {
-        let mut v: Vec<SocketEntry> = self
-            .names(|name, ft| name.ends_with(".sock") && matches!(ft, FileType::Socket | FileType::Unknown))
+        self.sockets_and(None).0
+    }
+
+    /// The socket files here, and whether `also` is listed too: one
+    /// listing of the folder for both.
+    pub(crate) fn sockets_and(&self, also: Option<&str>) -> (Vec<SocketEntry>, bool) {
+        let mut seen = false;
+        let names = self.names(|name, ft| {
+            if Some(name) == also {
+                seen = true;
+            }
+            name.ends_with(".sock") && matches!(ft, FileType::Socket | FileType::Unknown)
+        });
+        let mut v: Vec<SocketEntry> = names
             .into_iter()
             .filter_map(|name| {
                 let st = rfs::statat(&self.fd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW).ok()?;
@@ -328,13 +372,18 @@ impl Dir {
             })
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
-        v
+        (v, seen)
     }
 
-    fn names(&self, keep: impl Fn(&str, FileType) -> bool) -> Vec<String> {
-        let Ok(mut it) = rfs::Dir::read_from(&self.fd) else {
+    /// The entries `keep` accepts, read with `getdents64` on this handle
+    /// itself (no second open of the folder). The handle's offset is
+    /// rewound first, so every call lists the whole folder.
+    fn names(&self, mut keep: impl FnMut(&str, FileType) -> bool) -> Vec<String> {
+        if rfs::seek(&self.fd, rfs::SeekFrom::Start(0)).is_err() {
             return Vec::new();
-        };
+        }
+        let mut buf = Vec::with_capacity(8192);
+        let mut it = rfs::RawDir::new(&self.fd, buf.spare_capacity_mut());
         let mut out = Vec::new();
         while let Some(Ok(entry)) = it.next() {
             let name: &CStr = entry.file_name();
@@ -474,7 +523,7 @@ pub(crate) fn entry_name(kind: Kind, folded: &str) -> String {
 /// One name's folder, with the root it was found in.
 #[derive(Debug)]
 pub(crate) struct Object {
-    pub(crate) root: Dir,
+    pub(crate) root: Arc<Dir>,
     pub(crate) dir: Dir,
     pub(crate) entry: String,
 }
@@ -537,9 +586,9 @@ pub(crate) fn list(kind: Kind, fold: &dyn Fn(&str) -> Option<String>) -> io::Res
     found.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(found
         .into_iter()
-        .filter_map(|(display, entry, dir)| {
-            let root = Dir::from_fd(rustix::io::fcntl_dupfd_cloexec(&root.fd, 3).ok()?, root.path.clone()).ok()?;
-            Some((display, Object { root, dir, entry }))
+        .map(|(display, entry, dir)| {
+            let root = Arc::clone(&root);
+            (display, Object { root, dir, entry })
         })
         .collect())
 }
@@ -704,10 +753,20 @@ pub(crate) fn bind_datagram(dir: &Dir, file: &str) -> io::Result<UnixDatagram> {
     Ok(s)
 }
 
-/// Connects to a listening socket at `dir/file`.
+/// Connects to a listening socket at `dir/file`: by its real path when that
+/// fits `sun_path` (a plain lookup is cheaper than one through /proc), else
+/// through the handle. Either way the caller checks whose socket answered
+/// (`SO_PEERCRED`), and only the folder's owner could have moved anything.
 pub(crate) fn connect(dir: &Dir, file: &str) -> io::Result<UnixStream> {
+    let real = dir.path.join(file);
+    if real.as_os_str().len() <= SUN_PATH_MAX {
+        return UnixStream::connect(real);
+    }
     UnixStream::connect(dir.at(file))
 }
+
+/// `sun_path` holds 108 bytes including the NUL.
+const SUN_PATH_MAX: usize = 107;
 
 /// The uid of the process that listens on the other end of a connected
 /// socket, as the kernel recorded it at `listen` time.
@@ -733,7 +792,7 @@ pub(crate) fn not_found(what: impl std::fmt::Display) -> io::Error {
 mod tests {
     use super::*;
 
-    fn scratch(tag: &str) -> (PathBuf, Dir) {
+    fn scratch(tag: &str) -> (PathBuf, Arc<Dir>) {
         let base = std::env::temp_dir().join(format!("pipeslot-ns-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(&base).unwrap();

@@ -59,12 +59,12 @@ use tokio::sync::Notify;
 use crate::blocking::transact_check;
 use crate::error::{err, is_retry, Win32Error};
 use crate::pipe::conn::Conn;
-use crate::pipe::{self, ConnectStep, HandleState, Instance, MsgRead, PeekInfo, PipeInfo, PipeMode, Tokio};
+use crate::pipe::{self, ConnectStep, HandleState, Instance, MsgRead, PeekInfo, Tokio};
 use crate::security::ClientIdentity;
 use crate::WaitTimeout;
 
 pub use crate::mailslot::tokio::{MailslotOptions, MailslotServer, MailslotWriter};
-pub use crate::pipe::{PipeEnd, UNLIMITED_INSTANCES};
+pub use crate::pipe::{PipeEnd, PipeInfo, PipeMode, UNLIMITED_INSTANCES};
 
 /// CreateNamedPipe options for tokio servers.
 pub type ServerOptions = pipe::ServerOptions<Tokio>;
@@ -192,6 +192,22 @@ impl NamedPipeServer {
         let (fd, ident) = self.inst.adopt()?;
         self.install(fd, ident)
     }
+
+    fn apply_read_mode(&self, mode: PipeMode) -> io::Result<()> {
+        self.inst.set_read_mode(mode)?;
+        if let Some(c) = lock(&self.conn).as_ref() {
+            c.get_ref().set_read_mode(mode)?;
+        }
+        Ok(())
+    }
+
+    fn current_read_mode(&self) -> PipeMode {
+        self.inst.read_mode()
+    }
+
+    fn pipe_name(&self) -> String {
+        self.inst.name().to_string()
+    }
 }
 
 /// A client's end of a pipe (the handle CreateFile returns).
@@ -210,6 +226,30 @@ impl NamedPipeClient {
     fn io(&self) -> io::Result<Io> {
         Ok(Arc::clone(&self.io))
     }
+
+    fn apply_read_mode(&self, mode: PipeMode) -> io::Result<()> {
+        self.io.get_ref().set_read_mode(mode)
+    }
+
+    fn current_read_mode(&self) -> PipeMode {
+        self.io.get_ref().read_mode()
+    }
+
+    fn pipe_name(&self) -> String {
+        self.io.get_ref().name().to_owned()
+    }
+}
+
+/// Fails at once when the handle's direction forbids what `interest` asks:
+/// that readiness would never come.
+fn check_direction(io: &Io, interest: Interest) -> io::Result<()> {
+    if interest.is_readable() && !interest.is_writable() {
+        io.get_ref().check_read()?;
+    }
+    if interest.is_writable() && !interest.is_readable() {
+        io.get_ref().check_write()?;
+    }
+    Ok(())
 }
 
 /// Runs a non-blocking operation until it stops saying `WouldBlock`. Each
@@ -219,6 +259,7 @@ impl NamedPipeClient {
 /// two more whenever the readiness was stale). Bytes the frame reader holds
 /// already are taken without waiting.
 async fn retry<R>(io: &Io, interest: Interest, mut op: impl FnMut(&Conn) -> io::Result<R>) -> io::Result<R> {
+    check_direction(io, interest)?;
     if interest == Interest::READABLE && io.get_ref().has_buffered() {
         match op(io.get_ref()) {
             Err(e) if is_retry(&e) => {}
@@ -240,6 +281,7 @@ fn poll_retry<R>(
     interest: Interest,
     mut op: impl FnMut(&Conn) -> io::Result<R>,
 ) -> Poll<io::Result<R>> {
+    check_direction(io, interest)?;
     if interest == Interest::READABLE && io.get_ref().has_buffered() {
         match op(io.get_ref()) {
             Err(e) if is_retry(&e) => {}
@@ -257,6 +299,30 @@ fn poll_retry<R>(
             Err(_) => continue,
         }
     }
+}
+
+/// The set-up of the method examples below: a runtime, a namespace and a
+/// connected message pipe (`pair(NAME)` gives the server and the client).
+macro_rules! doc_setup {
+    () => {
+        r#"# let dir = std::env::temp_dir().join(format!("pipeslot-doc-tokio-io-{}", std::process::id()));
+# std::env::set_var("PIPESLOT_DIR", &dir);
+# use pipeslot::tokio::{ClientOptions, ServerOptions, PipeMode};
+# const NAME: &str = concat!(r"\\.\pipe\doc-tokio-io-", line!());
+# async fn pair(name: &str) -> std::io::Result<(pipeslot::tokio::NamedPipeServer, pipeslot::tokio::NamedPipeClient)> {
+#     let server = ServerOptions::new().pipe_mode(PipeMode::Message).create(name)?;
+#     let client = ClientOptions::new().pipe_mode(PipeMode::Message).open(name)?;
+#     server.connect().await?;
+#     Ok((server, client))
+# }
+# tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {"#
+    };
+}
+
+macro_rules! doc_end {
+    () => {
+        "# Ok::<(), std::io::Error>(())\n# }).unwrap();"
+    };
 }
 
 /// The I/O both ends share, written once.
@@ -333,8 +399,14 @@ macro_rules! pipe_io {
             }
 
             /// PeekNamedPipe: what is readable now, without consuming it.
+            ///
+            /// # Errors
+            /// `ERROR_BAD_PIPE (230)` on a server instance no client has opened.
             pub fn peek(&self, buf: &mut [u8]) -> io::Result<PeekInfo> {
-                self.io()?.get_ref().peek(buf)
+                self.io()
+                    .map_err(crate::blocking::nothing_to_peek)?
+                    .get_ref()
+                    .peek(buf)
             }
 
             /// FlushFileBuffers: resolves once the other end has read
@@ -353,28 +425,186 @@ macro_rules! pipe_io {
             }
 
             /// SetNamedPipeHandleState: byte or message read mode.
+            ///
+            /// # Errors
+            /// `ERROR_INVALID_PARAMETER (87)` for message mode on a byte pipe.
             pub fn set_read_mode(&self, mode: PipeMode) -> io::Result<()> {
-                self.io()?.get_ref().set_read_mode(mode)
+                self.apply_read_mode(mode)
             }
 
-            /// GetNamedPipeHandleState (always non-blocking underneath).
+            /// GetNamedPipeHandleState (also on a server instance that has no
+            /// client yet; the handle is never PIPE_NOWAIT, waits are async).
             pub fn handle_state(&self) -> io::Result<HandleState> {
-                let io = self.io()?;
                 Ok(HandleState {
-                    read_mode: io.get_ref().read_mode(),
+                    read_mode: self.current_read_mode(),
                     nonblocking: false,
-                    instances: pipe::count_instances(io.get_ref().name())?,
+                    instances: pipe::count_instances(&self.pipe_name())?,
                 })
             }
 
             /// Waits for any of the requested readiness.
             ///
+            /// # Errors
+            /// `ERROR_ACCESS_DENIED (5)` at once when the handle may not do
+            /// what it waits for (readable on an end that may not read).
+            ///
             /// # Cancel safety
             /// Cancel safe.
             pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
                 let io = self.io()?;
+                check_direction(&io, interest)?;
                 let guard = io.ready(interest).await?;
                 Ok(guard.ready())
+            }
+
+            /// Polls for read readiness, as tokio's `poll_read_ready`: `Ready(Ok(()))`
+            /// once the pipe may be readable (a later read may still give
+            /// `WouldBlock`), registering `cx` to be woken otherwise.
+            ///
+            /// ```
+            #[doc = doc_setup!()]
+            /// let (server, client) = pair(NAME).await?;
+            /// client.write_msg(b"x").await?;
+            /// std::future::poll_fn(|cx| server.poll_read_ready(cx)).await?;
+            /// let mut buf = [0u8; 1];
+            /// assert_eq!(server.try_read(&mut buf)?, 1);
+            #[doc = doc_end!()]
+            /// ```
+            pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                let io = self.io()?;
+                check_direction(&io, Interest::READABLE)?;
+                if io.get_ref().has_buffered() {
+                    return Poll::Ready(Ok(()));
+                }
+                io.poll_read_ready(cx).map_ok(|_| ())
+            }
+
+            /// Polls for write readiness, as tokio's `poll_write_ready`.
+            ///
+            /// ```
+            #[doc = doc_setup!()]
+            /// let (server, client) = pair(NAME).await?;
+            /// std::future::poll_fn(|cx| client.poll_write_ready(cx)).await?;
+            /// assert_eq!(client.try_write(b"hi")?, 2);
+            /// let mut buf = [0u8; 2];
+            /// let m = server.read_msg(&mut buf).await?;
+            /// assert_eq!(&buf[..m.len], b"hi");
+            #[doc = doc_end!()]
+            /// ```
+            pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                let io = self.io()?;
+                check_direction(&io, Interest::WRITABLE)?;
+                io.poll_write_ready(cx).map_ok(|_| ())
+            }
+
+            /// Reads into several buffers without waiting, as tokio's
+            /// `try_read_vectored`: `WouldBlock` when nothing is there. In
+            /// message read mode one call reads at most one message (into the
+            /// first non-empty buffer), so boundaries are kept.
+            ///
+            /// ```
+            #[doc = doc_setup!()]
+            /// let (server, client) = pair(NAME).await?;
+            /// client.write_msg(b"hello").await?;
+            /// server.readable().await?;
+            /// let (mut a, mut b) = ([0u8; 2], [0u8; 8]);
+            /// let n = server.try_read_vectored(&mut [std::io::IoSliceMut::new(&mut a), std::io::IoSliceMut::new(&mut b)])?;
+            /// assert_eq!((n, &a, &b[..3]), (5, b"he", &b"llo"[..]));
+            #[doc = doc_end!()]
+            /// ```
+            pub fn try_read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+                let io = self.io()?;
+                check_direction(&io, Interest::READABLE)?;
+                if io.get_ref().has_buffered() {
+                    return io.get_ref().read_vectored(bufs);
+                }
+                io.try_io(Interest::READABLE, |c| c.read_vectored(bufs))
+            }
+
+            /// Reads into a [`bytes::BufMut`] without waiting, as tokio's
+            /// `try_read_buf`: advances the buffer by what was read.
+            ///
+            /// ```
+            #[doc = doc_setup!()]
+            /// let (server, client) = pair(NAME).await?;
+            /// client.write_msg(b"abc").await?;
+            /// server.readable().await?;
+            /// let mut buf = Vec::with_capacity(16);
+            /// assert_eq!(server.try_read_buf(&mut buf)?, 3);
+            /// assert_eq!(buf, b"abc");
+            #[doc = doc_end!()]
+            /// ```
+            pub fn try_read_buf<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<usize> {
+                // Read through a scratch buffer: filling `buf`'s uninitialised
+                // tail in place would need unsafe code.
+                let mut scratch = vec![0u8; buf.remaining_mut().min(64 << 10)];
+                let n = self.try_read(&mut scratch)?;
+                buf.put_slice(&scratch[..n]);
+                Ok(n)
+            }
+
+            /// Writes several buffers without waiting, as tokio's
+            /// `try_write_vectored`. On a message pipe they form one message.
+            ///
+            /// ```
+            #[doc = doc_setup!()]
+            /// let (server, client) = pair(NAME).await?;
+            /// client.writable().await?;
+            /// let n = client.try_write_vectored(&[std::io::IoSlice::new(b"ab"), std::io::IoSlice::new(b"cd")])?;
+            /// assert_eq!(n, 4);
+            /// let mut buf = [0u8; 8];
+            /// let m = server.read_msg(&mut buf).await?;
+            /// assert_eq!(&buf[..m.len], b"abcd", "one message");
+            #[doc = doc_end!()]
+            /// ```
+            pub fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+                let io = self.io()?;
+                check_direction(&io, Interest::WRITABLE)?;
+                io.try_io(Interest::WRITABLE, |c| c.write_vectored(bufs))
+            }
+
+            /// Runs `f` when the pipe is ready for `interest`, as tokio's
+            /// `try_io`: `f` does its own I/O (e.g. on
+            /// [`as_raw_fd`](std::os::fd::AsRawFd::as_raw_fd)) and returns
+            /// `WouldBlock` when the pipe was not ready after all, which clears
+            /// the readiness. Raw reads and writes bypass message framing:
+            /// use them on byte pipes.
+            ///
+            /// ```
+            #[doc = doc_setup!()]
+            /// let (server, client) = pair(NAME).await?;
+            /// client.write_msg(b"x").await?;
+            /// server.readable().await?;
+            /// let n = server.try_io(tokio::io::Interest::READABLE, || server.try_read(&mut [0u8; 4]))?;
+            /// assert_eq!(n, 1);
+            #[doc = doc_end!()]
+            /// ```
+            pub fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+                let io = self.io()?;
+                check_direction(&io, interest)?;
+                io.try_io(interest, |_| f())
+            }
+
+            /// Waits for `interest` and runs `f` until it stops saying
+            /// `WouldBlock`, as tokio's `async_io`.
+            ///
+            /// ```
+            #[doc = doc_setup!()]
+            /// let (server, client) = pair(NAME).await?;
+            /// let t = tokio::spawn(async move { client.write_msg(b"later").await });
+            /// let mut buf = [0u8; 8];
+            /// let n = server.async_io(tokio::io::Interest::READABLE, || server.try_read(&mut buf)).await?;
+            /// assert_eq!(&buf[..n], b"later");
+            /// t.await.unwrap()?;
+            #[doc = doc_end!()]
+            /// ```
+            ///
+            /// # Cancel safety
+            /// As cancel safe as `f`.
+            pub async fn async_io<R>(&self, interest: Interest, mut f: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+                let io = self.io()?;
+                check_direction(&io, interest)?;
+                io.async_io(interest, |_| f()).await
             }
 
             /// Waits until the pipe may be readable.
@@ -394,13 +624,26 @@ macro_rules! pipe_io {
             }
 
             /// Reads what is there without waiting (`WouldBlock` if nothing).
+            ///
+            /// # Errors
+            /// `ERROR_ACCESS_DENIED (5)` when this end may not read.
             pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-                self.io()?.try_io(Interest::READABLE, |c| c.read(buf))
+                let io = self.io()?;
+                check_direction(&io, Interest::READABLE)?;
+                if io.get_ref().has_buffered() {
+                    return io.get_ref().read(buf);
+                }
+                io.try_io(Interest::READABLE, |c| c.read(buf))
             }
 
             /// Writes without waiting (`WouldBlock` if the pipe is full).
+            ///
+            /// # Errors
+            /// `ERROR_ACCESS_DENIED (5)` when this end may not write.
             pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-                self.io()?.try_io(Interest::WRITABLE, |c| c.write(buf))
+                let io = self.io()?;
+                check_direction(&io, Interest::WRITABLE)?;
+                io.try_io(Interest::WRITABLE, |c| c.write(buf))
             }
         }
 
@@ -437,3 +680,15 @@ macro_rules! pipe_io {
 
 pipe_io!(NamedPipeServer);
 pipe_io!(NamedPipeClient);
+
+impl std::os::fd::AsRawFd for NamedPipeClient {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.io.get_ref().as_raw_fd()
+    }
+}
+
+impl std::os::fd::AsFd for NamedPipeClient {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.io.get_ref().as_fd()
+    }
+}

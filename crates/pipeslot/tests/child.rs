@@ -94,11 +94,12 @@ fn server_echo() {
     let count: usize = a[2].parse().unwrap();
     let mut servers = Vec::new();
     for _ in 0..count {
-        match ServerOptions::new()
-            .pipe_mode(PipeMode::Message)
-            .max_instances(max)
-            .create(&a[0])
-        {
+        let mut opts = ServerOptions::new();
+        match max {
+            255 => opts.unlimited_instances(),
+            n => opts.max_instances(n),
+        };
+        match opts.pipe_mode(PipeMode::Message).create(&a[0]) {
             Ok(s) => servers.push(s),
             Err(e) => return report(format!("error {}", err_name(&e))),
         }

@@ -6,6 +6,7 @@ mod util;
 mod attacks; // another local user attacks the namespace: capture, stall, locks, plants
 mod child; // roles played by re-executed copies of this binary
 mod client; // open, busy, wait, call
+mod exact; // the last differences from Win32 and tokio, one test each
 mod io; // messages, bytes, transact, peek, flush, backpressure
 mod mailslot_child; // mailslot roles played by re-executed copies of this binary
 mod mailslot_interop; // a real peer: Samba's nmbd logs our datagram and answers NETLOGON

@@ -38,11 +38,23 @@ fn bad_max_instances_are_invalid_parameter() {
         ServerOptions::new().max_instances(0).create(&name),
         Win32Error::ERROR_INVALID_PARAMETER,
     );
-    assert_win32(
-        ServerOptions::new().max_instances(256).create(&name),
-        Win32Error::ERROR_INVALID_PARAMETER,
-    );
+    // 255 and more panic, as tokio's setter does; unlimited is its own setter.
+    for n in [255, 256] {
+        let p = std::panic::catch_unwind(|| {
+            ServerOptions::new().max_instances(n);
+        });
+        let msg = p.unwrap_err();
+        assert_eq!(
+            msg.downcast_ref::<&str>(),
+            Some(&"cannot specify more than 254 instances")
+        );
+    }
     ServerOptions::new().max_instances(254).create(&name).unwrap();
+    let unlimited = ServerOptions::new()
+        .unlimited_instances()
+        .create(util::name("unlimited"))
+        .unwrap();
+    assert_eq!(unlimited.info().unwrap().max_instances, 255);
 }
 
 #[test]

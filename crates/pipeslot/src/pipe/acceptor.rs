@@ -91,6 +91,9 @@ pub(crate) enum SlotState {
 #[derive(Debug)]
 struct Slot {
     state: SlotState,
+    /// When the slot last started listening: clients go to the instance
+    /// that has listened longest (Win32's FIFO of waiting instances).
+    since: u64,
     config: InstanceConfig,
     #[cfg(feature = "tokio")]
     notify: Arc<tokio::sync::Notify>,
@@ -100,6 +103,8 @@ struct Slot {
 pub(crate) struct Slots {
     slots: Vec<Option<Slot>>,
     closed: bool,
+    /// The clock of `Slot::since`.
+    listens: u64,
 }
 
 impl Slots {
@@ -121,6 +126,34 @@ impl Slots {
                 ..
             }))
         )
+    }
+
+    /// Makes an instance listen again (connect after a disconnect), last in
+    /// the line of listening instances.
+    pub(crate) fn listen(&mut self, id: usize) {
+        self.listens += 1;
+        let at = self.listens;
+        if let Some(Some(slot)) = self.slots.get_mut(id) {
+            slot.state = SlotState::Listening;
+            slot.since = at;
+        }
+    }
+
+    /// The instance that has listened longest.
+    fn longest_listening(&self) -> Option<usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                Some(Slot {
+                    state: SlotState::Listening,
+                    since,
+                    ..
+                }) => Some((*since, i)),
+                _ => None,
+            })
+            .min()
+            .map(|(_, i)| i)
     }
 
     pub(crate) fn state_mut(&mut self, id: usize) -> &mut SlotState {
@@ -229,8 +262,10 @@ impl Acceptor {
         if s.closed {
             return None;
         }
+        s.listens += 1;
         let slot = Slot {
             state: SlotState::Listening,
+            since: s.listens,
             config,
             #[cfg(feature = "tokio")]
             notify: Arc::new(tokio::sync::Notify::new()),
@@ -528,15 +563,7 @@ impl Acceptor {
         if !access_ok || (remote && first.reject_remote) {
             return deny(&fd, &s, ReplyStatus::ACCESS_DENIED);
         }
-        let Some(id) = s.slots.iter().position(|slot| {
-            matches!(
-                slot,
-                Some(Slot {
-                    state: SlotState::Listening,
-                    ..
-                })
-            )
-        }) else {
+        let Some(id) = s.longest_listening() else {
             return deny(&fd, &s, ReplyStatus::BUSY);
         };
         let (n, l) = s.counts();

@@ -46,9 +46,11 @@ pub(crate) struct PipeDirs {
     joiners: Joiners,
 }
 
-/// The granted users' folders of a pipe, and the owner's grants.
+/// The sockets of a pipe's folder, the granted users' folders, and the
+/// owner's grants: what one listing of the folder shows.
 #[derive(Debug, Default)]
 struct Joiners {
+    own: Vec<SocketEntry>,
     dirs: Vec<(Dir, u32)>,
     grants: Option<PipeSecurity>,
 }
@@ -65,6 +67,14 @@ impl Joiners {
     /// folders (each made by the user its name says).
     fn load(obj: &Object) -> Joiners {
         let owner = obj.owner();
+        let (own, granted) = obj.dir.sockets_and(Some(SECURITY));
+        if !granted {
+            // The common case: nobody granted.
+            return Joiners {
+                own,
+                ..Joiners::default()
+            };
+        }
         let grants = obj
             .dir
             .read_small(SECURITY, 64 << 10)
@@ -85,18 +95,18 @@ impl Joiners {
                 }
             }
         }
-        Joiners { dirs, grants }
+        Joiners { own, dirs, grants }
     }
 
     /// Every socket a server of this name might listen on, skipping files
     /// whose owner could not be a trusted server.
     fn candidates<'a>(&'a self, obj: &'a Object) -> Vec<Candidate<'a>> {
         let owner = obj.owner();
-        let mut out: Vec<Candidate<'a>> = obj
-            .dir
-            .sockets()
-            .into_iter()
+        let mut out: Vec<Candidate<'a>> = self
+            .own
+            .iter()
             .filter(|s| s.uid == owner || s.uid == 0)
+            .cloned()
             .map(|sock| Candidate {
                 dir: &obj.dir,
                 sock,

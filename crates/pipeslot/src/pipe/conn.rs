@@ -35,6 +35,14 @@ pub(crate) struct Conn {
     read_messages: AtomicBool,
     can_read: bool,
     can_write: bool,
+    /// PIPE_NOWAIT (the blocking front end's non-blocking mode): writes
+    /// are all or nothing.
+    nowait: AtomicBool,
+    /// The pipe's buffer in this direction (the writer's side), as configured.
+    capacity: usize,
+    /// The peer closed with data of ours unread (`ECONNRESET` seen by a
+    /// read, which consumes the socket's error): a flush must fail.
+    reset: AtomicBool,
     /// What the peer closing means for us, in error messages.
     name: String,
     rd: Mutex<FrameReader>,
@@ -65,6 +73,7 @@ impl Conn {
         read_mode: PipeMode,
         can_read: bool,
         can_write: bool,
+        capacity: u32,
         name: String,
     ) -> Conn {
         Conn {
@@ -73,6 +82,9 @@ impl Conn {
             read_messages: AtomicBool::new(read_mode == PipeMode::Message),
             can_read,
             can_write,
+            nowait: AtomicBool::new(false),
+            capacity: capacity as usize,
+            reset: AtomicBool::new(false),
             name,
             rd: Mutex::new(FrameReader::default()),
             wr: Mutex::new(Vec::new()),
@@ -107,7 +119,16 @@ impl Conn {
         Ok(())
     }
 
-    fn check_read(&self) -> io::Result<()> {
+    /// PIPE_NOWAIT: non-blocking, and a write that does not fit the pipe's
+    /// buffer writes nothing (Win32 reports 0 bytes written).
+    pub(crate) fn set_nowait(&self, on: bool) -> io::Result<()> {
+        self.nowait.store(on, Ordering::Relaxed);
+        self.set_nonblocking(on)
+    }
+
+    /// `ERROR_ACCESS_DENIED` unless this end may read: checked before any
+    /// wait, since data can never come for an end that may not read.
+    pub(crate) fn check_read(&self) -> io::Result<()> {
         if self.can_read {
             return Ok(());
         }
@@ -117,7 +138,8 @@ impl Conn {
         ))
     }
 
-    fn check_write(&self) -> io::Result<()> {
+    /// `ERROR_ACCESS_DENIED` unless this end may write.
+    pub(crate) fn check_write(&self) -> io::Result<()> {
         if self.can_write {
             return Ok(());
         }
@@ -129,7 +151,10 @@ impl Conn {
 
     fn read_error(&self, e: io::Error) -> io::Error {
         match e.raw_os_error() {
-            Some(libc::ECONNRESET) => self.broken(),
+            Some(libc::ECONNRESET) => {
+                self.reset.store(true, Ordering::Relaxed);
+                self.broken()
+            }
             _ if e.kind() == io::ErrorKind::WouldBlock => e,
             _ => Error::from_io(&e, format!("reading {}", self.name)).into(),
         }
@@ -183,6 +208,55 @@ impl Conn {
                 MsgEnd::Complete | MsgEnd::More => return Ok(filled),
             }
         }
+    }
+
+    /// `readv`: the buffers are filled in turn. In message read mode a call
+    /// reads at most one message (or its next part) across them, as
+    /// [`read`](Self::read) does into one buffer.
+    pub(crate) fn read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        self.check_read()?;
+        if !self.framed {
+            return loop {
+                match rustix::io::readv(&self.fd, bufs) {
+                    Ok(n) => break Ok(n),
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => {
+                        let e = self.read_error(e.into());
+                        if Error::win32(&e) == Some(Win32Error::ERROR_BROKEN_PIPE) {
+                            break Ok(0);
+                        }
+                        break Err(e);
+                    }
+                }
+            };
+        }
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let mut one = vec![0u8; total];
+        let n = self.read(&mut one)?;
+        let mut from = &one[..n];
+        for b in bufs.iter_mut() {
+            let k = b.len().min(from.len());
+            b[..k].copy_from_slice(&from[..k]);
+            from = &from[k..];
+        }
+        Ok(n)
+    }
+
+    /// `writev`: byte pipes send the buffers in turn; on a message pipe they
+    /// are one message.
+    pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.check_write()?;
+        if self.framed {
+            let msg: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            return self.write(&msg);
+        }
+        self.drain_pending()?;
+        self.send(bufs)
+    }
+
+    /// Whether anything waits unread: in the read-ahead or in the kernel.
+    pub(crate) fn has_unread(&self) -> bool {
+        self.has_buffered() || rustix::io::ioctl_fionread(&self.fd).unwrap_or(0) > 0
     }
 
     /// True when the frame reader holds bytes, so a read will not block.
@@ -272,8 +346,15 @@ impl Conn {
             let n = self.send_one(&wr)?;
             wr.drain(..n);
         }
+        let hlen = if self.framed { FRAME_HEADER_LEN } else { 0 };
+        if self.nowait.load(Ordering::Relaxed) && !data.is_empty() && !self.fits(hlen + data.len()) {
+            return Ok(0); // Win32's PIPE_NOWAIT: nothing written, nothing queued
+        }
         if !self.framed {
             return self.send_one(data);
+        }
+        if data.is_empty() {
+            return self.write_empty_message(&mut wr);
         }
         if data.len() > MAX_MESSAGE_LEN {
             return Err(err(
@@ -296,6 +377,34 @@ impl Conn {
             self.finish_frame(&mut wr, &hdr, data, sent)?;
         }
         Ok(data.len())
+    }
+
+    /// Whether `len` more bytes fit the pipe's buffer now: what the peer
+    /// has not taken yet plus `len` within the configured size. The
+    /// kernel counts its own overhead in what is queued, so this errs on
+    /// the side of "does not fit".
+    fn fits(&self, len: usize) -> bool {
+        if self.capacity == 0 {
+            return true;
+        }
+        let queued = sys::unread_by_peer(self.fd.as_fd()).unwrap_or(0);
+        len <= self.capacity && (queued == 0 || queued + len <= self.capacity)
+    }
+
+    /// A zero-length message never waits for room (Win32): its header goes
+    /// now if the socket takes it, else ahead of the next write.
+    fn write_empty_message(&self, wr: &mut Vec<u8>) -> io::Result<usize> {
+        let hdr = frame_header(0).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let sent = loop {
+            match rustix::net::send(&self.fd, &hdr, SendFlags::NOSIGNAL | SendFlags::DONTWAIT) {
+                Ok(n) => break n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) => break 0,
+                Err(e) => return Err(self.write_error(e)),
+            }
+        };
+        wr.extend_from_slice(&hdr[sent..]);
+        Ok(0)
     }
 
     /// Sends the rest of a frame the socket took only `sent` bytes of; what
@@ -411,6 +520,16 @@ impl Conn {
         Ok(info)
     }
 
+    /// Whether the peer has closed its end (nothing more can come; what it
+    /// wrote may still be queued).
+    pub(crate) fn peer_gone(&self) -> bool {
+        let mut fds = [rustix::event::PollFd::new(&self.fd, rustix::event::PollFlags::RDHUP)];
+        let _ = rustix::event::poll(&mut fds, Some(&rustix::fs::Timespec { tv_sec: 0, tv_nsec: 0 }));
+        fds[0]
+            .revents()
+            .intersects(rustix::event::PollFlags::HUP | rustix::event::PollFlags::RDHUP)
+    }
+
     fn peer_closed(&self) -> bool {
         let mut one = [0u8; 1];
         matches!(
@@ -425,14 +544,37 @@ impl Conn {
     }
 
     /// FlushFileBuffers: one step. `Ok(true)` when the peer has read
-    /// everything; `Ok(false)` to try again after `backoff`.
+    /// everything; `Ok(false)` to try again after `backoff`. A peer that
+    /// closed with data of ours unread is `ERROR_BROKEN_PIPE` (the kernel
+    /// drops its queue, so "nothing unread" alone would look like success);
+    /// one that read everything and closed lets the flush succeed, as Win32.
     pub(crate) fn flush_step(&self) -> io::Result<bool> {
-        match self.drain_pending() {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+        let pending = match self.drain_pending() {
+            Ok(()) => false,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+            Err(e) if Error::win32(&e) == Some(Win32Error::ERROR_NO_DATA) => return Err(self.flush_broken()),
             Err(e) => return Err(e),
+        };
+        let mut fds = [rustix::event::PollFd::new(&self.fd, rustix::event::PollFlags::empty())];
+        let _ = rustix::event::poll(&mut fds, Some(&rustix::fs::Timespec { tv_sec: 0, tv_nsec: 0 }));
+        let revents = fds[0].revents();
+        if revents.contains(rustix::event::PollFlags::ERR) || self.reset.load(Ordering::Relaxed) {
+            return Err(self.flush_broken());
+        }
+        if pending {
+            return Ok(false);
         }
         Ok(self.unread_by_peer()? == 0)
+    }
+
+    fn flush_broken(&self) -> io::Error {
+        err(
+            Win32Error::ERROR_BROKEN_PIPE,
+            format!(
+                "the other end of {} closed before reading everything written to it",
+                self.name
+            ),
+        )
     }
 
     /// Blocks until the peer has read everything written so far.

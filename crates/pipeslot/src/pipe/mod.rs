@@ -19,7 +19,7 @@ use std::ffi::OsStr;
 use std::io;
 use std::marker::PhantomData;
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pipeslot_proto::wire::local::Reply;
@@ -240,9 +240,42 @@ impl<F> ServerOptions<F> {
         self
     }
 
-    /// nMaxInstances: 1..=254, or [`UNLIMITED_INSTANCES`] (255). Checked by `create`.
+    /// nMaxInstances: 1..=254 (0 is refused by `create` with
+    /// `ERROR_INVALID_PARAMETER`). The default is unlimited; ask for it again
+    /// with [`unlimited_instances`](Self::unlimited_instances).
+    ///
+    /// # Panics
+    /// For 255 or more, as tokio's does ("cannot specify more than 254
+    /// instances"): 255 is PIPE_UNLIMITED_INSTANCES in Win32, and an
+    /// accidental "unlimited" is worth a loud failure.
     pub fn max_instances(&mut self, instances: usize) -> &mut Self {
+        assert!(instances < 255, "cannot specify more than 254 instances");
         self.max_instances = instances;
+        self
+    }
+
+    /// PIPE_UNLIMITED_INSTANCES (the default): no limit on instances.
+    pub fn unlimited_instances(&mut self) -> &mut Self {
+        self.max_instances = UNLIMITED_INSTANCES;
+        self
+    }
+
+    /// WRITE_DAC, as tokio's setter: accepted so ported code compiles. It
+    /// does nothing here: a pipe's [`PipeSecurity`] is fixed at creation
+    /// and no handle can rewrite it later.
+    pub fn write_dac(&mut self, _requested: bool) -> &mut Self {
+        self
+    }
+
+    /// WRITE_OWNER, as tokio's setter: does nothing here (a name's owner is
+    /// its first creator, for the name's whole life).
+    pub fn write_owner(&mut self, _requested: bool) -> &mut Self {
+        self
+    }
+
+    /// ACCESS_SYSTEM_SECURITY, as tokio's setter: does nothing here (there
+    /// is no SACL; `tracing` logs refusals instead of an audit log).
+    pub fn access_system_security(&mut self, _requested: bool) -> &mut Self {
         self
     }
 
@@ -407,7 +440,7 @@ impl<F> ServerOptions<F> {
             id,
             name,
             config,
-            read_mode,
+            read_mode: Mutex::new(read_mode),
         })
     }
 }
@@ -438,7 +471,7 @@ impl<F> ServerOptions<F> {
             id,
             name: name.clone(),
             config,
-            read_mode,
+            read_mode: Mutex::new(read_mode),
         })
     }
 }
@@ -457,7 +490,9 @@ pub(crate) struct Instance {
     id: usize,
     name: PipeName,
     config: InstanceConfig,
-    read_mode: PipeMode,
+    /// The handle's read mode: it outlives each client (SetNamedPipeHandleState
+    /// before a client comes, or between clients, holds for the next).
+    read_mode: Mutex<PipeMode>,
 }
 
 /// What a connect step found.
@@ -500,7 +535,7 @@ impl Instance {
         match state {
             SlotState::Listening => Ok(ConnectStep::Wait),
             SlotState::Idle => {
-                *state = SlotState::Listening;
+                s.listen(self.id);
                 drop(s);
                 self.acc.poke_waiters();
                 Ok(ConnectStep::Wait)
@@ -569,15 +604,34 @@ impl Instance {
         }
     }
 
+    /// The handle's read mode.
+    pub(crate) fn read_mode(&self) -> PipeMode {
+        *self.read_mode.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// SetNamedPipeHandleState on the instance: message mode on a byte pipe
+    /// is `ERROR_INVALID_PARAMETER`, with or without a client.
+    pub(crate) fn set_read_mode(&self, mode: PipeMode) -> io::Result<()> {
+        if mode == PipeMode::Message && self.config.pipe_mode == PipeMode::Byte {
+            return Err(err(
+                Win32Error::ERROR_INVALID_PARAMETER,
+                format!("{} is a byte pipe: it cannot be read in message mode", self.name),
+            ));
+        }
+        *self.read_mode.lock().unwrap_or_else(|p| p.into_inner()) = mode;
+        Ok(())
+    }
+
     /// Builds the data path for a client socket.
     pub(crate) fn conn(&self, fd: OwnedFd) -> Conn {
         let _ = rustix::net::sockopt::set_socket_send_buffer_size(&fd, self.config.out_buffer.max(1) as usize);
         Conn::new(
             fd,
             self.config.pipe_mode,
-            self.read_mode,
+            self.read_mode(),
             self.config.access.inbound(),
             self.config.access.outbound(),
+            self.config.out_buffer,
             self.name.to_string(),
         )
     }
@@ -634,6 +688,14 @@ impl<F> ClientOptions<F> {
         self
     }
 
+    /// SECURITY_SQOS_PRESENT flags (impersonation levels), as tokio's
+    /// setter: accepted so ported code compiles, and ignored. The server
+    /// always learns the client's pid, uid, gid and groups from the kernel
+    /// (`client_identity`), which a client cannot restrict.
+    pub fn security_qos_flags(&mut self, _flags: u32) -> &mut Self {
+        self
+    }
+
     /// CreateFile, front-end independent.
     pub(crate) fn open_conn(&self, addr: &OsStr) -> io::Result<(Conn, PipeInfo)> {
         let name = parse_name(addr)?;
@@ -646,6 +708,7 @@ impl<F> ClientOptions<F> {
             PipeMode::Byte,
             self.read && access.outbound(),
             self.write && access.inbound(),
+            reply.in_buffer,
             name.to_string(),
         );
         conn.set_read_mode(self.pipe_mode)?;
