@@ -54,12 +54,19 @@ pub(crate) fn serve_client(server: &NamedPipeServer, mode: PipeMode, cmd: &[OsSt
             Ok(status) => tracing::info!("child exited: {status}"),
             Err(e) => tracing::warn!("cannot reap the child: {e}"),
         }
+        // The client reads what the child printed before the disconnect,
+        // which would discard it (Win32's rule); a client that does not
+        // read holds the instance no longer than this.
+        let _ = server.flush_buffers_timeout(FLUSH_LIMIT);
         // Ends the client's connection, which also wakes `to_child` if it
         // is still reading from the pipe.
         let _ = server.disconnect();
     });
     Ok(())
 }
+
+/// How long a client may take to read the child's last output.
+const FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Client → child's stdin, until the client closes (then stdin is dropped,
 /// which closes it) or the child stops reading.

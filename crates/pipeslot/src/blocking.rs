@@ -222,6 +222,7 @@ impl NamedPipeServer {
     pub fn disconnect(&self) -> io::Result<()> {
         self.inst.disconnect()?;
         if let Some(conn) = lock(&self.conn).take() {
+            conn.send_disconnect();
             let _ = rustix::net::shutdown(&*conn, rustix::net::Shutdown::Both);
         }
         *lock(&self.client) = None;
@@ -451,7 +452,7 @@ macro_rules! pipe_io {
                 transact_check(&conn)?;
                 conn.write(msg)?;
                 let mut filled = 0;
-                conn.read_msg(reply, &mut filled)
+                conn.read_reply(reply, &mut filled)
             }
 
             /// PeekNamedPipe: copies what is readable without consuming it.
@@ -466,7 +467,18 @@ macro_rules! pipe_io {
             /// FlushFileBuffers: returns once the other end has read everything
             /// written so far. (`io::Write::flush` does nothing, as for files.)
             pub fn flush_buffers(&self) -> io::Result<()> {
-                self.conn()?.flush_blocking()
+                self.conn()?.flush_blocking(None).map(drop)
+            }
+
+            /// FlushFileBuffers with a bound: `Ok(true)` once the other end has
+            /// read everything, `Ok(false)` when `timeout` passed first. A
+            /// server calls it before `disconnect`, which discards what the
+            /// client has not read (Win32's rule), so a last reply is not lost.
+            ///
+            /// # Errors
+            /// As [`flush_buffers`](Self::flush_buffers).
+            pub fn flush_buffers_timeout(&self, timeout: Duration) -> io::Result<bool> {
+                self.conn()?.flush_blocking(Some(timeout))
             }
 
             /// SetNamedPipeHandleState: byte or message read mode.
@@ -497,7 +509,7 @@ macro_rules! pipe_io {
         impl Read for &$t {
             fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
                 let conn = self.conn()?;
-                no_data(&conn, conn.read(buf), self.nonblocking())
+                no_data(&conn, conn.read_stream(buf), self.nonblocking())
             }
         }
 
@@ -546,16 +558,7 @@ pub(crate) fn transact_check(conn: &Conn) -> io::Result<()> {
             ),
         ));
     }
-    if conn.has_unread() {
-        return Err(err(
-            Win32Error::ERROR_PIPE_BUSY,
-            format!(
-                "a message waits unread on {}: read it before a transact (nothing was written)",
-                conn.name()
-            ),
-        ));
-    }
-    Ok(())
+    conn.transact_gate()
 }
 
 /// PeekNamedPipe on a server instance with no client (none yet, or

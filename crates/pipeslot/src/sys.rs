@@ -124,9 +124,14 @@ pub(crate) fn group_by_name(name: &str) -> io::Result<Option<u32>> {
 /// Registers a pipe connection with tokio's reactor.
 #[cfg(feature = "tokio")]
 pub(crate) fn register(conn: crate::pipe::conn::Conn) -> io::Result<tokio::io::unix::AsyncFd<crate::pipe::conn::Conn>> {
+    use tokio::io::Interest;
+    // Priority readiness (POLLPRI) carries a server's disconnect marker to
+    // a client's reads without a poll of their own.
+    let interest = Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY;
+    conn.set_readiness_watched();
     // SAFETY: a Conn owns its OwnedFd for its whole life and never swaps it,
     // so as_raw_fd names the same open file description until the AsyncFd drops.
-    unsafe { tokio::io::unix::AsyncFd::register(conn) }.map_err(|e| e.into_parts().1)
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(conn, interest) }.map_err(|e| e.into_parts().1)
 }
 
 /// Registers a local mailslot writer's socket with tokio's reactor.

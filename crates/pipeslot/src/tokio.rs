@@ -166,6 +166,7 @@ impl NamedPipeServer {
     pub fn disconnect(&self) -> io::Result<()> {
         self.inst.disconnect()?;
         if let Some(io) = lock(&self.conn).take() {
+            io.get_ref().send_disconnect();
             let _ = rustix::net::shutdown(io.get_ref(), rustix::net::Shutdown::Both);
         }
         *lock(&self.client) = None;
@@ -252,6 +253,16 @@ fn check_direction(io: &Io, interest: Interest) -> io::Result<()> {
     Ok(())
 }
 
+/// A client's reads also wake on priority readiness: the server's
+/// disconnect marker (see `Conn::send_disconnect`).
+fn with_marker(io: &Io, interest: Interest) -> Interest {
+    if interest == Interest::READABLE && io.get_ref().is_client_end() {
+        interest | Interest::PRIORITY
+    } else {
+        interest
+    }
+}
+
 /// Runs a non-blocking operation until it stops saying `WouldBlock`. Each
 /// attempt runs under a readiness guard, so a `WouldBlock` clears exactly
 /// the readiness it saw and the next wait parks at once: one failed syscall
@@ -266,9 +277,16 @@ async fn retry<R>(io: &Io, interest: Interest, mut op: impl FnMut(&Conn) -> io::
             r => return r,
         }
     }
+    let interest = with_marker(io, interest);
     loop {
         let mut guard = io.ready(interest).await?;
-        match guard.try_io(|a| op(a.get_ref())) {
+        if guard.ready().is_priority() {
+            io.get_ref().note_marker();
+        }
+        // The readiness just read includes priority: the read needs no poll
+        // of its own for the marker.
+        let r = crate::pipe::conn::reactor_checked(|| guard.try_io(|a| op(a.get_ref())));
+        match r {
             Ok(r) => return r,
             Err(_) => continue,
         }
@@ -289,6 +307,8 @@ fn poll_retry<R>(
         }
     }
     loop {
+        // poll_read_ready knows nothing of priority readiness: these reads
+        // ask the socket itself for the disconnect marker (one poll).
         let mut guard = if interest == Interest::READABLE {
             ready!(io.poll_read_ready(cx))?
         } else {
@@ -631,9 +651,9 @@ macro_rules! pipe_io {
                 let io = self.io()?;
                 check_direction(&io, Interest::READABLE)?;
                 if io.get_ref().has_buffered() {
-                    return io.get_ref().read(buf);
+                    return io.get_ref().read_stream(buf);
                 }
-                io.try_io(Interest::READABLE, |c| c.read(buf))
+                io.try_io(Interest::READABLE, |c| c.read_stream(buf))
             }
 
             /// Writes without waiting (`WouldBlock` if the pipe is full).
@@ -651,7 +671,7 @@ macro_rules! pipe_io {
             fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
                 let io = self.io()?;
                 let unfilled = buf.initialize_unfilled();
-                let n = ready!(poll_retry(&io, cx, Interest::READABLE, |c| c.read(unfilled)))?;
+                let n = ready!(poll_retry(&io, cx, Interest::READABLE, |c| c.read_stream(unfilled)))?;
                 buf.advance(n);
                 Poll::Ready(Ok(()))
             }

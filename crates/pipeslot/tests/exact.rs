@@ -85,6 +85,87 @@ fn blocking_calls_a_handle_may_not_make_fail_at_once() {
     });
 }
 
+// ---- DisconnectNamedPipe -------------------------------------------------
+
+#[test]
+fn after_a_disconnect_the_client_gets_not_connected_and_unread_data_is_gone() {
+    let name = util::name("disconnect");
+    let (s, c) = message_pair(&name);
+    s.write_msg(b"never to be read").unwrap();
+    s.write_msg(b"nor this").unwrap();
+    s.disconnect().unwrap();
+    let mut buf = [0u8; 32];
+    assert_win32(c.read_msg(&mut buf), Win32Error::ERROR_PIPE_NOT_CONNECTED);
+    // io::Read says "the end", as std and tokio do (DESIGN §1); nothing of
+    // what the server wrote comes through.
+    assert_eq!((&c).read(&mut buf).unwrap(), 0);
+    assert_win32(c.peek(&mut buf), Win32Error::ERROR_PIPE_NOT_CONNECTED);
+    assert_win32(c.write_msg(b"x"), Win32Error::ERROR_PIPE_NOT_CONNECTED);
+    assert_win32(c.flush_buffers(), Win32Error::ERROR_PIPE_NOT_CONNECTED);
+    // The server's side: not connected until it connects again.
+    assert_win32(s.read_msg(&mut buf), Win32Error::ERROR_PIPE_NOT_CONNECTED);
+    assert_win32(s.disconnect(), Win32Error::ERROR_PIPE_NOT_CONNECTED);
+    // A close (not a disconnect) keeps Win32's order: queued data, then 109.
+    let name2 = util::name("closed");
+    let (s2, c2) = message_pair(&name2);
+    s2.write_msg(b"kept").unwrap();
+    drop(s2);
+    let m = c2.read_msg(&mut buf).unwrap();
+    assert_eq!(&buf[..m.len], b"kept");
+    assert_win32(c2.read_msg(&mut buf), Win32Error::ERROR_BROKEN_PIPE);
+}
+
+#[test]
+fn a_client_blocked_in_read_wakes_with_not_connected_on_disconnect() {
+    let name = util::name("disconnect-blocked");
+    let (s, c) = message_pair(&name);
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 8];
+        c.read_msg(&mut buf).map(|m| m.len)
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    let t = Instant::now();
+    s.disconnect().unwrap();
+    assert_win32(reader.join().unwrap(), Win32Error::ERROR_PIPE_NOT_CONNECTED);
+    assert!(t.elapsed() < Duration::from_millis(100));
+    // The instance serves the next client as if new (it listens again once
+    // connect is called).
+    assert!(!s.try_connect().unwrap());
+    let c2 = ClientOptions::new().pipe_mode(PipeMode::Message).open(&name).unwrap();
+    s.connect().unwrap();
+    s.write_msg(b"fresh").unwrap();
+    let mut buf = [0u8; 8];
+    let m = c2.read_msg(&mut buf).unwrap();
+    assert_eq!(&buf[..m.len], b"fresh");
+}
+
+#[test]
+fn tokio_clients_see_a_disconnect_as_not_connected() {
+    let name = util::name("disconnect-tokio");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use pipeslot::tokio::{ClientOptions, ServerOptions};
+        let s = ServerOptions::new().pipe_mode(PipeMode::Message).create(&name).unwrap();
+        let mut c = ClientOptions::new().pipe_mode(PipeMode::Message).open(&name).unwrap();
+        s.connect().await.unwrap();
+        s.write_msg(b"dropped").await.unwrap();
+        s.disconnect().unwrap();
+        let mut buf = [0u8; 16];
+        let e = c.read_msg(&mut buf).await.unwrap_err();
+        assert_eq!(util::code(&e), Some(Win32Error::ERROR_PIPE_NOT_CONNECTED), "{e}");
+        assert_eq!(
+            tokio::io::AsyncReadExt::read(&mut c, &mut buf).await.unwrap(),
+            0,
+            "AsyncRead: the end"
+        );
+        let e = c.write_msg(b"x").await.unwrap_err();
+        assert_eq!(util::code(&e), Some(Win32Error::ERROR_PIPE_NOT_CONNECTED), "{e}");
+    });
+}
+
 // ---- FlushFileBuffers ----------------------------------------------------
 
 #[test]

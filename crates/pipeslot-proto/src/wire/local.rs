@@ -23,8 +23,8 @@
 //!                                              36  reserved u32
 //! ```
 //!
-//! Message-type pipes then carry frames: a `u32` length (bit 31 reserved for
-//! control frames, always 0 today) and that many bytes. Byte-type pipes carry
+//! Message-type pipes then carry frames: a `u32` length (bit 31 marks a
+//! control frame: only [`DISCONNECT_FRAME`] today) and that many bytes. Byte-type pipes carry
 //! raw bytes. The version byte and the data-path byte let a later peer offer
 //! a faster path (shared memory) without breaking this one.
 
@@ -402,6 +402,12 @@ pub fn frame_header(len: usize) -> Result<[u8; FRAME_HEADER_LEN], DecodeError> {
     }
     Ok((len as u32).to_le_bytes())
 }
+
+/// The control frame a server sends last on a message pipe when it
+/// disconnects its client (DisconnectNamedPipe): bit 31 and kind 1, no
+/// payload. It tells a reader that was waiting on an empty pipe (which
+/// never saw the out-of-band marker) that the end is a disconnect.
+pub const DISCONNECT_FRAME: [u8; FRAME_HEADER_LEN] = 0x8000_0001u32.to_le_bytes();
 
 /// Decodes a frame header into the message length.
 ///

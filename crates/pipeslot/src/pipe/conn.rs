@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use pipeslot_proto::wire::local::{frame_header, FRAME_HEADER_LEN, MAX_MESSAGE_LEN};
+use pipeslot_proto::wire::local::{frame_header, DISCONNECT_FRAME, FRAME_HEADER_LEN, MAX_MESSAGE_LEN};
 use rustix::net::{RecvFlags, SendAncillaryBuffer, SendFlags};
 
 use crate::error::{err, err_kind, Error, Win32Error};
-use crate::pipe::frame::{FdSource, FrameReader, MsgEnd};
+use crate::pipe::frame::{FdSource, FrameReader, MsgEnd, Source};
 use crate::pipe::{MsgRead, PeekInfo, PipeMode};
 use crate::sys;
 
@@ -43,6 +43,16 @@ pub(crate) struct Conn {
     /// The peer closed with data of ours unread (`ECONNRESET` seen by a
     /// read, which consumes the socket's error): a flush must fail.
     reset: AtomicBool,
+    /// A client's end: it watches for the server's disconnect marker.
+    client_end: bool,
+    /// The socket is non-blocking (tokio, or PIPE_NOWAIT).
+    nonblocking: AtomicBool,
+    /// tokio's reactor watches it, priority readiness included: reads the
+    /// front end makes after checking that readiness (see
+    /// [`reactor_checked`]) need no poll for the disconnect marker.
+    readiness_watched: AtomicBool,
+    /// The server disconnected this client (the marker came).
+    disconnected: AtomicBool,
     /// What the peer closing means for us, in error messages.
     name: String,
     rd: Mutex<FrameReader>,
@@ -85,6 +95,10 @@ impl Conn {
             nowait: AtomicBool::new(false),
             capacity: capacity as usize,
             reset: AtomicBool::new(false),
+            client_end: false,
+            nonblocking: AtomicBool::new(false),
+            readiness_watched: AtomicBool::new(false),
+            disconnected: AtomicBool::new(false),
             name,
             rd: Mutex::new(FrameReader::default()),
             wr: Mutex::new(Vec::new()),
@@ -116,6 +130,7 @@ impl Conn {
 
     pub(crate) fn set_nonblocking(&self, on: bool) -> io::Result<()> {
         rustix::io::ioctl_fionbio(&self.fd, on)?;
+        self.nonblocking.store(on, Ordering::Relaxed);
         Ok(())
     }
 
@@ -172,24 +187,15 @@ impl Conn {
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.check_read()?;
         if !self.framed {
-            return loop {
-                match rustix::io::read(&self.fd, &mut *buf) {
-                    Ok(n) => break Ok(n),
-                    Err(rustix::io::Errno::INTR) => continue,
-                    Err(e) => {
-                        let e = self.read_error(e.into());
-                        if Error::win32(&e) == Some(Win32Error::ERROR_BROKEN_PIPE) {
-                            break Ok(0);
-                        }
-                        break Err(e);
-                    }
-                }
-            };
+            let r = self.source().read(buf);
+            return self.byte_result(r);
         }
         let mut rd = lock(&self.rd);
-        let mut src = FdSource(self.fd.as_fd());
+        self.gate_buffered(&mut rd)?;
+        let mut src = self.source();
         if !self.read_messages.load(Ordering::Relaxed) {
-            return rd.read_bytes(&mut src, buf).map_err(|e| self.read_error(e));
+            let r = rd.read_bytes(&mut src, buf);
+            return r.map_err(|e| self.framed_error(&mut rd, e));
         }
         if buf.is_empty() {
             return Ok(0);
@@ -199,7 +205,8 @@ impl Conn {
             let end = match rd.read_message(&mut src, buf, &mut filled) {
                 // Part of a message arrived: hand it over; the rest follows.
                 Err(e) if filled > 0 && crate::error::is_retry(&e) => return Ok(filled),
-                r => r.map_err(|e| self.read_error(e))?,
+                Ok(end) => end,
+                Err(e) => return Err(self.framed_error(&mut rd, e)),
             };
             match end {
                 MsgEnd::Eof => return Ok(0),
@@ -210,29 +217,96 @@ impl Conn {
         }
     }
 
+    /// `io::Read`'s view of [`read`](Self::read): the end of the stream,
+    /// whether the peer closed or the server disconnected, is `Ok(0)` (the
+    /// std and tokio convention, DESIGN §1); what was discarded stays
+    /// discarded. Win32-shaped calls (`read_msg`, writes, peek, flush) say
+    /// `ERROR_PIPE_NOT_CONNECTED` after a disconnect.
+    pub(crate) fn read_stream(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.read(buf) {
+            Err(e)
+                if self.disconnected.load(Ordering::Relaxed)
+                    && Error::win32(&e) == Some(Win32Error::ERROR_PIPE_NOT_CONNECTED) =>
+            {
+                Ok(0)
+            }
+            r => r,
+        }
+    }
+
+    /// The socket, as the frame reader and byte reads see it: on a client's
+    /// end every read first asks `poll` whether the server's disconnect
+    /// marker came (see [`send_disconnect`](Self::send_disconnect)), so that
+    /// no read, blocked or not, ever consumes it unseen.
+    fn source(&self) -> Gated<'_> {
+        let nonblocking = self.nonblocking.load(Ordering::Relaxed);
+        Gated {
+            fd: FdSource(self.fd.as_fd()),
+            watch: self.client_end.then_some(&self.disconnected),
+            wait: !nonblocking,
+            reactor: nonblocking && self.readiness_watched.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The end of a byte read: the peer's close is `Ok(0)`.
+    fn byte_result(&self, r: io::Result<usize>) -> io::Result<usize> {
+        match r {
+            Err(e) if self.disconnected.load(Ordering::Relaxed) => {
+                drop(e);
+                Err(self.discard())
+            }
+            Err(e) => {
+                let e = self.read_error(e);
+                if Error::win32(&e) == Some(Win32Error::ERROR_BROKEN_PIPE) {
+                    return Ok(0);
+                }
+                Err(e)
+            }
+            ok => ok,
+        }
+    }
+
+    /// An error from the frame reader: a disconnect drops what it holds too.
+    fn framed_error(&self, rd: &mut FrameReader, e: io::Error) -> io::Error {
+        if self.client_end && Error::win32(&e) == Some(Win32Error::ERROR_PIPE_NOT_CONNECTED) {
+            self.disconnected.store(true, Ordering::Relaxed);
+        }
+        if self.disconnected.load(Ordering::Relaxed) {
+            *rd = FrameReader::default();
+            return self.discard();
+        }
+        self.read_error(e)
+    }
+
+    /// Before a client's read hands over bytes the reader took earlier: a
+    /// server that disconnected since makes them void.
+    fn gate_buffered(&self, rd: &mut FrameReader) -> io::Result<()> {
+        if !self.client_end {
+            return Ok(());
+        }
+        if self.disconnected.load(Ordering::Relaxed) || (rd.has_buffered() && marker_pending(&self.fd)) {
+            self.disconnected.store(true, Ordering::Relaxed);
+            *rd = FrameReader::default();
+            return Err(self.discard());
+        }
+        Ok(())
+    }
+
     /// `readv`: the buffers are filled in turn. In message read mode a call
     /// reads at most one message (or its next part) across them, as
     /// [`read`](Self::read) does into one buffer.
     pub(crate) fn read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
         self.check_read()?;
         if !self.framed {
-            return loop {
-                match rustix::io::readv(&self.fd, bufs) {
-                    Ok(n) => break Ok(n),
-                    Err(rustix::io::Errno::INTR) => continue,
-                    Err(e) => {
-                        let e = self.read_error(e.into());
-                        if Error::win32(&e) == Some(Win32Error::ERROR_BROKEN_PIPE) {
-                            break Ok(0);
-                        }
-                        break Err(e);
-                    }
-                }
+            let r = self.source().readv(bufs);
+            return match self.byte_result(r) {
+                Err(_) if self.disconnected.load(Ordering::Relaxed) => Ok(0),
+                r => r,
             };
         }
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         let mut one = vec![0u8; total];
-        let n = self.read(&mut one)?;
+        let n = self.read_stream(&mut one)?;
         let mut from = &one[..n];
         for b in bufs.iter_mut() {
             let k = b.len().min(from.len());
@@ -254,9 +328,34 @@ impl Conn {
         self.send(bufs)
     }
 
-    /// Whether anything waits unread: in the read-ahead or in the kernel.
-    pub(crate) fn has_unread(&self) -> bool {
-        self.has_buffered() || rustix::io::ioctl_fionread(&self.fd).unwrap_or(0) > 0
+    /// TransactNamedPipe's look before it writes, one `poll` for both of
+    /// its rules: a message waiting unread (`ERROR_PIPE_BUSY`), and, on a
+    /// client, a server that disconnected (`ERROR_PIPE_NOT_CONNECTED`).
+    pub(crate) fn transact_gate(&self) -> io::Result<()> {
+        if self.disconnected.load(Ordering::Relaxed) {
+            return Err(self.not_connected());
+        }
+        let mut fds = [rustix::event::PollFd::new(
+            &self.fd,
+            rustix::event::PollFlags::IN | rustix::event::PollFlags::PRI,
+        )];
+        let _ = rustix::event::poll(&mut fds, Some(&rustix::fs::Timespec { tv_sec: 0, tv_nsec: 0 }));
+        let got = fds[0].revents();
+        if self.client_end && got.contains(rustix::event::PollFlags::PRI) {
+            return self.check_disconnect();
+        }
+        let unread =
+            got.contains(rustix::event::PollFlags::IN) && rustix::io::ioctl_fionread(&self.fd).unwrap_or(0) > 0;
+        if unread || self.has_buffered() {
+            return Err(err(
+                Win32Error::ERROR_PIPE_BUSY,
+                format!(
+                    "a message waits unread on {}: read it before a transact (nothing was written)",
+                    self.name
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// True when the frame reader holds bytes, so a read will not block.
@@ -268,6 +367,17 @@ impl Conn {
     /// `more` set when it continues (`ERROR_MORE_DATA`). The end of the pipe is
     /// `ERROR_BROKEN_PIPE`. `filled` carries progress across `WouldBlock`.
     pub(crate) fn read_msg(&self, buf: &mut [u8], filled: &mut usize) -> io::Result<MsgRead> {
+        self.read_msg_gated(buf, filled, true)
+    }
+
+    /// [`read_msg`](Self::read_msg), after [`transact_gate`](Self::transact_gate)
+    /// looked already: the socket is not asked again before the reply (a
+    /// disconnect while it is awaited comes as the disconnect frame).
+    pub(crate) fn read_reply(&self, buf: &mut [u8], filled: &mut usize) -> io::Result<MsgRead> {
+        self.read_msg_gated(buf, filled, false)
+    }
+
+    fn read_msg_gated(&self, buf: &mut [u8], filled: &mut usize, gate: bool) -> io::Result<MsgRead> {
         self.check_read()?;
         if !self.framed || !self.read_messages.load(Ordering::Relaxed) {
             let n = self.read(buf)?;
@@ -277,8 +387,13 @@ impl Conn {
             return Ok(MsgRead { len: n, more: false });
         }
         let mut rd = lock(&self.rd);
-        let mut src = FdSource(self.fd.as_fd());
-        match rd.read_message(&mut src, buf, filled).map_err(|e| self.read_error(e))? {
+        self.gate_buffered(&mut rd)?;
+        let mut src = self.source();
+        if !gate {
+            src.watch = None;
+        }
+        let r = rd.read_message(&mut src, buf, filled);
+        match r.map_err(|e| self.framed_error(&mut rd, e))? {
             MsgEnd::Eof => Err(self.broken()),
             MsgEnd::Complete => Ok(MsgRead {
                 len: *filled,
@@ -293,6 +408,9 @@ impl Conn {
 
     fn write_error(&self, e: rustix::io::Errno) -> io::Error {
         match e {
+            rustix::io::Errno::PIPE | rustix::io::Errno::CONNRESET if self.check_disconnect().is_err() => {
+                self.not_connected()
+            }
             rustix::io::Errno::PIPE | rustix::io::Errno::CONNRESET => err(
                 Win32Error::ERROR_NO_DATA,
                 format!("the other end of {} has closed: nothing can be written", self.name),
@@ -333,6 +451,87 @@ impl Conn {
             wr.drain(..n);
         }
         Ok(())
+    }
+
+    /// A client end whose server disconnected: `ERROR_PIPE_NOT_CONNECTED`.
+    fn not_connected(&self) -> io::Error {
+        err(
+            Win32Error::ERROR_PIPE_NOT_CONNECTED,
+            format!(
+                "the server of {} disconnected this client (what it had not read is gone)",
+                self.name
+            ),
+        )
+    }
+
+    /// Marks this end as a client's: it watches for its server's disconnect.
+    pub(crate) fn watch_disconnect(&mut self) {
+        self.client_end = true;
+    }
+
+    /// A client's end (it watches for its server's disconnect).
+    pub(crate) fn is_client_end(&self) -> bool {
+        self.client_end
+    }
+
+    /// See `readiness_watched`.
+    pub(crate) fn set_readiness_watched(&self) {
+        self.readiness_watched.store(true, Ordering::Relaxed);
+    }
+
+    /// The reactor saw priority readiness on a client's end: the server's
+    /// disconnect marker is there.
+    pub(crate) fn note_marker(&self) {
+        if self.client_end {
+            self.disconnected.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// DisconnectNamedPipe, on the server's connection before it closes:
+    /// one out-of-band byte, which the client sees (`POLLPRI`) ahead of
+    /// anything still queued, so it can drop that and answer 233, as Win32.
+    pub(crate) fn send_disconnect(&self) {
+        if self.framed {
+            // Last in the stream, for a reader waiting on an empty pipe.
+            let wr = lock(&self.wr);
+            if wr.is_empty() {
+                let _ = rustix::net::send(&self.fd, &DISCONNECT_FRAME, SendFlags::DONTWAIT | SendFlags::NOSIGNAL);
+            }
+        }
+        let flags = SendFlags::OOB | SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
+        if rustix::net::send(&self.fd, b"D", flags).is_err() {
+            // A full socket: room for one byte more, and once again.
+            if let Ok(n) = rustix::net::sockopt::socket_send_buffer_size(&self.fd) {
+                let _ = rustix::net::sockopt::set_socket_send_buffer_size(&self.fd, n + 4096);
+            }
+            let _ = rustix::net::send(&self.fd, b"D", flags);
+        }
+    }
+
+    /// On a client end: `ERROR_PIPE_NOT_CONNECTED` once the server has
+    /// disconnected (its marker came), dropping what is queued.
+    pub(crate) fn check_disconnect(&self) -> io::Result<()> {
+        if !self.client_end {
+            return Ok(());
+        }
+        if self.disconnected.load(Ordering::Relaxed) || marker_pending(&self.fd) {
+            self.disconnected.store(true, Ordering::Relaxed);
+            *lock(&self.rd) = FrameReader::default();
+            return Err(self.discard());
+        }
+        Ok(())
+    }
+
+    /// Drops what the server sent before it disconnected (Win32 discards
+    /// it); the error every later call gets.
+    fn discard(&self) -> io::Error {
+        let mut scratch = [0u8; 8192];
+        while let Ok((n, _)) = rustix::net::recv(&self.fd, &mut scratch, RecvFlags::DONTWAIT) {
+            if n == 0 {
+                break;
+            }
+        }
+        self.not_connected()
     }
 
     /// Writes one message (message pipes) or bytes (byte pipes). Blocking
@@ -483,6 +682,7 @@ impl Conn {
     /// PeekNamedPipe: copies what is readable without consuming it.
     pub(crate) fn peek(&self, buf: &mut [u8]) -> io::Result<PeekInfo> {
         self.check_read()?;
+        self.check_disconnect()?;
         let queued = rustix::io::ioctl_fionread(&self.fd).unwrap_or(0) as usize;
         let mut sock = vec![0u8; queued];
         let peeked = if queued > 0 {
@@ -549,6 +749,7 @@ impl Conn {
     /// drops its queue, so "nothing unread" alone would look like success);
     /// one that read everything and closed lets the flush succeed, as Win32.
     pub(crate) fn flush_step(&self) -> io::Result<bool> {
+        self.check_disconnect()?;
         let pending = match self.drain_pending() {
             Ok(()) => false,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
@@ -577,14 +778,19 @@ impl Conn {
         )
     }
 
-    /// Blocks until the peer has read everything written so far.
-    pub(crate) fn flush_blocking(&self) -> io::Result<()> {
+    /// Blocks until the peer has read everything written so far, or until
+    /// `limit` passes (`Ok(false)`).
+    pub(crate) fn flush_blocking(&self, limit: Option<Duration>) -> io::Result<bool> {
+        let deadline = limit.map(|d| std::time::Instant::now() + d);
         let mut backoff = Duration::from_micros(20);
         while !self.flush_step()? {
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Ok(false);
+            }
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(Duration::from_millis(5));
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The nowait flavour of "nothing to read": `WouldBlock` with `ERROR_NO_DATA`.
@@ -594,6 +800,86 @@ impl Conn {
             Win32Error::ERROR_NO_DATA,
             format!("nothing to read on {} (non-blocking)", self.name),
         )
+    }
+}
+
+/// Whether the server's disconnect marker (an out-of-band byte) waits.
+fn marker_pending(fd: &OwnedFd) -> bool {
+    let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::PRI)];
+    let _ = rustix::event::poll(&mut fds, Some(&rustix::fs::Timespec { tv_sec: 0, tv_nsec: 0 }));
+    fds[0].revents().contains(rustix::event::PollFlags::PRI)
+}
+
+/// The socket seen through the disconnect gate: on a client's end, each
+/// read first waits in `poll` for data *or* the marker (a read blocked in
+/// the kernel would drop an out-of-band byte it meets). The marker sets
+/// the connection's `disconnected` flag and fails the read.
+struct Gated<'a> {
+    fd: FdSource<'a>,
+    watch: Option<&'a AtomicBool>,
+    /// Blocking socket: `poll` waits as the read would have.
+    wait: bool,
+    /// tokio's reactor watches the socket; if this read comes right after
+    /// a readiness check that included priority, the flag says it all.
+    reactor: bool,
+}
+
+thread_local! {
+    static REACTOR_CHECKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (one non-blocking attempt of the tokio front end) telling the
+/// reads in it that priority readiness was just checked.
+pub(crate) fn reactor_checked<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            REACTOR_CHECKED.with(|c| c.set(false));
+        }
+    }
+    REACTOR_CHECKED.with(|c| c.set(true));
+    let _reset = Reset;
+    f()
+}
+
+impl Gated<'_> {
+    fn gate(&self) -> io::Result<()> {
+        let Some(flag) = self.watch else { return Ok(()) };
+        if flag.load(Ordering::Relaxed) {
+            return Err(io::ErrorKind::NotConnected.into());
+        }
+        if self.reactor && REACTOR_CHECKED.with(|c| c.get()) {
+            return Ok(());
+        }
+        use rustix::event::{PollFd, PollFlags};
+        // A look, never a wait: a blocking read that then waits on an empty
+        // pipe may lose the marker, but has nothing to discard, and the
+        // disconnect frame that follows the marker on message pipes (or the
+        // end of the stream on byte pipes) ends it.
+        let mut fds = [PollFd::new(&self.fd.0, PollFlags::IN | PollFlags::PRI)];
+        let zero = rustix::fs::Timespec { tv_sec: 0, tv_nsec: 0 };
+        let _ = rustix::event::poll(&mut fds, Some(&zero));
+        let got = fds[0].revents();
+        if got.contains(PollFlags::PRI) {
+            flag.store(true, Ordering::Relaxed);
+            return Err(io::ErrorKind::NotConnected.into());
+        }
+        if got.is_empty() && !self.wait {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(())
+    }
+}
+
+impl crate::pipe::frame::Source for Gated<'_> {
+    fn readv(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        self.gate()?;
+        self.fd.readv(bufs)
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.gate()?;
+        self.fd.read(buf)
     }
 }
 
@@ -615,6 +901,9 @@ fn peek_frames(bytes: &[u8], inside: Option<usize>, buf: &mut [u8]) -> PeekInfo 
     while at + FRAME_HEADER_LEN <= bytes.len() {
         let mut h = [0u8; FRAME_HEADER_LEN];
         h.copy_from_slice(&bytes[at..at + FRAME_HEADER_LEN]);
+        if h == DISCONNECT_FRAME {
+            break; // the end: nothing after it is data
+        }
         let len = u32::from_le_bytes(h) as usize & MAX_MESSAGE_LEN;
         let start = at + FRAME_HEADER_LEN;
         let present = len.min(bytes.len() - start);

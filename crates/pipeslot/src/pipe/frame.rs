@@ -18,7 +18,7 @@
 
 use std::io::{self, IoSliceMut};
 
-use pipeslot_proto::wire::local::{parse_frame_header, FRAME_HEADER_LEN};
+use pipeslot_proto::wire::local::{parse_frame_header, DISCONNECT_FRAME, FRAME_HEADER_LEN};
 
 use crate::error::{err, Win32Error};
 
@@ -70,6 +70,17 @@ fn broken_mid_message() -> io::Error {
 
 fn bad_frame(e: pipeslot_proto::wire::DecodeError) -> io::Error {
     err(Win32Error::ERROR_BAD_PIPE, format!("the peer sent a bad frame: {e}"))
+}
+
+/// A header, or the server's disconnect frame (`ERROR_PIPE_NOT_CONNECTED`).
+fn header_len(h: [u8; FRAME_HEADER_LEN]) -> io::Result<usize> {
+    if h == DISCONNECT_FRAME {
+        return Err(err(
+            Win32Error::ERROR_PIPE_NOT_CONNECTED,
+            "the server disconnected this client",
+        ));
+    }
+    parse_frame_header(h).map_err(bad_frame)
 }
 
 impl FrameReader {
@@ -155,7 +166,7 @@ impl FrameReader {
                         if self.hdr_have < FRAME_HEADER_LEN {
                             continue;
                         }
-                        let len = parse_frame_header(self.hdr).map_err(bad_frame)?;
+                        let len = header_len(self.hdr)?;
                         self.hdr_have = 0;
                         let take = payload.min(len);
                         // Past this message: the next frames, kept for later reads.
@@ -167,7 +178,7 @@ impl FrameReader {
                         continue;
                     }
                     if self.hdr_have == FRAME_HEADER_LEN {
-                        self.left = Some(parse_frame_header(self.hdr).map_err(bad_frame)?);
+                        self.left = Some(header_len(self.hdr)?);
                         self.hdr_have = 0;
                     }
                 }

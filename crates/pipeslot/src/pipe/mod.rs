@@ -702,7 +702,7 @@ impl<F> ClientOptions<F> {
         let (fd, reply) = client::open(&name, self.read, self.write)?;
         let info = client_info(&reply);
         let access = Access::from_bits(reply.access).unwrap_or(Access::Duplex);
-        let conn = Conn::new(
+        let mut conn = Conn::new(
             fd,
             info.mode,
             PipeMode::Byte,
@@ -711,6 +711,7 @@ impl<F> ClientOptions<F> {
             reply.in_buffer,
             name.to_string(),
         );
+        conn.watch_disconnect();
         conn.set_read_mode(self.pipe_mode)?;
         Ok((conn, info))
     }
