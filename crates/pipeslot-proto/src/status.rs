@@ -89,6 +89,8 @@ win32_errors! {
     ERROR_PIPE_LISTENING = 536, NotConnected, "waiting for a process to open the other end of the pipe";
     ERROR_OPERATION_ABORTED = 995, Interrupted, "the I/O operation has been aborted";
     ERROR_IO_PENDING = 997, WouldBlock, "overlapped I/O operation is in progress";
+    ERROR_CONNECTION_REFUSED = 1225, ConnectionRefused, "the remote computer refused the network connection";
+    ERROR_LOGON_FAILURE = 1326, PermissionDenied, "the user name or password is incorrect";
     ERROR_NONE_MAPPED = 1332, NotFound, "no mapping between account names and security IDs was done";
     ERROR_TIMEOUT = 1460, TimedOut, "this operation returned because the timeout period expired";
 }

@@ -1,0 +1,36 @@
+//! Sans-IO SMB2/3, the subset named pipes need, for both directions: the
+//! client (remote `\\HOST\pipe\NAME`) and the gateway (our server for IPC$).
+//!
+//! Determinism contract: nothing here opens a socket, reads a clock, starts
+//! a thread or uses `unsafe`. Codecs take and give bytes; times and random
+//! values (GUIDs, salts) come from the caller. The library's drivers do the
+//! I/O, so every exchange can be tested in memory.
+//!
+//! - [`transport`]: the Direct TCP frame (a 4-byte length before each message).
+//! - [`header`]: the 64-byte SMB2 packet header, a view and a representation.
+//! - [`status`]: NTSTATUS codes, their names, and the Win32 error each maps to.
+//! - [`negotiate`]: NEGOTIATE request and response, with SMB 3.1.1 contexts.
+
+#![forbid(unsafe_code)]
+
+pub mod header;
+pub mod negotiate;
+pub mod status;
+pub mod transport;
+
+pub use pipeslot_proto::wire::DecodeError;
+
+/// Little-endian readers over a slice whose length was checked before.
+pub(crate) mod le {
+    pub(crate) fn u16(b: &[u8], at: usize) -> u16 {
+        u16::from_le_bytes([b[at], b[at + 1]])
+    }
+    pub(crate) fn u32(b: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    }
+    pub(crate) fn u64(b: &[u8], at: usize) -> u64 {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b[at..at + 8]);
+        u64::from_le_bytes(a)
+    }
+}

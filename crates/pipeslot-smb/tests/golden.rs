@@ -1,0 +1,296 @@
+//! The codecs against traffic captured between smbclient, impacket and
+//! Samba (tests/vectors/README.md says how), and tshark as an independent
+//! decoder of what we build.
+
+use pipeslot_smb::header::{Command, Header, HeaderRepr, HEADER_LEN};
+use pipeslot_smb::negotiate::{
+    capabilities, cipher, dialect, hash_algorithm, security_mode, signing_algorithm, NegotiateContext,
+    NegotiateRequest, NegotiateResponse,
+};
+use pipeslot_smb::status::NtStatus;
+use pipeslot_smb::transport::{next_message, transport_header};
+use pipeslot_smb::DecodeError;
+
+fn vector(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/vectors/{name}.hex", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let hex: String = text.split_whitespace().collect();
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// The one SMB message in a captured TCP payload.
+fn message(name: &str) -> Vec<u8> {
+    let payload = vector(name);
+    let (msg, used) = next_message(&payload, 1 << 20).unwrap().expect("a whole message");
+    assert_eq!(used, payload.len(), "{name}: one message per capture");
+    msg.to_vec()
+}
+
+#[test]
+fn smbclient_negotiate_request() {
+    let msg = message("smbclient_negotiate_request");
+    let h = Header::new_checked(&msg[..]).unwrap();
+    assert_eq!(
+        (h.command(), h.message_id(), h.credits(), h.is_response()),
+        (Command::NEGOTIATE, 0, 31, false)
+    );
+    let r = NegotiateRequest::parse(&msg).unwrap();
+    assert_eq!(
+        r.dialects,
+        [
+            dialect::SMB_2_0_2,
+            dialect::SMB_2_1,
+            dialect::SMB_3_0,
+            dialect::SMB_3_0_2,
+            dialect::SMB_3_1_1
+        ]
+    );
+    assert_eq!(r.security_mode, security_mode::SIGNING_ENABLED);
+    assert_eq!(r.capabilities, 0x7f);
+    assert_eq!(
+        r.client_guid[..4],
+        [0x19, 0x3b, 0xa3, 0xa3],
+        "a3a33b19-… in GUID byte order"
+    );
+    let [NegotiateContext::PreauthIntegrity { hash_algorithms, salt }, NegotiateContext::Encryption { ciphers }, NegotiateContext::Signing { algorithms }, NegotiateContext::NetName(netname)] =
+        &r.contexts[..]
+    else {
+        panic!("{:?}", r.contexts)
+    };
+    assert_eq!(
+        (hash_algorithms.as_slice(), salt.len()),
+        (&[hash_algorithm::SHA_512][..], 32)
+    );
+    assert_eq!(salt[..4], [0x8c, 0x37, 0x1f, 0xa3]);
+    assert_eq!(
+        ciphers,
+        &[
+            cipher::AES_128_GCM,
+            cipher::AES_128_CCM,
+            cipher::AES_256_GCM,
+            cipher::AES_256_CCM
+        ]
+    );
+    assert_eq!(
+        algorithms,
+        &[
+            signing_algorithm::AES_GMAC,
+            signing_algorithm::AES_CMAC,
+            signing_algorithm::HMAC_SHA256
+        ]
+    );
+    assert_eq!(netname, "127.0.0.1");
+    // Our builder emits smbclient's body byte for byte.
+    assert_eq!(r.emit_body(), &msg[HEADER_LEN..]);
+    let mut hdr = [0u8; HEADER_LEN];
+    HeaderRepr::parse(&h).emit(&mut hdr);
+    assert_eq!(hdr, msg[..HEADER_LEN]);
+}
+
+#[test]
+fn samba_negotiate_response_311() {
+    let msg = message("samba_negotiate_response_311");
+    let h = Header::new_checked(&msg[..]).unwrap();
+    assert!(h.is_response());
+    assert_eq!(h.status(), NtStatus::STATUS_SUCCESS);
+    let r = NegotiateResponse::parse(&msg).unwrap();
+    assert_eq!(
+        (r.dialect, r.security_mode),
+        (dialect::SMB_3_1_1, security_mode::SIGNING_ENABLED)
+    );
+    assert_eq!(
+        r.capabilities,
+        capabilities::LEASING | capabilities::LARGE_MTU | capabilities::MULTI_CHANNEL
+    );
+    assert_eq!(
+        (r.max_transact_size, r.max_read_size, r.max_write_size),
+        (8 << 20, 8 << 20, 8 << 20)
+    );
+    assert_eq!(r.server_guid[..4], [0x70, 0x69, 0x70, 0x65], "65706970-…");
+    assert_eq!(r.server_start_time, 0);
+    assert_eq!(r.security_buffer.len(), 74);
+    assert_eq!(
+        r.security_buffer[..2],
+        [0x60, 0x48],
+        "a DER [APPLICATION 0] SPNEGO token"
+    );
+    assert_eq!(
+        r.contexts[1..],
+        [
+            NegotiateContext::Encryption {
+                ciphers: vec![cipher::AES_128_GCM]
+            },
+            NegotiateContext::Signing {
+                algorithms: vec![signing_algorithm::AES_GMAC]
+            },
+        ]
+    );
+    assert!(matches!(&r.contexts[0], NegotiateContext::PreauthIntegrity { salt, .. } if salt.len() == 32));
+    assert_eq!(
+        r.emit_body(),
+        &msg[HEADER_LEN..],
+        "the gateway's answer can be Samba's, byte for byte"
+    );
+}
+
+#[test]
+fn impacket_and_samba_negotiate_smb_3_0_without_contexts() {
+    let req = NegotiateRequest::parse(&message("impacket_negotiate_request_30")).unwrap();
+    assert_eq!(req.dialects, [dialect::SMB_2_0_2, dialect::SMB_2_1, dialect::SMB_3_0]);
+    assert_eq!(req.capabilities, capabilities::ENCRYPTION);
+    assert!(req.contexts.is_empty());
+    assert_eq!(req.emit_body(), &message("impacket_negotiate_request_30")[HEADER_LEN..]);
+    let msg = message("samba_negotiate_response_30");
+    let resp = NegotiateResponse::parse(&msg).unwrap();
+    assert_eq!(resp.dialect, dialect::SMB_3_0);
+    assert_eq!(
+        resp.capabilities,
+        capabilities::LEASING | capabilities::LARGE_MTU | capabilities::ENCRYPTION
+    );
+    assert!(resp.contexts.is_empty());
+    assert_eq!(resp.security_buffer.len(), 74);
+    assert_eq!(resp.emit_body(), &msg[HEADER_LEN..]);
+}
+
+#[test]
+fn other_messages_are_told_apart_not_misread() {
+    let more = message("samba_session_setup_more_processing");
+    let h = Header::new_checked(&more[..]).unwrap();
+    assert_eq!(h.command(), Command::SESSION_SETUP);
+    assert_eq!(h.status(), NtStatus::STATUS_MORE_PROCESSING_REQUIRED);
+    assert!(matches!(
+        NegotiateResponse::parse(&more),
+        Err(DecodeError::Malformed(_))
+    ));
+    let smb1 = message("impacket_smb1_multiprotocol_negotiate");
+    assert!(matches!(
+        Header::new_checked(&smb1[..]),
+        Err(DecodeError::Unsupported(_))
+    ));
+}
+
+/// Deterministic "random" bytes, so a failure replays.
+fn lcg(seed: &mut u64) -> u64 {
+    *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *seed >> 33
+}
+
+#[test]
+fn no_cut_or_flipped_capture_panics_a_parser() {
+    let mut seed = 7;
+    for name in [
+        "smbclient_negotiate_request",
+        "samba_negotiate_response_311",
+        "impacket_negotiate_request_30",
+        "samba_negotiate_response_30",
+    ] {
+        let msg = message(name);
+        for cut in 0..msg.len() {
+            let _ = NegotiateRequest::parse(&msg[..cut]);
+            let _ = NegotiateResponse::parse(&msg[..cut]);
+        }
+        for _ in 0..2000 {
+            let mut m = msg.clone();
+            for _ in 0..1 + lcg(&mut seed) % 4 {
+                let at = (lcg(&mut seed) as usize) % m.len();
+                m[at] = lcg(&mut seed) as u8;
+            }
+            let _ = NegotiateRequest::parse(&m);
+            let _ = NegotiateResponse::parse(&m);
+        }
+    }
+}
+
+/// tshark's fields for one TCP payload to port 445, or `None` without tshark
+/// (a skip outside CI, a failure under CI=true).
+fn tshark_fields(payload: &[u8], fields: &[&str]) -> Option<Vec<String>> {
+    let have = std::process::Command::new("tshark").arg("-v").output().is_ok()
+        && std::process::Command::new("text2pcap").arg("-h").output().is_ok();
+    if !have {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must have tshark (scripts/setup.sh)"
+        );
+        eprintln!("skipped: tshark/text2pcap not installed");
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("pipeslot-smb-tshark-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hex: Vec<String> = payload.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(dir.join("d.txt"), format!("000000 {}\n", hex.join(" "))).unwrap();
+    let ok = std::process::Command::new("text2pcap")
+        .args(["-q", "-T", "50000,445", "-4", "127.0.0.1,127.0.0.1"])
+        .arg(dir.join("d.txt"))
+        .arg(dir.join("d.pcap"))
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let mut cmd = std::process::Command::new("tshark");
+    cmd.arg("-r")
+        .arg(dir.join("d.pcap"))
+        .args(["-T", "fields", "-E", "separator=|"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    Some(line.split('|').map(str::to_owned).collect())
+}
+
+#[test]
+fn tshark_reads_the_negotiate_we_build() {
+    let req = NegotiateRequest {
+        dialects: vec![dialect::SMB_2_1, dialect::SMB_3_0_2, dialect::SMB_3_1_1],
+        security_mode: security_mode::SIGNING_REQUIRED | security_mode::SIGNING_ENABLED,
+        capabilities: capabilities::LARGE_MTU | capabilities::ENCRYPTION,
+        client_guid: *b"pipeslot-client!",
+        contexts: vec![
+            NegotiateContext::PreauthIntegrity {
+                hash_algorithms: vec![hash_algorithm::SHA_512],
+                salt: vec![0xab; 32],
+            },
+            NegotiateContext::Encryption {
+                ciphers: vec![cipher::AES_256_GCM, cipher::AES_128_GCM],
+            },
+            NegotiateContext::Signing {
+                algorithms: vec![signing_algorithm::AES_CMAC],
+            },
+            NegotiateContext::NetName("server.example".into()),
+        ],
+    };
+    let mut msg = vec![0u8; HEADER_LEN];
+    let mut hdr = [0u8; HEADER_LEN];
+    HeaderRepr::request(Command::NEGOTIATE, 0, 1).emit(&mut hdr);
+    msg.copy_from_slice(&hdr);
+    msg.extend_from_slice(&req.emit_body());
+    assert_eq!(NegotiateRequest::parse(&msg).unwrap(), req, "round trip");
+    let mut payload = transport_header(msg.len()).unwrap().to_vec();
+    payload.extend_from_slice(&msg);
+    let Some(f) = tshark_fields(
+        &payload,
+        &[
+            "smb2.cmd",
+            "smb2.dialect",
+            "smb2.negotiate_context.type",
+            "smb2.negotiate_context.hash_algorithm",
+            "smb2.negotiate_context.cipher_id",
+            "smb2.negotiate_context.signing_id",
+            "smb2.negotiate_context.netname",
+            "smb2.sec_mode.sign_required",
+        ],
+    ) else {
+        return;
+    };
+    assert_eq!(f[0], "0", "NEGOTIATE: {f:?}");
+    assert_eq!(f[1], "0x0210,0x0302,0x0311", "{f:?}");
+    assert_eq!(f[2], "0x0001,0x0002,0x0008,0x0005", "{f:?}");
+    assert_eq!(f[3], "0x0001", "{f:?}");
+    assert_eq!(f[4], "0x0004,0x0002", "{f:?}");
+    assert_eq!(f[5], "0x0001", "{f:?}");
+    assert_eq!(f[6], "server.example", "{f:?}");
+    assert_eq!(f[7], "1", "signing required: {f:?}");
+}
