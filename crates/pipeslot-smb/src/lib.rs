@@ -10,11 +10,16 @@
 //! - [`header`]: the 64-byte SMB2 packet header, a view and a representation.
 //! - [`status`]: NTSTATUS codes, their names, and the Win32 error each maps to.
 //! - [`negotiate`]: NEGOTIATE request and response, with SMB 3.1.1 contexts.
+//! - [`session`]: SESSION_SETUP, which carries the security tokens.
+//! - [`spnego`], [`ntlm`]: the tokens: SPNEGO around NTLMv2.
 
 #![forbid(unsafe_code)]
 
 pub mod header;
 pub mod negotiate;
+pub mod ntlm;
+pub mod session;
+pub mod spnego;
 pub mod status;
 pub mod transport;
 

@@ -172,6 +172,26 @@ fn other_messages_are_told_apart_not_misread() {
     ));
 }
 
+#[test]
+fn samba_s_ntlm_challenge_inside_spnego_inside_session_setup() {
+    use pipeslot_smb::ntlm::Challenge;
+    use pipeslot_smb::session::SessionSetupResponse;
+    use pipeslot_smb::spnego::{NegState, NegTokenResp, NTLMSSP_OID};
+    let msg = message("samba_session_setup_more_processing");
+    let r = SessionSetupResponse::parse(&msg).unwrap();
+    assert_eq!(r.session_flags, 0);
+    let t = NegTokenResp::parse(r.security_buffer).unwrap();
+    assert_eq!(t.state, Some(NegState::AcceptIncomplete));
+    assert_eq!(t.supported_mech, Some(NTLMSSP_OID));
+    let c = Challenge::parse(t.response_token.unwrap()).unwrap();
+    assert_eq!(
+        c.target_name,
+        "PIPELAB".encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>()
+    );
+    assert_eq!(c.server_challenge, [0x42, 0x15, 0xbe, 0x45, 0x91, 0xc2, 0x04, 0xcd]);
+    assert!(c.timestamp().is_some(), "MsvAvTimestamp");
+}
+
 /// Deterministic "random" bytes, so a failure replays.
 fn lcg(seed: &mut u64) -> u64 {
     *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);

@@ -49,6 +49,7 @@ impl Smbd {
              server min protocol = SMB2_02\n{extra}"
         );
         std::fs::write(dir.join("smb.conf"), conf).unwrap();
+        add_user(&dir.join("smb.conf"));
         let child = Command::new(smbd.unwrap())
             .args(["--foreground", "--no-process-group"])
             .arg(format!("--configfile={d}/smb.conf"))
@@ -73,6 +74,49 @@ impl Drop for Smbd {
     }
 }
 
+/// The test account: a unix user of that name (Samba needs one) and its
+/// password in this instance's own passdb.
+const USER: &str = "pipeslot-smbtest";
+const PASSWORD: &str = "pipeslot-pass-1";
+
+fn add_user(conf: &std::path::Path) {
+    let exists = Command::new("id")
+        .arg(USER)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !exists {
+        let st = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                USER,
+            ])
+            .status()
+            .expect("useradd");
+        assert!(st.success(), "useradd {USER}");
+    }
+    let mut p = Command::new("smbpasswd")
+        .arg("-c")
+        .arg(conf)
+        .args(["-s", "-a", USER])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("smbpasswd");
+    p.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASSWORD}\n{PASSWORD}\n").as_bytes())
+        .unwrap();
+    assert!(p.wait().unwrap().success(), "smbpasswd -a {USER}");
+}
+
 /// The effective uid, from /proc (this crate has no syscall dependency).
 fn rustix_free_euid() -> u32 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -87,6 +131,10 @@ fn rustix_free_euid() -> u32 {
 fn exchange(port: u16, msg: &[u8]) -> Vec<u8> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    send_recv(&mut s, msg)
+}
+
+fn send_recv(s: &mut TcpStream, msg: &[u8]) -> Vec<u8> {
     s.write_all(&transport_header(msg.len()).unwrap()).unwrap();
     s.write_all(msg).unwrap();
     let mut th = [0u8; 4];
@@ -94,6 +142,72 @@ fn exchange(port: u16, msg: &[u8]) -> Vec<u8> {
     let mut reply = vec![0u8; message_len(th).unwrap()];
     s.read_exact(&mut reply).unwrap();
     reply
+}
+
+/// NEGOTIATE, then SESSION_SETUP with SPNEGO(NTLMv2) as `user`/`password`:
+/// the final status.
+fn log_on(port: u16, user: &str, password: &str) -> NtStatus {
+    use pipeslot_smb::header::Target;
+    use pipeslot_smb::ntlm;
+    use pipeslot_smb::session::{SessionSetupRequest, SessionSetupResponse};
+    use pipeslot_smb::spnego;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let neg = send_recv(
+        &mut s,
+        &our_negotiate(&[dialect::SMB_2_1, dialect::SMB_3_1_1], capabilities::ENCRYPTION),
+    );
+    assert_eq!(NegotiateResponse::parse(&neg).unwrap().dialect, dialect::SMB_3_1_1);
+    let setup = |mid: u64, session_id: u64, token: &[u8]| {
+        let mut h = HeaderRepr::request(Smb2Command::SESSION_SETUP, mid, 8);
+        h.session_id = session_id;
+        h.target = Target::Sync {
+            process_id: 0,
+            tree_id: 0,
+        };
+        let mut hdr = [0u8; HEADER_LEN];
+        h.emit(&mut hdr);
+        let body = SessionSetupRequest {
+            security_mode: security_mode::SIGNING_ENABLED as u8,
+            capabilities: 0,
+            previous_session_id: 0,
+            security_buffer: token,
+        }
+        .emit_body();
+        [hdr.to_vec(), body].concat()
+    };
+    let flags = ntlm::flags::UNICODE
+        | ntlm::flags::REQUEST_TARGET
+        | ntlm::flags::NTLM
+        | ntlm::flags::ALWAYS_SIGN
+        | ntlm::flags::EXTENDED_SESSIONSECURITY
+        | ntlm::flags::TARGET_INFO
+        | ntlm::flags::N128
+        | ntlm::flags::N56;
+    let first = send_recv(
+        &mut s,
+        &setup(1, 0, &spnego::neg_token_init(&ntlm::negotiate_message(flags))),
+    );
+    let h = Header::new_checked(&first[..]).unwrap();
+    assert_eq!(h.status(), NtStatus::STATUS_MORE_PROCESSING_REQUIRED);
+    let session_id = h.session_id();
+    let resp = SessionSetupResponse::parse(&first).unwrap();
+    let token = spnego::NegTokenResp::parse(resp.security_buffer).unwrap();
+    assert_eq!(token.state, Some(spnego::NegState::AcceptIncomplete));
+    let challenge = ntlm::Challenge::parse(token.response_token.expect("an NTLM challenge")).unwrap();
+    assert!(challenge.timestamp().is_some(), "Samba sends MsvAvTimestamp");
+    let auth = ntlm::authenticate(&challenge, user, "", "PIPESLOT", &ntlm::nt_hash(password), [0x42; 8], 0);
+    let second = send_recv(&mut s, &setup(2, session_id, &spnego::neg_token_resp(&auth.message)));
+    Header::new_checked(&second[..]).unwrap().status()
+}
+
+#[test]
+fn samba_accepts_our_ntlmv2_log_on_and_refuses_a_wrong_password() {
+    let Some(smbd) = Smbd::start("ntlm", "") else { return };
+    assert_eq!(log_on(smbd.port, USER, PASSWORD), NtStatus::STATUS_SUCCESS);
+    let wrong = log_on(smbd.port, USER, "not-the-password");
+    assert_eq!(wrong, NtStatus::STATUS_LOGON_FAILURE);
+    assert_eq!(wrong.win32(), pipeslot_proto::Win32Error::ERROR_LOGON_FAILURE);
 }
 
 fn our_negotiate(dialects: &[u16], capabilities: u32) -> Vec<u8> {

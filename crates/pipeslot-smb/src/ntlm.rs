@@ -1,0 +1,264 @@
+//! NTLMv2 ([MS-NLMP]): the three messages (NEGOTIATE, CHALLENGE,
+//! AUTHENTICATE) and the key computation, for a client that knows the
+//! password (or its NT hash). Times and the client challenge come from the
+//! caller, so the result is deterministic.
+
+use hmac::{Hmac, Mac};
+use md4::{Digest, Md4};
+
+use crate::le;
+use crate::DecodeError;
+
+type HmacMd5 = Hmac<md5::Md5>;
+
+/// The signature every NTLMSSP message starts with.
+pub const SIGNATURE: &[u8; 8] = b"NTLMSSP\0";
+
+/// NegotiateFlags (2.2.2.5) that a pipe client asks for.
+pub mod flags {
+    pub const UNICODE: u32 = 0x0000_0001;
+    pub const REQUEST_TARGET: u32 = 0x0000_0004;
+    pub const SIGN: u32 = 0x0000_0010;
+    pub const NTLM: u32 = 0x0000_0200;
+    pub const ANONYMOUS: u32 = 0x0000_0800;
+    pub const ALWAYS_SIGN: u32 = 0x0000_8000;
+    pub const EXTENDED_SESSIONSECURITY: u32 = 0x0008_0000;
+    pub const TARGET_INFO: u32 = 0x0080_0000;
+    pub const N128: u32 = 0x2000_0000;
+    pub const KEY_EXCH: u32 = 0x4000_0000;
+    pub const N56: u32 = 0x8000_0000;
+}
+
+/// AV_PAIR ids (2.2.2.1) this code reads.
+pub mod av {
+    pub const EOL: u16 = 0x0000;
+    pub const TIMESTAMP: u16 = 0x0007;
+}
+
+fn utf16le(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+fn hmac_md5(key: &[u8], parts: &[&[u8]]) -> [u8; 16] {
+    let mut m = HmacMd5::new_from_slice(key).expect("HMAC takes a key of any length");
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize().into_bytes().into()
+}
+
+/// NTOWFv1: MD4 of the UTF-16LE password, the "NT hash" a server stores.
+pub fn nt_hash(password: &str) -> [u8; 16] {
+    Md4::digest(utf16le(password)).into()
+}
+
+/// NTOWFv2 (3.3.2): HMAC-MD5 keyed with the NT hash over the upper-cased
+/// user name and the domain, UTF-16LE.
+pub fn ntowf_v2(nt_hash: &[u8; 16], user: &str, domain: &str) -> [u8; 16] {
+    let who = utf16le(&(user.to_uppercase() + domain));
+    hmac_md5(nt_hash, &[&who])
+}
+
+/// The NEGOTIATE_MESSAGE a client opens with (no domain or workstation, no
+/// version): 32 bytes.
+pub fn negotiate_message(negotiate_flags: u32) -> Vec<u8> {
+    let mut m = Vec::with_capacity(32);
+    m.extend_from_slice(SIGNATURE);
+    m.extend_from_slice(&1u32.to_le_bytes());
+    m.extend_from_slice(&negotiate_flags.to_le_bytes());
+    m.extend_from_slice(&[0u8; 16]); // DomainNameFields, WorkstationFields: empty
+    m
+}
+
+/// What a client needs from the server's CHALLENGE_MESSAGE (2.2.1.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub flags: u32,
+    pub server_challenge: [u8; 8],
+    pub target_name: Vec<u8>,
+    /// The AV_PAIR list as sent: echoed inside the NTLMv2 response.
+    pub target_info: Vec<u8>,
+}
+
+/// A (offset, length) field of an NTLM message, checked against the message.
+fn payload<'a>(msg: &'a [u8], at: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
+    let f = msg.get(at..at + 8).ok_or(DecodeError::Truncated(what))?;
+    let (len, off) = (usize::from(le::u16(f, 0)), le::u32(f, 4) as usize);
+    if len == 0 {
+        return Ok(&[]);
+    }
+    msg.get(off..off + len).ok_or(DecodeError::Truncated(what))
+}
+
+impl Challenge {
+    /// Parses a CHALLENGE_MESSAGE.
+    ///
+    /// # Errors
+    /// Not NTLMSSP type 2, or fields outside the message.
+    pub fn parse(msg: &[u8]) -> Result<Challenge, DecodeError> {
+        if msg.len() < 32 || &msg[..8] != SIGNATURE {
+            return Err(DecodeError::Malformed("NTLMSSP signature"));
+        }
+        if le::u32(msg, 8) != 2 {
+            return Err(DecodeError::Malformed("NTLMSSP message type (want CHALLENGE)"));
+        }
+        let flags = le::u32(msg, 20);
+        let mut server_challenge = [0u8; 8];
+        server_challenge.copy_from_slice(&msg[24..32]);
+        let target_name = payload(msg, 12, "NTLM target name")?.to_vec();
+        let target_info = if msg.len() >= 48 {
+            payload(msg, 40, "NTLM target info")?.to_vec()
+        } else {
+            Vec::new()
+        };
+        Ok(Challenge {
+            flags,
+            server_challenge,
+            target_name,
+            target_info,
+        })
+    }
+
+    /// The server's MsvAvTimestamp, when its target info has one.
+    pub fn timestamp(&self) -> Option<u64> {
+        let mut at = 0;
+        while let Some(h) = self.target_info.get(at..at + 4) {
+            let (id, len) = (le::u16(h, 0), usize::from(le::u16(h, 2)));
+            let v = self.target_info.get(at + 4..at + 4 + len)?;
+            match id {
+                av::EOL => return None,
+                av::TIMESTAMP if len == 8 => return Some(le::u64(v, 0)),
+                _ => at += 4 + len,
+            }
+        }
+        None
+    }
+}
+
+/// The client's answer, with the session key it shares with the server.
+#[derive(Debug, Clone)]
+pub struct Authenticate {
+    /// The AUTHENTICATE_MESSAGE bytes.
+    pub message: Vec<u8>,
+    /// ExportedSessionKey (no key exchange: the SessionBaseKey), from which
+    /// SMB derives its signing and encryption keys.
+    pub session_key: [u8; 16],
+}
+
+/// Builds the NTLMv2 AUTHENTICATE_MESSAGE (3.3.2) for `challenge`.
+/// `time` (FILETIME) is used when the server sent no timestamp;
+/// `client_challenge` must be random.
+pub fn authenticate(
+    challenge: &Challenge,
+    user: &str,
+    domain: &str,
+    workstation: &str,
+    nt_hash: &[u8; 16],
+    client_challenge: [u8; 8],
+    time: u64,
+) -> Authenticate {
+    let key = ntowf_v2(nt_hash, user, domain);
+    let ts = challenge.timestamp().unwrap_or(time);
+    // temp = Responserversion, HiResponserversion, Z(6), Time, ClientChallenge, Z(4), ServerName, Z(4)
+    let mut temp = vec![1u8, 1, 0, 0, 0, 0, 0, 0];
+    temp.extend_from_slice(&ts.to_le_bytes());
+    temp.extend_from_slice(&client_challenge);
+    temp.extend_from_slice(&[0; 4]);
+    temp.extend_from_slice(&challenge.target_info);
+    temp.extend_from_slice(&[0; 4]);
+    let proof = hmac_md5(&key, &[&challenge.server_challenge, &temp]);
+    let mut nt_response = proof.to_vec();
+    nt_response.extend_from_slice(&temp);
+    let session_key = hmac_md5(&key, &[&proof]);
+    // With a server timestamp the LM response is Z(24) (3.3.2).
+    let lm_response = vec![0u8; 24];
+
+    let negotiate_flags = challenge.flags
+        & (flags::UNICODE
+            | flags::NTLM
+            | flags::ALWAYS_SIGN
+            | flags::SIGN
+            | flags::EXTENDED_SESSIONSECURITY
+            | flags::TARGET_INFO
+            | flags::N128
+            | flags::N56);
+    let fields: [Vec<u8>; 6] = [
+        lm_response,
+        nt_response,
+        utf16le(domain),
+        utf16le(user),
+        utf16le(workstation),
+        Vec::new(), // EncryptedRandomSessionKey: no key exchange
+    ];
+    const FIXED: usize = 64;
+    let mut m = Vec::with_capacity(FIXED + fields.iter().map(Vec::len).sum::<usize>());
+    m.extend_from_slice(SIGNATURE);
+    m.extend_from_slice(&3u32.to_le_bytes());
+    let mut offset = FIXED as u32;
+    let mut descriptors = Vec::new();
+    for f in &fields {
+        descriptors.extend_from_slice(&(f.len() as u16).to_le_bytes());
+        descriptors.extend_from_slice(&(f.len() as u16).to_le_bytes());
+        descriptors.extend_from_slice(&offset.to_le_bytes());
+        offset += f.len() as u32;
+    }
+    // The wire order of the descriptors: LM, NT, domain, user, workstation, key.
+    m.extend_from_slice(&descriptors);
+    m.extend_from_slice(&negotiate_flags.to_le_bytes());
+    debug_assert_eq!(m.len(), FIXED);
+    for f in &fields {
+        m.extend_from_slice(f);
+    }
+    Authenticate {
+        message: m,
+        session_key,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nt_hash_of_a_known_password() {
+        // MD4("password" as UTF-16LE), the well-known NT hash of "password".
+        let h = nt_hash("password");
+        assert_eq!(
+            h,
+            [0x88, 0x46, 0xf7, 0xea, 0xee, 0x8f, 0xb1, 0x17, 0xad, 0x06, 0xbd, 0xd8, 0x30, 0xb7, 0x58, 0x6c]
+        );
+    }
+
+    #[test]
+    fn a_challenge_and_its_authenticate_message_fit_together() {
+        let mut info = Vec::new();
+        info.extend_from_slice(&av::TIMESTAMP.to_le_bytes());
+        info.extend_from_slice(&8u16.to_le_bytes());
+        info.extend_from_slice(&0x01d9_0000_0000_0000u64.to_le_bytes());
+        info.extend_from_slice(&[0, 0, 0, 0]);
+        let mut msg = SIGNATURE.to_vec();
+        msg.extend_from_slice(&2u32.to_le_bytes());
+        msg.extend_from_slice(&[0, 0, 0, 0, 48, 0, 0, 0]); // empty target name
+        msg.extend_from_slice(&(flags::UNICODE | flags::NTLM | flags::TARGET_INFO).to_le_bytes());
+        msg.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        msg.extend_from_slice(&[0; 8]);
+        msg.extend_from_slice(&(info.len() as u16).to_le_bytes());
+        msg.extend_from_slice(&(info.len() as u16).to_le_bytes());
+        msg.extend_from_slice(&48u32.to_le_bytes());
+        msg.extend_from_slice(&info);
+        let c = Challenge::parse(&msg).unwrap();
+        assert_eq!(c.server_challenge, [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(c.timestamp(), Some(0x01d9_0000_0000_0000));
+        let a = authenticate(&c, "u", "D", "W", &nt_hash("p"), [9; 8], 0);
+        assert_eq!(&a.message[..8], SIGNATURE);
+        assert_eq!(le::u32(&a.message, 8), 3);
+        // The NT response sits where its descriptor says, and embeds the target info.
+        let nt = payload(&a.message, 20, "nt").unwrap();
+        assert_eq!(&nt[16..18], &[1, 1]);
+        assert!(nt.windows(info.len()).any(|w| w == info));
+        assert_eq!(payload(&a.message, 36, "user").unwrap(), utf16le("u"));
+        for cut in 0..msg.len() {
+            let _ = Challenge::parse(&msg[..cut]);
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! SPNEGO ([MS-SPNG], RFC 4178) as SMB2 carries NTLM: a negTokenInit that
+//! offers NTLMSSP with its first message, then negTokenResp exchanges. Just
+//! enough DER: definite lengths, the tags these tokens use.
+
+use crate::DecodeError;
+
+/// 1.3.6.1.5.5.2, the SPNEGO mechanism.
+const SPNEGO_OID: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x02];
+/// 1.3.6.1.4.1.311.2.2.10, NTLMSSP.
+pub const NTLMSSP_OID: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x02, 0x02, 0x0a];
+
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut v = vec![tag];
+    match content.len() {
+        n if n < 0x80 => v.push(n as u8),
+        n if n <= 0xff => v.extend_from_slice(&[0x81, n as u8]),
+        n if n <= 0xffff => v.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]),
+        n => v.extend_from_slice(&[0x83, (n >> 16) as u8, (n >> 8) as u8, n as u8]),
+    }
+    v.extend_from_slice(content);
+    v
+}
+
+/// One DER element at the start of `b`: (tag, content, rest).
+fn element(b: &[u8]) -> Result<(u8, &[u8], &[u8]), DecodeError> {
+    let (&tag, rest) = b.split_first().ok_or(DecodeError::Truncated("DER tag"))?;
+    let (&first, rest) = rest.split_first().ok_or(DecodeError::Truncated("DER length"))?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 3 || rest.len() < n {
+            return Err(DecodeError::Malformed("DER length"));
+        }
+        (
+            rest[..n].iter().fold(0usize, |a, &x| a << 8 | usize::from(x)),
+            &rest[n..],
+        )
+    };
+    if rest.len() < len {
+        return Err(DecodeError::Truncated("DER content"));
+    }
+    Ok((tag, &rest[..len], &rest[len..]))
+}
+
+/// The client's first token: negTokenInit offering NTLMSSP, with `mech_token`.
+pub fn neg_token_init(mech_token: &[u8]) -> Vec<u8> {
+    let mech_types = der(0xa0, &der(0x30, &der(0x06, NTLMSSP_OID)));
+    let token = der(0xa2, &der(0x04, mech_token));
+    let init = der(0xa0, &der(0x30, &[mech_types, token].concat()));
+    der(0x60, &[der(0x06, SPNEGO_OID), init].concat())
+}
+
+/// A later client token: negTokenResp carrying `response_token`.
+pub fn neg_token_resp(response_token: &[u8]) -> Vec<u8> {
+    der(0xa1, &der(0x30, &der(0xa2, &der(0x04, response_token))))
+}
+
+/// NegState of a negTokenResp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NegState {
+    AcceptCompleted,
+    AcceptIncomplete,
+    Reject,
+    RequestMic,
+}
+
+/// What a server's negTokenResp says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NegTokenResp<'a> {
+    pub state: Option<NegState>,
+    pub supported_mech: Option<&'a [u8]>,
+    pub response_token: Option<&'a [u8]>,
+    pub mech_list_mic: Option<&'a [u8]>,
+}
+
+impl<'a> NegTokenResp<'a> {
+    /// Parses a negTokenResp (`[1] SEQUENCE { … }`).
+    ///
+    /// # Errors
+    /// Anything but a well-formed negTokenResp.
+    pub fn parse(b: &'a [u8]) -> Result<NegTokenResp<'a>, DecodeError> {
+        let (tag, body, _) = element(b)?;
+        if tag != 0xa1 {
+            return Err(DecodeError::Malformed("negTokenResp tag"));
+        }
+        let (tag, mut fields, _) = element(body)?;
+        if tag != 0x30 {
+            return Err(DecodeError::Malformed("negTokenResp sequence"));
+        }
+        let mut out = NegTokenResp {
+            state: None,
+            supported_mech: None,
+            response_token: None,
+            mech_list_mic: None,
+        };
+        while !fields.is_empty() {
+            let (tag, inner, rest) = element(fields)?;
+            fields = rest;
+            let (itag, value, _) = element(inner)?;
+            match (tag, itag) {
+                (0xa0, 0x0a) => {
+                    out.state = Some(match value {
+                        [0] => NegState::AcceptCompleted,
+                        [1] => NegState::AcceptIncomplete,
+                        [2] => NegState::Reject,
+                        [3] => NegState::RequestMic,
+                        _ => return Err(DecodeError::Malformed("negState")),
+                    })
+                }
+                (0xa1, 0x06) => out.supported_mech = Some(value),
+                (0xa2, 0x04) => out.response_token = Some(value),
+                (0xa3, 0x04) => out.mech_list_mic = Some(value),
+                _ => return Err(DecodeError::Malformed("negTokenResp field")),
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_well_formed_der() {
+        let t = neg_token_init(b"NTLMSSP\0abc");
+        assert_eq!(&t[..2], &[0x60, t.len() as u8 - 2]);
+        assert!(t.windows(NTLMSSP_OID.len()).any(|w| w == NTLMSSP_OID));
+        let long = vec![7u8; 300];
+        let r = neg_token_resp(&long);
+        let (tag, body, rest) = element(&r).unwrap();
+        assert_eq!((tag, rest.len()), (0xa1, 0));
+        assert!(body.ends_with(&long));
+        // A server's answer: accept-incomplete, NTLMSSP, a token.
+        let resp = der(
+            0xa1,
+            &der(
+                0x30,
+                &[
+                    der(0xa0, &der(0x0a, &[1])),
+                    der(0xa1, &der(0x06, NTLMSSP_OID)),
+                    der(0xa2, &der(0x04, b"tok")),
+                ]
+                .concat(),
+            ),
+        );
+        let p = NegTokenResp::parse(&resp).unwrap();
+        assert_eq!(p.state, Some(NegState::AcceptIncomplete));
+        assert_eq!(p.supported_mech, Some(NTLMSSP_OID));
+        assert_eq!(p.response_token, Some(&b"tok"[..]));
+        for cut in 0..resp.len() {
+            assert!(NegTokenResp::parse(&resp[..cut]).is_err() || cut == resp.len());
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! What a server answers a SESSION_SETUP with (`pipeslot_smb`): the
+//! response, the SPNEGO negTokenResp in it and the NTLM CHALLENGE in that.
+//! Each layer is fuzzed from the same bytes and from what the layer above
+//! extracted, as a client meets them.
+//!
+//! Oracle: no input panics a parser, and a client can answer any challenge
+//! that parses (the AUTHENTICATE message's fields stay inside it).
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use pipeslot_smb::ntlm::{authenticate, nt_hash, Challenge};
+use pipeslot_smb::session::SessionSetupResponse;
+use pipeslot_smb::spnego::NegTokenResp;
+
+fn challenge(bytes: &[u8]) {
+    if let Ok(c) = Challenge::parse(bytes) {
+        let _ = c.timestamp();
+        let a = authenticate(&c, "user", "DOMAIN", "WS", &nt_hash("pw"), [1; 8], 0);
+        assert!(a.message.len() >= 64 + 24 + 16);
+    }
+}
+
+fn token(bytes: &[u8]) {
+    if let Ok(t) = NegTokenResp::parse(bytes) {
+        if let Some(inner) = t.response_token {
+            challenge(inner);
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(r) = SessionSetupResponse::parse(data) {
+        token(r.security_buffer);
+    }
+    token(data);
+    challenge(data);
+});
