@@ -12,16 +12,23 @@
 //! - [`negotiate`]: NEGOTIATE request and response, with SMB 3.1.1 contexts.
 //! - [`session`]: SESSION_SETUP, which carries the security tokens.
 //! - [`spnego`], [`ntlm`]: the tokens: SPNEGO around NTLMv2.
+//! - [`signing`]: 3.1.1's preauth hash, key derivation, AES-CMAC signatures.
+//! - [`tree`], [`create`], [`ioctl`]: IPC$, opening a pipe, and the pipe
+//!   FSCTLs (TRANSCEIVE is TransactNamedPipe).
 
 #![forbid(unsafe_code)]
 
+pub mod create;
 pub mod header;
+pub mod ioctl;
 pub mod negotiate;
 pub mod ntlm;
 pub mod session;
+pub mod signing;
 pub mod spnego;
 pub mod status;
 pub mod transport;
+pub mod tree;
 
 pub use pipeslot_proto::wire::DecodeError;
 

@@ -45,7 +45,7 @@ impl Smbd {
              bind interfaces only = yes\n  lock directory = {d}/lock\n  state directory = {d}/state\n  \
              cache directory = {d}/cache\n  private dir = {d}/private\n  pid directory = {d}/run\n  \
              ncalrpc dir = {d}/ncalrpc\n  log file = {d}/log/smbd.log\n  passdb backend = tdbsam:{d}/private/passdb.tdb\n  \
-             load printers = no\n  disable spoolss = yes\n  rpc start on demand helpers = no\n  \
+             load printers = no\n  disable spoolss = yes\n  \
              server min protocol = SMB2_02\n{extra}"
         );
         std::fs::write(dir.join("smb.conf"), conf).unwrap();
@@ -70,7 +70,21 @@ impl Drop for Smbd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // smbd starts samba-dcerpcd and its rpcd_* workers on demand, and
+        // they outlive it: end every process that runs with our config.
+        let marker = format!("--configfile={}/smb.conf", self.dir.display());
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).split('\0').any(|a| a == marker) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+        if std::env::var_os("PIPESLOT_KEEP_SMBD").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -107,6 +121,7 @@ fn add_user(conf: &std::path::Path) {
         .args(["-s", "-a", USER])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("smbpasswd");
     p.stdin
@@ -134,30 +149,42 @@ fn exchange(port: u16, msg: &[u8]) -> Vec<u8> {
     send_recv(&mut s, msg)
 }
 
+/// Sends a request and returns its final response: an interim
+/// STATUS_PENDING answer (an async operation, e.g. while Samba starts its
+/// RPC helper) is followed by the real one.
 fn send_recv(s: &mut TcpStream, msg: &[u8]) -> Vec<u8> {
     s.write_all(&transport_header(msg.len()).unwrap()).unwrap();
     s.write_all(msg).unwrap();
-    let mut th = [0u8; 4];
-    s.read_exact(&mut th).unwrap();
-    let mut reply = vec![0u8; message_len(th).unwrap()];
-    s.read_exact(&mut reply).unwrap();
-    reply
+    loop {
+        let mut th = [0u8; 4];
+        s.read_exact(&mut th).unwrap();
+        let mut reply = vec![0u8; message_len(th).unwrap()];
+        s.read_exact(&mut reply).unwrap();
+        let h = Header::new_checked(&reply[..]).unwrap();
+        if h.status() == NtStatus::STATUS_PENDING && h.is_async() {
+            continue;
+        }
+        return reply;
+    }
 }
 
 /// NEGOTIATE, then SESSION_SETUP with SPNEGO(NTLMv2) as `user`/`password`:
-/// the final status.
-fn log_on(port: u16, user: &str, password: &str) -> NtStatus {
+/// the final status, the connection, the session id and its signing key
+/// (3.1.1: from the session key and the preauth hash).
+fn log_on(port: u16, user: &str, password: &str) -> (NtStatus, TcpStream, u64, [u8; 16]) {
     use pipeslot_smb::header::Target;
     use pipeslot_smb::ntlm;
     use pipeslot_smb::session::{SessionSetupRequest, SessionSetupResponse};
+    use pipeslot_smb::signing::{self, PreauthHash};
     use pipeslot_smb::spnego;
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let neg = send_recv(
-        &mut s,
-        &our_negotiate(&[dialect::SMB_2_1, dialect::SMB_3_1_1], capabilities::ENCRYPTION),
-    );
+    let mut preauth = PreauthHash::default();
+    let neg_req = our_negotiate(&[dialect::SMB_2_1, dialect::SMB_3_1_1], capabilities::ENCRYPTION);
+    let neg = send_recv(&mut s, &neg_req);
     assert_eq!(NegotiateResponse::parse(&neg).unwrap().dialect, dialect::SMB_3_1_1);
+    preauth.update(&neg_req);
+    preauth.update(&neg);
     let setup = |mid: u64, session_id: u64, token: &[u8]| {
         let mut h = HeaderRepr::request(Smb2Command::SESSION_SETUP, mid, 8);
         h.session_id = session_id;
@@ -184,10 +211,10 @@ fn log_on(port: u16, user: &str, password: &str) -> NtStatus {
         | ntlm::flags::TARGET_INFO
         | ntlm::flags::N128
         | ntlm::flags::N56;
-    let first = send_recv(
-        &mut s,
-        &setup(1, 0, &spnego::neg_token_init(&ntlm::negotiate_message(flags))),
-    );
+    let first_req = setup(1, 0, &spnego::neg_token_init(&ntlm::negotiate_message(flags)));
+    let first = send_recv(&mut s, &first_req);
+    preauth.update(&first_req);
+    preauth.update(&first);
     let h = Header::new_checked(&first[..]).unwrap();
     assert_eq!(h.status(), NtStatus::STATUS_MORE_PROCESSING_REQUIRED);
     let session_id = h.session_id();
@@ -197,15 +224,136 @@ fn log_on(port: u16, user: &str, password: &str) -> NtStatus {
     let challenge = ntlm::Challenge::parse(token.response_token.expect("an NTLM challenge")).unwrap();
     assert!(challenge.timestamp().is_some(), "Samba sends MsvAvTimestamp");
     let auth = ntlm::authenticate(&challenge, user, "", "PIPESLOT", &ntlm::nt_hash(password), [0x42; 8], 0);
-    let second = send_recv(&mut s, &setup(2, session_id, &spnego::neg_token_resp(&auth.message)));
-    Header::new_checked(&second[..]).unwrap().status()
+    let second_req = setup(2, session_id, &spnego::neg_token_resp(&auth.message));
+    let second = send_recv(&mut s, &second_req);
+    preauth.update(&second_req);
+    let key = signing::signing_key_311(&auth.session_key, &preauth);
+    let status = Header::new_checked(&second[..]).unwrap().status();
+    if status == NtStatus::STATUS_SUCCESS {
+        // The server signs its last answer with the key we derived on our own.
+        assert!(
+            signing::verify(&second, &key, signing::Algorithm::AesCmac),
+            "Samba's signature checks out"
+        );
+    }
+    (status, s, session_id, key)
+}
+
+/// A signed request in `session` on `tree`.
+fn request(key: &[u8; 16], command: Smb2Command, mid: u64, session_id: u64, tree_id: u32, body: Vec<u8>) -> Vec<u8> {
+    let mut h = HeaderRepr::request(command, mid, 8);
+    h.session_id = session_id;
+    h.target = pipeslot_smb::header::Target::Sync {
+        process_id: 0xfeff,
+        tree_id,
+    };
+    let mut hdr = [0u8; HEADER_LEN];
+    h.emit(&mut hdr);
+    let mut msg = [hdr.to_vec(), body].concat();
+    pipeslot_smb::signing::sign(&mut msg, key, pipeslot_smb::signing::Algorithm::AesCmac);
+    msg
+}
+
+/// A DCE/RPC bind to srvsvc v3.0 over NDR (C706 12.6.4.3; MS-SRVS 1.9).
+fn srvsvc_bind() -> Vec<u8> {
+    let mut p = vec![5, 0, 11, 0x03, 0x10, 0, 0, 0]; // v5.0, bind, first|last, little-endian NDR
+    p.extend_from_slice(&72u16.to_le_bytes()); // frag_length
+    p.extend_from_slice(&0u16.to_le_bytes()); // auth_length
+    p.extend_from_slice(&1u32.to_le_bytes()); // call_id
+    p.extend_from_slice(&4280u16.to_le_bytes());
+    p.extend_from_slice(&4280u16.to_le_bytes());
+    p.extend_from_slice(&0u32.to_le_bytes()); // assoc_group_id
+    p.extend_from_slice(&[1, 0, 0, 0]); // one context
+    p.extend_from_slice(&[0, 0, 1, 0]); // context 0, one transfer syntax
+                                        // 4b324fc8-1670-01d3-1278-5a47bf6ee188 v3.0
+    p.extend_from_slice(&[
+        0xc8, 0x4f, 0x32, 0x4b, 0x70, 0x16, 0xd3, 0x01, 0x12, 0x78, 0x5a, 0x47, 0xbf, 0x6e, 0xe1, 0x88,
+    ]);
+    p.extend_from_slice(&[3, 0, 0, 0]);
+    // NDR 8a885d04-1ceb-11c9-9fe8-08002b104860 v2
+    p.extend_from_slice(&[
+        0x04, 0x5d, 0x88, 0x8a, 0xeb, 0x1c, 0xc9, 0x11, 0x9f, 0xe8, 0x08, 0x00, 0x2b, 0x10, 0x48, 0x60,
+    ]);
+    p.extend_from_slice(&[2, 0, 0, 0]);
+    assert_eq!(p.len(), 72);
+    p
+}
+
+#[test]
+fn on_ipc_we_open_srvsvc_and_a_dce_rpc_bind_gets_its_bind_ack() {
+    use pipeslot_smb::create::{access, close_body, create_pipe_body, parse_create_response};
+    use pipeslot_smb::ioctl::{fsctl, fsctl_body, parse_ioctl_output};
+    use pipeslot_smb::tree::{tree_connect_body, TreeConnectResponse, SHARE_TYPE_PIPE};
+    let Some(smbd) = Smbd::start("srvsvc", "") else { return };
+    let (st, mut s, sid, key) = log_on(smbd.port, USER, PASSWORD);
+    assert_eq!(st, NtStatus::STATUS_SUCCESS);
+    let tc = send_recv(
+        &mut s,
+        &request(
+            &key,
+            Smb2Command::TREE_CONNECT,
+            3,
+            sid,
+            0,
+            tree_connect_body(r"\\127.0.0.1\IPC$"),
+        ),
+    );
+    let h = Header::new_checked(&tc[..]).unwrap();
+    assert_eq!(h.status(), NtStatus::STATUS_SUCCESS);
+    let tree = h.tree_id().unwrap();
+    assert_eq!(TreeConnectResponse::parse(&tc).unwrap().share_type, SHARE_TYPE_PIPE);
+    // A pipe nobody serves: not found, as a local open says it.
+    let missing = send_recv(
+        &mut s,
+        &request(
+            &key,
+            Smb2Command::CREATE,
+            4,
+            sid,
+            tree,
+            create_pipe_body("no-such-pipe", access::FILE_READ_DATA),
+        ),
+    );
+    let st = Header::new_checked(&missing[..]).unwrap().status();
+    assert_eq!(st.win32(), pipeslot_proto::Win32Error::ERROR_FILE_NOT_FOUND, "{st}");
+    let rw = access::FILE_READ_DATA | access::FILE_WRITE_DATA | access::FILE_READ_ATTRIBUTES | access::SYNCHRONIZE;
+    let cr = send_recv(
+        &mut s,
+        &request(&key, Smb2Command::CREATE, 5, sid, tree, create_pipe_body("srvsvc", rw)),
+    );
+    assert_eq!(Header::new_checked(&cr[..]).unwrap().status(), NtStatus::STATUS_SUCCESS);
+    let file = parse_create_response(&cr).unwrap();
+    let io = send_recv(
+        &mut s,
+        &request(
+            &key,
+            Smb2Command::IOCTL,
+            6,
+            sid,
+            tree,
+            fsctl_body(fsctl::PIPE_TRANSCEIVE, file, &srvsvc_bind(), 4280),
+        ),
+    );
+    assert_eq!(Header::new_checked(&io[..]).unwrap().status(), NtStatus::STATUS_SUCCESS);
+    let ack = parse_ioctl_output(&io).unwrap();
+    assert_eq!((ack[0], ack[2]), (5, 12), "a DCE/RPC v5 bind_ack");
+    assert_eq!(
+        u32::from_le_bytes([ack[12], ack[13], ack[14], ack[15]]),
+        1,
+        "our call id"
+    );
+    let cl = send_recv(
+        &mut s,
+        &request(&key, Smb2Command::CLOSE, 7, sid, tree, close_body(file)),
+    );
+    assert_eq!(Header::new_checked(&cl[..]).unwrap().status(), NtStatus::STATUS_SUCCESS);
 }
 
 #[test]
 fn samba_accepts_our_ntlmv2_log_on_and_refuses_a_wrong_password() {
     let Some(smbd) = Smbd::start("ntlm", "") else { return };
-    assert_eq!(log_on(smbd.port, USER, PASSWORD), NtStatus::STATUS_SUCCESS);
-    let wrong = log_on(smbd.port, USER, "not-the-password");
+    assert_eq!(log_on(smbd.port, USER, PASSWORD).0, NtStatus::STATUS_SUCCESS);
+    let wrong = log_on(smbd.port, USER, "not-the-password").0;
     assert_eq!(wrong, NtStatus::STATUS_LOGON_FAILURE);
     assert_eq!(wrong.win32(), pipeslot_proto::Win32Error::ERROR_LOGON_FAILURE);
 }
