@@ -1,7 +1,8 @@
-//! What a server answers a SESSION_SETUP with (`pipeslot_smb`): the
-//! response, the SPNEGO negTokenResp in it and the NTLM CHALLENGE in that.
-//! Each layer is fuzzed from the same bytes and from what the layer above
-//! extracted, as a client meets them.
+//! What a server answers a client with (`pipeslot_smb`): the SESSION_SETUP
+//! response, the SPNEGO negTokenResp in it and the NTLM CHALLENGE in that
+//! (each layer from the same bytes and from what the layer above
+//! extracted), and the TREE_CONNECT, CREATE and IOCTL responses; a message
+//! signature check on anything.
 //!
 //! Oracle: no input panics a parser, and a client can answer any challenge
 //! that parses (the AUTHENTICATE message's fields stay inside it).
@@ -9,7 +10,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use pipeslot_smb::create::parse_create_response;
+use pipeslot_smb::ioctl::parse_ioctl_output;
 use pipeslot_smb::ntlm::{authenticate, nt_hash, Challenge};
+use pipeslot_smb::signing::{verify, Algorithm};
+use pipeslot_smb::tree::TreeConnectResponse;
 use pipeslot_smb::session::SessionSetupResponse;
 use pipeslot_smb::spnego::NegTokenResp;
 
@@ -35,4 +40,10 @@ fuzz_target!(|data: &[u8]| {
     }
     token(data);
     challenge(data);
+    let _ = TreeConnectResponse::parse(data);
+    let _ = parse_create_response(data);
+    if let Ok(out) = parse_ioctl_output(data) {
+        assert!(out.len() <= data.len());
+    }
+    let _ = verify(data, &[3; 16], Algorithm::AesCmac);
 });
