@@ -17,17 +17,22 @@ fn message_pair(name: &str) -> (NamedPipeServer, NamedPipeClient) {
     (s, c)
 }
 
+/// Runs `f` on a current-thread runtime with timers.
+fn on_tokio<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
 // ---- a direction the handle may not use never waits ---------------------
 
 #[test]
 fn tokio_reads_on_a_handle_that_may_not_read_fail_at_once() {
     let name = util::name("dir-tokio");
     watchdog(10 * SECOND, move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        on_tokio(async {
             use pipeslot::tokio::{ClientOptions, ServerOptions};
             // tokio's access_outbound(false) example: an inbound-only pipe.
             let mut server = ServerOptions::new().access_outbound(false).create(&name).unwrap();
@@ -142,11 +147,7 @@ fn a_client_blocked_in_read_wakes_with_not_connected_on_disconnect() {
 #[test]
 fn tokio_clients_see_a_disconnect_as_not_connected() {
     let name = util::name("disconnect-tokio");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    on_tokio(async {
         use pipeslot::tokio::{ClientOptions, ServerOptions};
         let s = ServerOptions::new().pipe_mode(PipeMode::Message).create(&name).unwrap();
         let mut c = ClientOptions::new().pipe_mode(PipeMode::Message).open(&name).unwrap();
@@ -219,11 +220,7 @@ fn flush_succeeds_once_the_reader_read_everything_even_if_it_then_closed() {
 #[test]
 fn tokio_flush_fails_with_broken_pipe_when_the_reader_closed_without_reading() {
     let name = util::name("flush-tokio");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    on_tokio(async {
         use pipeslot::tokio::{ClientOptions, ServerOptions};
         let s = ServerOptions::new().pipe_mode(PipeMode::Message).create(&name).unwrap();
         let c = ClientOptions::new().open(&name).unwrap();
@@ -265,11 +262,7 @@ fn transact_with_a_message_waiting_is_pipe_busy_and_writes_nothing() {
 #[test]
 fn tokio_transact_with_a_message_waiting_is_pipe_busy() {
     let name = util::name("tx-busy-tokio");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    on_tokio(async {
         use pipeslot::tokio::{ClientOptions, ServerOptions};
         let s = ServerOptions::new().pipe_mode(PipeMode::Message).create(&name).unwrap();
         let c = ClientOptions::new().pipe_mode(PipeMode::Message).open(&name).unwrap();
@@ -296,11 +289,7 @@ fn peek_on_a_server_without_a_client_is_bad_pipe() {
     s.disconnect().unwrap();
     assert_win32(s.peek(&mut buf), Win32Error::ERROR_BAD_PIPE);
     drop(c);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    on_tokio(async {
         let t = pipeslot::tokio::ServerOptions::new()
             .create(util::name("peek-tokio"))
             .unwrap();
@@ -340,11 +329,7 @@ fn handle_state_and_read_mode_on_a_server_before_any_client() {
     }
     assert_eq!(got, b"abcd", "byte read mode reads across messages");
     assert_eq!(s.handle_state().unwrap().read_mode, PipeMode::Byte);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    on_tokio(async {
         let t = pipeslot::tokio::ServerOptions::new()
             .create(util::name("state-tokio"))
             .unwrap();
@@ -487,11 +472,7 @@ fn tokio_code_compiles_with_only_the_import_changed() {
     // tokio::net::windows::named_pipe re-exports these three.
     use pipeslot::tokio::{ClientOptions, PipeEnd, PipeInfo, PipeMode, ServerOptions};
     let name = util::name("tokio-shape");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    on_tokio(async {
         let server = ServerOptions::new()
             .pipe_mode(PipeMode::Message)
             .write_dac(true)
