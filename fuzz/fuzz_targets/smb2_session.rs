@@ -1,7 +1,7 @@
 //! What a server answers a client with (`pipeslot_smb`): the SESSION_SETUP
 //! response, the SPNEGO negTokenResp in it and the NTLM CHALLENGE in that
 //! (each layer from the same bytes and from what the layer above
-//! extracted), and the TREE_CONNECT, CREATE and IOCTL responses; a message
+//! extracted), and the TREE_CONNECT, CREATE, READ, WRITE and IOCTL responses; a message
 //! signature check on anything.
 //!
 //! Oracle: no input panics a parser, and a client can answer any challenge
@@ -11,6 +11,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use pipeslot_smb::create::parse_create_response;
+use pipeslot_smb::io::{parse_write_response, ReadResponse};
 use pipeslot_smb::ioctl::parse_ioctl_output;
 use pipeslot_smb::ntlm::{authenticate, nt_hash, Challenge};
 use pipeslot_smb::signing::{verify, Algorithm};
@@ -45,5 +46,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(out) = parse_ioctl_output(data) {
         assert!(out.len() <= data.len());
     }
+    if let Ok(r) = ReadResponse::parse(data) {
+        assert!(r.data.len() <= data.len());
+    }
+    let _ = parse_write_response(data);
     let _ = verify(data, &[3; 16], Algorithm::AesCmac);
 });

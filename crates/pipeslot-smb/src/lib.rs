@@ -13,13 +13,14 @@
 //! - [`session`]: SESSION_SETUP, which carries the security tokens.
 //! - [`spnego`], [`ntlm`]: the tokens: SPNEGO around NTLMv2.
 //! - [`signing`]: 3.1.1's preauth hash, key derivation, AES-CMAC signatures.
-//! - [`tree`], [`create`], [`ioctl`]: IPC$, opening a pipe, and the pipe
-//!   FSCTLs (TRANSCEIVE is TransactNamedPipe).
+//! - [`tree`], [`create`], [`io`], [`ioctl`]: IPC$, opening a pipe, READ and
+//!   WRITE, and the pipe FSCTLs (TRANSCEIVE is TransactNamedPipe).
 
 #![forbid(unsafe_code)]
 
 pub mod create;
 pub mod header;
+pub mod io;
 pub mod ioctl;
 pub mod negotiate;
 pub mod ntlm;

@@ -342,9 +342,47 @@ fn on_ipc_we_open_srvsvc_and_a_dce_rpc_bind_gets_its_bind_ack() {
         1,
         "our call id"
     );
+    // The same bind again, as a WRITE (one message) and a READ of the answer.
+    let wr = send_recv(
+        &mut s,
+        &request(
+            &key,
+            Smb2Command::WRITE,
+            7,
+            sid,
+            tree,
+            pipeslot_smb::io::write_body(file, &srvsvc_bind()),
+        ),
+    );
+    assert_eq!(pipeslot_smb::io::parse_write_response(&wr).unwrap(), 72);
+    let rd = send_recv(
+        &mut s,
+        &request(
+            &key,
+            Smb2Command::READ,
+            8,
+            sid,
+            tree,
+            pipeslot_smb::io::read_body(file, 4280),
+        ),
+    );
+    assert_eq!(Header::new_checked(&rd[..]).unwrap().status(), NtStatus::STATUS_SUCCESS);
+    let got = pipeslot_smb::io::ReadResponse::parse(&rd).unwrap();
+    // The pipe is bound already: the RPC server refuses a second bind
+    // (bind_nak), whole, in one message.
+    assert_eq!(
+        (got.data[0], got.data[2], got.remaining),
+        (5, 13, 0),
+        "a whole bind_nak"
+    );
+    assert_eq!(
+        u16::from_le_bytes([got.data[8], got.data[9]]) as usize,
+        got.data.len(),
+        "frag_length"
+    );
     let cl = send_recv(
         &mut s,
-        &request(&key, Smb2Command::CLOSE, 7, sid, tree, close_body(file)),
+        &request(&key, Smb2Command::CLOSE, 9, sid, tree, close_body(file)),
     );
     assert_eq!(Header::new_checked(&cl[..]).unwrap().status(), NtStatus::STATUS_SUCCESS);
 }
