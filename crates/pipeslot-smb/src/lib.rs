@@ -15,10 +15,15 @@
 //! - [`signing`]: 3.1.1's preauth hash, key derivation, AES-CMAC signatures.
 //! - [`tree`], [`create`], [`io`], [`ioctl`]: IPC$, opening a pipe, READ and
 //!   WRITE, and the pipe FSCTLs (TRANSCEIVE is TransactNamedPipe).
+//! - [`crypt`]: 3.x encryption, the TRANSFORM_HEADER with AES-CCM/GCM.
+//! - [`client`]: the client's state machine: the handshake, then message
+//!   ids, credits, signing or sealing, interim answers.
 
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod create;
+pub mod crypt;
 pub mod header;
 pub mod io;
 pub mod ioctl;

@@ -182,37 +182,49 @@ pub fn authenticate(
             | flags::TARGET_INFO
             | flags::N128
             | flags::N56);
-    let fields: [Vec<u8>; 6] = [
-        lm_response,
-        nt_response,
-        utf16le(domain),
-        utf16le(user),
-        utf16le(workstation),
-        Vec::new(), // EncryptedRandomSessionKey: no key exchange
-    ];
-    const FIXED: usize = 64;
-    let mut m = Vec::with_capacity(FIXED + fields.iter().map(Vec::len).sum::<usize>());
-    m.extend_from_slice(SIGNATURE);
-    m.extend_from_slice(&3u32.to_le_bytes());
-    let mut offset = FIXED as u32;
-    let mut descriptors = Vec::new();
-    for f in &fields {
-        descriptors.extend_from_slice(&(f.len() as u16).to_le_bytes());
-        descriptors.extend_from_slice(&(f.len() as u16).to_le_bytes());
-        descriptors.extend_from_slice(&offset.to_le_bytes());
-        offset += f.len() as u32;
-    }
-    // The wire order of the descriptors: LM, NT, domain, user, workstation, key.
-    m.extend_from_slice(&descriptors);
-    m.extend_from_slice(&negotiate_flags.to_le_bytes());
-    debug_assert_eq!(m.len(), FIXED);
-    for f in &fields {
-        m.extend_from_slice(f);
-    }
+    let (domain, user, workstation) = (utf16le(domain), utf16le(user), utf16le(workstation));
+    // EncryptedRandomSessionKey stays empty: no key exchange.
+    let m = assemble(
+        &[&lm_response, &nt_response, &domain, &user, &workstation, &[]],
+        negotiate_flags,
+    );
     Authenticate {
         message: m,
         session_key,
     }
+}
+
+/// The anonymous AUTHENTICATE_MESSAGE (3.2.5.1.2): no user, an empty NT
+/// response and a one-byte LM response; the session has no key, so nothing
+/// is signed.
+pub fn authenticate_anonymous(challenge: &Challenge) -> Vec<u8> {
+    let negotiate_flags = (challenge.flags
+        & (flags::UNICODE | flags::NTLM | flags::EXTENDED_SESSIONSECURITY | flags::N128 | flags::N56))
+        | flags::ANONYMOUS;
+    let fields: [&[u8]; 6] = [&[0], &[], &[], &[], &[], &[]];
+    assemble(&fields, negotiate_flags)
+}
+
+/// AUTHENTICATE_MESSAGE from its six payloads: LM, NT, domain, user,
+/// workstation, encrypted session key (the descriptors' wire order).
+fn assemble(fields: &[&[u8]; 6], negotiate_flags: u32) -> Vec<u8> {
+    const FIXED: usize = 64;
+    let mut m = Vec::with_capacity(FIXED + fields.iter().map(|f| f.len()).sum::<usize>());
+    m.extend_from_slice(SIGNATURE);
+    m.extend_from_slice(&3u32.to_le_bytes());
+    let mut offset = FIXED as u32;
+    for f in fields {
+        m.extend_from_slice(&(f.len() as u16).to_le_bytes());
+        m.extend_from_slice(&(f.len() as u16).to_le_bytes());
+        m.extend_from_slice(&offset.to_le_bytes());
+        offset += f.len() as u32;
+    }
+    m.extend_from_slice(&negotiate_flags.to_le_bytes());
+    debug_assert_eq!(m.len(), FIXED);
+    for f in fields {
+        m.extend_from_slice(f);
+    }
+    m
 }
 
 #[cfg(test)]

@@ -34,15 +34,25 @@ impl PreauthHash {
 /// KDF in counter mode with HMAC-SHA256 (SP800-108, as 3.1.4.2 uses it):
 /// a 128-bit key from `key`, `label` (with its terminating NUL) and `context`.
 pub fn kdf(key: &[u8], label: &[u8], context: &[u8]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&kdf_bits(key, label, context, 128)[..16]);
+    out
+}
+
+/// The same KDF for a 256-bit key (AES-256 ciphers): one HMAC-SHA256 block
+/// is 256 bits, so one round with L = 256.
+pub fn kdf_256(key: &[u8], label: &[u8], context: &[u8]) -> [u8; 32] {
+    kdf_bits(key, label, context, 256)
+}
+
+fn kdf_bits(key: &[u8], label: &[u8], context: &[u8], bits: u32) -> [u8; 32] {
     let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
     m.update(&1u32.to_be_bytes());
     m.update(label);
     m.update(&[0]);
     m.update(context);
-    m.update(&128u32.to_be_bytes());
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&m.finalize().into_bytes()[..16]);
-    out
+    m.update(&bits.to_be_bytes());
+    m.finalize().into_bytes().into()
 }
 
 /// The signing key of an SMB 3.1.1 session (3.3.5.5.3): from the session
@@ -63,6 +73,9 @@ pub enum Algorithm {
     HmacSha256,
     /// SMB 3.x (and 3.1.1 when negotiated).
     AesCmac,
+    /// SMB 3.1.1 when negotiated: AES-128-GCM over an empty plaintext, the
+    /// nonce made from the message id and who sent it (3.1.4.1).
+    AesGmac,
 }
 
 /// Signs a whole message in place: sets SMB2_FLAGS_SIGNED, zeroes the
@@ -105,6 +118,21 @@ fn signature(msg: &[u8], key: &[u8; 16], alg: Algorithm) -> [u8; 16] {
             m.update(msg);
             out.copy_from_slice(&m.finalize().into_bytes()[..16]);
         }
+        Algorithm::AesGmac => {
+            use aes_gcm::aead::{AeadInPlace, KeyInit};
+            let mut nonce = [0u8; 12];
+            nonce[..8].copy_from_slice(&msg[24..32]);
+            let fl = u32::from_le_bytes([msg[16], msg[17], msg[18], msg[19]]);
+            let command = u16::from_le_bytes([msg[12], msg[13]]);
+            let role = u32::from(fl & flags::SERVER_TO_REDIR != 0);
+            let cancel = u32::from(command == crate::header::Command::CANCEL.0) << 1;
+            nonce[8..].copy_from_slice(&(role | cancel).to_le_bytes());
+            let gcm = aes_gcm::Aes128Gcm::new_from_slice(key).expect("a 16-byte key");
+            let tag = gcm
+                .encrypt_in_place_detached(&nonce.into(), msg, &mut [])
+                .expect("GMAC over a message under 16 MiB");
+            out.copy_from_slice(&tag);
+        }
     }
     out
 }
@@ -116,7 +144,7 @@ mod tests {
     #[test]
     fn signed_messages_verify_and_tampered_ones_do_not() {
         let key = [7u8; 16];
-        for alg in [Algorithm::AesCmac, Algorithm::HmacSha256] {
+        for alg in [Algorithm::AesCmac, Algorithm::HmacSha256, Algorithm::AesGmac] {
             let mut msg = vec![0u8; 80];
             msg[..4].copy_from_slice(&crate::header::PROTOCOL_ID);
             sign(&mut msg, &key, alg);

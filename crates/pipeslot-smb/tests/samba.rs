@@ -487,3 +487,161 @@ fn samba_limited_to_smb_3_0_2_answers_without_contexts() {
     assert_eq!(r.dialect, dialect::SMB_3_0_2);
     assert!(r.contexts.is_empty());
 }
+
+/// The client state machine over a plain socket: handshake, then one
+/// request at a time (the library's driver does the same with many).
+#[derive(Debug)]
+struct Driven {
+    s: TcpStream,
+    conn: pipeslot_smb::client::Connection,
+}
+
+fn read_frame(s: &mut TcpStream) -> Vec<u8> {
+    let mut th = [0u8; 4];
+    s.read_exact(&mut th).unwrap();
+    let mut msg = vec![0u8; message_len(th).unwrap()];
+    s.read_exact(&mut msg).unwrap();
+    msg
+}
+
+fn config(user: &str, password: &str, dialects: &[u16], encrypt: bool) -> pipeslot_smb::client::ClientConfig {
+    use pipeslot_smb::client::{Auth, ClientConfig, Entropy};
+    ClientConfig {
+        auth: Auth::Ntlm {
+            user: user.into(),
+            domain: String::new(),
+            nt_hash: pipeslot_smb::ntlm::nt_hash(password),
+        },
+        dialects: dialects.to_vec(),
+        require_signing: false,
+        require_encryption: encrypt,
+        workstation: "PIPESLOT".into(),
+        entropy: Entropy {
+            client_guid: *b"pipeslot-test-02",
+            salt: [0x33; 32],
+            client_challenge: [0x44; 8],
+            nonce_prefix: [0x55; 4],
+        },
+        now: 0,
+    }
+}
+
+fn drive(port: u16, cfg: pipeslot_smb::client::ClientConfig) -> Result<Driven, pipeslot_smb::client::ClientError> {
+    use pipeslot_smb::client::{Handshake, Step};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (mut hs, first) = Handshake::start(cfg);
+    s.write_all(&first).unwrap();
+    loop {
+        let msg = read_frame(&mut s);
+        match hs.receive(&msg)? {
+            Step::Send(f) => s.write_all(&f).unwrap(),
+            Step::Wait => {}
+            Step::Ready => break,
+        }
+    }
+    Ok(Driven { s, conn: hs.finish() })
+}
+
+impl Driven {
+    fn call(&mut self, command: Smb2Command, tree: u32, body: &[u8], receive: usize) -> pipeslot_smb::client::Response {
+        let out = self.conn.request(command, tree, body, receive).unwrap();
+        self.s.write_all(&out.frame).unwrap();
+        loop {
+            let frame = read_frame(&mut self.s);
+            for r in self.conn.receive(&frame).unwrap() {
+                assert_eq!(r.message_id, out.message_id);
+                if !r.interim {
+                    return r;
+                }
+            }
+        }
+    }
+
+    /// IPC$, srvsvc, a DCE/RPC bind by TRANSCEIVE: the bind_ack's type.
+    fn bind_srvsvc(&mut self) -> u8 {
+        use pipeslot_smb::create::{access, create_pipe_body, parse_create_response};
+        use pipeslot_smb::ioctl::{fsctl, fsctl_body, parse_ioctl_output};
+        let tc = self.call(
+            Smb2Command::TREE_CONNECT,
+            0,
+            &pipeslot_smb::tree::tree_connect_body(r"\\127.0.0.1\IPC$"),
+            0,
+        );
+        assert_eq!(tc.status, NtStatus::STATUS_SUCCESS);
+        let tree = Header::new_checked(&tc.msg[..]).unwrap().tree_id().unwrap();
+        if matches!(self.conn.info.dialect, dialect::SMB_3_0 | dialect::SMB_3_0_2) {
+            let v = self.call(
+                Smb2Command::IOCTL,
+                tree,
+                &fsctl_body(
+                    fsctl::VALIDATE_NEGOTIATE_INFO,
+                    pipeslot_smb::create::FileId([0xff; 16]),
+                    &self.conn.validate_negotiate_input(),
+                    24,
+                ),
+                24,
+            );
+            assert_eq!(v.status, NtStatus::STATUS_SUCCESS);
+            self.conn
+                .check_validate_negotiate(parse_ioctl_output(&v.msg).unwrap())
+                .unwrap();
+        }
+        let rw = access::FILE_READ_DATA | access::FILE_WRITE_DATA | access::SYNCHRONIZE;
+        let cr = self.call(Smb2Command::CREATE, tree, &create_pipe_body("srvsvc", rw), 0);
+        assert_eq!(cr.status, NtStatus::STATUS_SUCCESS);
+        let file = parse_create_response(&cr.msg).unwrap();
+        let io = self.call(
+            Smb2Command::IOCTL,
+            tree,
+            &fsctl_body(fsctl::PIPE_TRANSCEIVE, file, &srvsvc_bind(), 4280),
+            4280,
+        );
+        assert_eq!(io.status, NtStatus::STATUS_SUCCESS);
+        parse_ioctl_output(&io.msg).unwrap()[2]
+    }
+}
+
+#[test]
+fn the_client_state_machine_signs_every_dialect_and_binds_srvsvc() {
+    let Some(smbd) = Smbd::start("machine", "") else { return };
+    for (d, alg) in [
+        (dialect::SMB_2_0_2, pipeslot_smb::signing::Algorithm::HmacSha256),
+        (dialect::SMB_2_1, pipeslot_smb::signing::Algorithm::HmacSha256),
+        (dialect::SMB_3_0, pipeslot_smb::signing::Algorithm::AesCmac),
+        (dialect::SMB_3_0_2, pipeslot_smb::signing::Algorithm::AesCmac),
+        (dialect::SMB_3_1_1, pipeslot_smb::signing::Algorithm::AesGmac),
+    ] {
+        let mut c = drive(smbd.port, config(USER, PASSWORD, &[d], false)).unwrap();
+        assert_eq!((c.conn.info.dialect, c.conn.info.signing), (d, Some(alg)), "{d:#x}");
+        assert_eq!(c.bind_srvsvc(), 12, "a bind_ack on {d:#x}");
+        assert!(c.conn.credits() > 1, "the server grants more than one credit");
+    }
+    let e = drive(
+        smbd.port,
+        config(USER, "wrong", &pipeslot_smb::client::ALL_DIALECTS, false),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        pipeslot_smb::client::ClientError::Status(NtStatus::STATUS_LOGON_FAILURE)
+    );
+}
+
+#[test]
+fn the_client_state_machine_seals_when_asked_and_when_samba_requires_it() {
+    use pipeslot_smb::crypt::Cipher;
+    let Some(smbd) = Smbd::start("sealed", "  smb encrypt = required\n") else {
+        return;
+    };
+    for (d, cipher) in [
+        (dialect::SMB_3_1_1, Cipher::Aes128Gcm),
+        (dialect::SMB_3_0_2, Cipher::Aes128Ccm),
+    ] {
+        for asked in [false, true] {
+            let mut c = drive(smbd.port, config(USER, PASSWORD, &[d], asked)).unwrap();
+            assert_eq!(c.conn.info.encryption, Some(cipher), "{d:#x}");
+            assert_eq!(c.bind_srvsvc(), 12);
+        }
+    }
+}
