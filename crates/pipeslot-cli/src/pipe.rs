@@ -47,3 +47,29 @@ pub(crate) fn read_message(
         }
     }
 }
+
+/// Runs a remote operation within `timeout` (`--timeout` bounds all of it:
+/// connecting, logging on, waiting); past it, `ERROR_SEM_TIMEOUT`. Local
+/// names run as they are: their waits are bounded already.
+pub(crate) fn bounded<T: Send + 'static>(
+    name: &PipeName,
+    timeout: WaitTimeout,
+    op: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    let WaitTimeout::After(limit) = timeout else {
+        return op();
+    };
+    if name.is_local() {
+        return op();
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(op());
+    });
+    rx.recv_timeout(limit).unwrap_or_else(|_| {
+        Err(crate::error::fail(
+            Win32Error::ERROR_SEM_TIMEOUT,
+            format!("{name} did not finish within --timeout ({} ms)", limit.as_millis()),
+        ))
+    })
+}

@@ -9,7 +9,8 @@ use crate::output;
 
 /// WaitNamedPipe: `Ok` once an instance listens.
 pub(crate) fn wait(name: &PipeName, timeout: WaitTimeout) -> io::Result<()> {
-    pipeslot::wait_named_pipe(name.to_string(), timeout)
+    let addr = name.to_string();
+    crate::pipe::bounded(name, timeout, move || pipeslot::wait_named_pipe(addr, timeout))
 }
 
 /// One line per live pipe:
@@ -42,6 +43,9 @@ pub(crate) fn owner(uid: u32, name: Option<&str>) -> String {
 
 /// `key: value` lines about one pipe.
 pub(crate) fn info(name: &PipeName) -> io::Result<()> {
+    if !name.is_local() {
+        return remote_info(name);
+    }
     let p = pipeslot::pipe_listing(&name.to_string())?;
     let lines = [
         ("name", pipeslot::escape_controls(&p.name).into_owned()),
@@ -63,6 +67,49 @@ pub(crate) fn info(name: &PipeName) -> io::Result<()> {
         ("server_pids", pids(&p, " ")),
         ("namespace", namespace_root()),
     ];
+    for (key, value) in lines {
+        output::line(&format!("{key}: {value}"))?;
+    }
+    Ok(())
+}
+
+/// A remote pipe: what its server reports once opened (an open takes an
+/// instance for a moment, as on Windows), and the SMB session.
+fn remote_info(name: &PipeName) -> io::Result<()> {
+    let client = pipeslot::blocking::ClientOptions::new()
+        .read(false)
+        .write(false)
+        .open(name.to_string())?;
+    let i = client.info()?;
+    let session = client.remote_session().expect("a remote name opens a remote pipe");
+    let mut lines = vec![
+        ("name", pipeslot::escape_controls(&name.to_string()).into_owned()),
+        ("session", session.to_string()),
+    ];
+    if !session.pipe_info_reported {
+        lines.push((
+            "type",
+            "unknown (the server does not report pipe information)".to_owned(),
+        ));
+        for (key, value) in lines {
+            output::line(&format!("{key}: {value}"))?;
+        }
+        return Ok(());
+    }
+    lines.extend([
+        ("type", mode(i.mode).to_owned()),
+        ("instances", client.handle_state()?.instances.to_string()),
+        (
+            "max_instances",
+            if i.max_instances as usize >= UNLIMITED_INSTANCES {
+                "unlimited".to_owned()
+            } else {
+                i.max_instances.to_string()
+            },
+        ),
+        ("in_buffer_size", i.in_buffer_size.to_string()),
+        ("out_buffer_size", i.out_buffer_size.to_string()),
+    ]);
     for (key, value) in lines {
         output::line(&format!("{key}: {value}"))?;
     }

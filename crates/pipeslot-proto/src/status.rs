@@ -71,6 +71,7 @@ win32_errors! {
     ERROR_HANDLE_EOF = 38, UnexpectedEof, "reached the end of the file";
     ERROR_NOT_SUPPORTED = 50, Unsupported, "the request is not supported";
     ERROR_BAD_NETPATH = 53, NotFound, "the network path was not found";
+    ERROR_UNEXP_NET_ERR = 59, Other, "an unexpected network error occurred";
     ERROR_NETNAME_DELETED = 64, ConnectionReset, "the specified network name is no longer available";
     ERROR_BAD_NET_NAME = 67, NotFound, "the network name cannot be found";
     ERROR_INVALID_PARAMETER = 87, InvalidInput, "the parameter is incorrect";

@@ -57,3 +57,48 @@ pub fn parse_ioctl_output(msg: &[u8]) -> Result<&[u8], DecodeError> {
     msg.get(off..off.saturating_add(len))
         .ok_or(DecodeError::Truncated("IOCTL output"))
 }
+
+/// FSCTL_PIPE_WAIT's input (MS-FSCC 2.3.49): wait for an instance of `name`
+/// (relative to IPC$), up to `timeout` in 100 ns units or the server's
+/// default.
+pub fn pipe_wait_input(name: &str, timeout: Option<i64>) -> Vec<u8> {
+    let n: Vec<u8> = name.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let mut b = Vec::with_capacity(14 + n.len());
+    b.extend_from_slice(&timeout.unwrap_or(0).to_le_bytes());
+    b.extend_from_slice(&(n.len() as u32).to_le_bytes());
+    b.push(u8::from(timeout.is_some()));
+    b.push(0);
+    b.extend_from_slice(&n);
+    b
+}
+
+/// FSCTL_PIPE_PEEK's output (MS-FSCC 2.3.47), borrowing the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeekOutput<'a> {
+    pub state: u32,
+    /// Bytes readable in all.
+    pub available: u32,
+    pub messages: u32,
+    /// Length of the next message (0 on byte pipes).
+    pub message_length: u32,
+    pub data: &'a [u8],
+}
+
+impl<'a> PeekOutput<'a> {
+    /// Parses the IOCTL output of a PEEK.
+    ///
+    /// # Errors
+    /// Shorter than the fixed 16 bytes.
+    pub fn parse(out: &'a [u8]) -> Result<PeekOutput<'a>, DecodeError> {
+        if out.len() < 16 {
+            return Err(DecodeError::Truncated("FSCTL_PIPE_PEEK output"));
+        }
+        Ok(PeekOutput {
+            state: le::u32(out, 0),
+            available: le::u32(out, 4),
+            messages: le::u32(out, 8),
+            message_length: le::u32(out, 12),
+            data: &out[16..],
+        })
+    }
+}

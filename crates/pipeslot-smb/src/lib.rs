@@ -25,6 +25,7 @@ pub mod client;
 pub mod create;
 pub mod crypt;
 pub mod header;
+pub mod info;
 pub mod io;
 pub mod ioctl;
 pub mod negotiate;

@@ -2,9 +2,8 @@
 //! (Skips with a reason without smbd or root outside CI; fails under CI=true.)
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
+use std::time::Duration;
 
 use pipeslot_smb::header::{Command as Smb2Command, Header, HeaderRepr, HEADER_LEN};
 use pipeslot_smb::negotiate::{
@@ -14,134 +13,12 @@ use pipeslot_smb::negotiate::{
 use pipeslot_smb::status::NtStatus;
 use pipeslot_smb::transport::{message_len, transport_header};
 
-/// smbd in the foreground with everything under one folder; killed on drop.
-struct Smbd {
-    child: Child,
-    dir: std::path::PathBuf,
-    port: u16,
-}
-
-impl Smbd {
-    fn start(tag: &str, extra: &str) -> Option<Smbd> {
-        let ci = std::env::var("CI").as_deref() == Ok("true");
-        let smbd = ["/usr/sbin/smbd", "/usr/bin/smbd"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists());
-        let root = rustix_free_euid() == 0;
-        if smbd.is_none() || !root {
-            assert!(!ci, "CI must run this as root with samba installed (scripts/setup.sh)");
-            eprintln!("skipped: needs root and smbd (apt-get install samba)");
-            return None;
-        }
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = std::env::temp_dir().join(format!("pipeslot-smbd-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        for sub in ["lock", "state", "cache", "private", "run", "log", "ncalrpc"] {
-            std::fs::create_dir_all(dir.join(sub)).unwrap();
-        }
-        let d = dir.display();
-        let conf = format!(
-            "[global]\n  server role = standalone server\n  smb ports = {port}\n  interfaces = 127.0.0.1\n  \
-             bind interfaces only = yes\n  lock directory = {d}/lock\n  state directory = {d}/state\n  \
-             cache directory = {d}/cache\n  private dir = {d}/private\n  pid directory = {d}/run\n  \
-             ncalrpc dir = {d}/ncalrpc\n  log file = {d}/log/smbd.log\n  passdb backend = tdbsam:{d}/private/passdb.tdb\n  \
-             load printers = no\n  disable spoolss = yes\n  \
-             server min protocol = SMB2_02\n{extra}"
-        );
-        std::fs::write(dir.join("smb.conf"), conf).unwrap();
-        add_user(&dir.join("smb.conf"));
-        let child = Command::new(smbd.unwrap())
-            .args(["--foreground", "--no-process-group"])
-            .arg(format!("--configfile={d}/smb.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start smbd");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "smbd did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(Smbd { child, dir, port })
-    }
-}
-
-impl Drop for Smbd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // smbd starts samba-dcerpcd and its rpcd_* workers on demand, and
-        // they outlive it: end every process that runs with our config.
-        let marker = format!("--configfile={}/smb.conf", self.dir.display());
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmdline).split('\0').any(|a| a == marker) {
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            }
-        }
-        if std::env::var_os("PIPESLOT_KEEP_SMBD").is_none() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-/// The test account: a unix user of that name (Samba needs one) and its
-/// password in this instance's own passdb.
-const USER: &str = "pipeslot-smbtest";
-const PASSWORD: &str = "pipeslot-pass-1";
-
-fn add_user(conf: &std::path::Path) {
-    let exists = Command::new("id")
-        .arg(USER)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !exists {
-        let st = Command::new("useradd")
-            .args([
-                "--system",
-                "--no-create-home",
-                "--home-dir",
-                "/nonexistent",
-                "--shell",
-                "/usr/sbin/nologin",
-                USER,
-            ])
-            .status()
-            .expect("useradd");
-        assert!(st.success(), "useradd {USER}");
-    }
-    let mut p = Command::new("smbpasswd")
-        .arg("-c")
-        .arg(conf)
-        .args(["-s", "-a", USER])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("smbpasswd");
-    p.stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n{PASSWORD}\n").as_bytes())
-        .unwrap();
-    assert!(p.wait().unwrap().success(), "smbpasswd -a {USER}");
-}
-
-/// The effective uid, from /proc (this crate has no syscall dependency).
-fn rustix_free_euid() -> u32 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(u32::MAX)
-}
+#[path = "support/smbd.rs"]
+mod smbd;
+use smbd::{Smbd, PASSWORD, USER};
+#[path = "support/dcerpc.rs"]
+mod dcerpc;
+use dcerpc::srvsvc_bind;
 
 fn exchange(port: u16, msg: &[u8]) -> Vec<u8> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -252,31 +129,6 @@ fn request(key: &[u8; 16], command: Smb2Command, mid: u64, session_id: u64, tree
     let mut msg = [hdr.to_vec(), body].concat();
     pipeslot_smb::signing::sign(&mut msg, key, pipeslot_smb::signing::Algorithm::AesCmac);
     msg
-}
-
-/// A DCE/RPC bind to srvsvc v3.0 over NDR (C706 12.6.4.3; MS-SRVS 1.9).
-fn srvsvc_bind() -> Vec<u8> {
-    let mut p = vec![5, 0, 11, 0x03, 0x10, 0, 0, 0]; // v5.0, bind, first|last, little-endian NDR
-    p.extend_from_slice(&72u16.to_le_bytes()); // frag_length
-    p.extend_from_slice(&0u16.to_le_bytes()); // auth_length
-    p.extend_from_slice(&1u32.to_le_bytes()); // call_id
-    p.extend_from_slice(&4280u16.to_le_bytes());
-    p.extend_from_slice(&4280u16.to_le_bytes());
-    p.extend_from_slice(&0u32.to_le_bytes()); // assoc_group_id
-    p.extend_from_slice(&[1, 0, 0, 0]); // one context
-    p.extend_from_slice(&[0, 0, 1, 0]); // context 0, one transfer syntax
-                                        // 4b324fc8-1670-01d3-1278-5a47bf6ee188 v3.0
-    p.extend_from_slice(&[
-        0xc8, 0x4f, 0x32, 0x4b, 0x70, 0x16, 0xd3, 0x01, 0x12, 0x78, 0x5a, 0x47, 0xbf, 0x6e, 0xe1, 0x88,
-    ]);
-    p.extend_from_slice(&[3, 0, 0, 0]);
-    // NDR 8a885d04-1ceb-11c9-9fe8-08002b104860 v2
-    p.extend_from_slice(&[
-        0x04, 0x5d, 0x88, 0x8a, 0xeb, 0x1c, 0xc9, 0x11, 0x9f, 0xe8, 0x08, 0x00, 0x2b, 0x10, 0x48, 0x60,
-    ]);
-    p.extend_from_slice(&[2, 0, 0, 0]);
-    assert_eq!(p.len(), 72);
-    p
 }
 
 #[test]

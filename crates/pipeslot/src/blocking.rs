@@ -52,6 +52,7 @@ use std::time::{Duration, Instant};
 use crate::error::{err, is_retry, Error, Win32Error};
 use crate::pipe::conn::Conn;
 use crate::pipe::{self, Blocking, ConnectStep, HandleState, Instance, MsgRead, PeekInfo};
+use crate::remote::pipe::RemotePipe;
 use crate::security::ClientIdentity;
 use crate::WaitTimeout;
 
@@ -110,9 +111,16 @@ impl pipe::ClientOptions<Blocking> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn open(&self, addr: impl AsRef<OsStr>) -> io::Result<NamedPipeClient> {
+        if let Some(r) = self.open_remote(addr.as_ref())? {
+            return Ok(NamedPipeClient {
+                info: r.info(),
+                link: Link::Remote(Arc::new(r)),
+                nonblocking: AtomicBool::new(false),
+            });
+        }
         let (conn, info) = self.open_conn(addr.as_ref())?;
         Ok(NamedPipeClient {
-            conn: Arc::new(conn),
+            link: Link::Local(Arc::new(conn)),
             info,
             nonblocking: AtomicBool::new(false),
         })
@@ -248,6 +256,10 @@ impl NamedPipeServer {
         self.inst.name().to_string()
     }
 
+    fn remote(&self) -> Option<&RemotePipe> {
+        None
+    }
+
     fn conn(&self) -> io::Result<Arc<Conn>> {
         if let Some(c) = lock(&self.conn).as_ref() {
             return Ok(Arc::clone(c));
@@ -292,9 +304,16 @@ impl NamedPipeServer {
 /// A client's end of a pipe (the handle CreateFile returns).
 #[derive(Debug)]
 pub struct NamedPipeClient {
-    conn: Arc<Conn>,
+    link: Link,
     info: PipeInfo,
     nonblocking: AtomicBool,
+}
+
+/// Where a client's pipe is: this machine, or a server over SMB.
+#[derive(Debug)]
+pub(crate) enum Link {
+    Local(Arc<Conn>),
+    Remote(Arc<RemotePipe>),
 }
 
 impl NamedPipeClient {
@@ -303,8 +322,24 @@ impl NamedPipeClient {
         Ok(self.info.clone())
     }
 
+    /// For remote pipes: the server, the SMB dialect and how the session is
+    /// protected (`None` for local pipes).
+    pub fn remote_session(&self) -> Option<crate::RemoteSession> {
+        self.remote().map(RemotePipe::describe)
+    }
+
+    fn remote(&self) -> Option<&RemotePipe> {
+        match &self.link {
+            Link::Remote(r) => Some(r),
+            Link::Local(_) => None,
+        }
+    }
+
     fn conn(&self) -> io::Result<Arc<Conn>> {
-        Ok(Arc::clone(&self.conn))
+        match &self.link {
+            Link::Local(c) => Ok(Arc::clone(c)),
+            Link::Remote(r) => Err(err(Win32Error::ERROR_INVALID_HANDLE, format!("{} is remote", r.name()))),
+        }
     }
 
     fn nonblocking(&self) -> bool {
@@ -312,22 +347,43 @@ impl NamedPipeClient {
     }
 
     fn apply_read_mode(&self, mode: PipeMode) -> io::Result<()> {
-        self.conn.set_read_mode(mode)
+        match &self.link {
+            Link::Local(c) => c.set_read_mode(mode),
+            Link::Remote(r) => r.set_read_mode(mode),
+        }
     }
 
     fn current_read_mode(&self) -> PipeMode {
-        self.conn.read_mode()
+        match &self.link {
+            Link::Local(c) => c.read_mode(),
+            Link::Remote(r) => r.read_mode(),
+        }
     }
 
     fn pipe_name(&self) -> String {
-        self.conn.name().to_owned()
+        match &self.link {
+            Link::Local(c) => c.name().to_owned(),
+            Link::Remote(r) => r.name().to_owned(),
+        }
     }
 
     /// PIPE_NOWAIT for this handle: reads and writes never wait (a write
     /// that does not fit the pipe's buffer writes nothing).
+    ///
+    /// # Errors
+    /// `ERROR_NOT_SUPPORTED (50)` on a remote pipe (SMB has no PIPE_NOWAIT
+    /// for clients; use the tokio front end).
     pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
-        self.nonblocking.store(on, Ordering::Relaxed);
-        self.conn.set_nowait(on)
+        match &self.link {
+            Link::Local(c) => {
+                self.nonblocking.store(on, Ordering::Relaxed);
+                c.set_nowait(on)
+            }
+            Link::Remote(r) => Err(err(
+                Win32Error::ERROR_NOT_SUPPORTED,
+                format!("{}: PIPE_NOWAIT is not available on remote pipes", r.name()),
+            )),
+        }
     }
 }
 
@@ -342,6 +398,9 @@ macro_rules! pipe_io {
             /// # Errors
             /// `ERROR_BROKEN_PIPE (109)` when the other end has closed.
             pub fn read_msg(&self, buf: &mut [u8]) -> io::Result<MsgRead> {
+                if let Some(r) = self.remote() {
+                    return remote_read_msg(r, buf);
+                }
                 let conn = self.conn()?;
                 let mut filled = 0;
                 match conn.read_msg(buf, &mut filled) {
@@ -363,6 +422,9 @@ macro_rules! pipe_io {
             /// With PIPE_NOWAIT a message that does not fit the pipe's free
             /// buffer is not written at all: `WouldBlock` (`ERROR_NO_DATA`).
             pub fn write_msg(&self, msg: &[u8]) -> io::Result<()> {
+                if let Some(r) = self.remote() {
+                    return r.write(msg).map(drop);
+                }
                 let conn = self.conn()?;
                 let n = conn.write(msg)?;
                 if n == 0 && !msg.is_empty() && self.nonblocking() {
@@ -409,6 +471,12 @@ macro_rules! pipe_io {
             /// # Ok::<(), std::io::Error>(())
             /// ```
             pub fn write_msgs(&self, msgs: &[&[u8]]) -> io::Result<usize> {
+                if let Some(r) = self.remote() {
+                    for m in msgs {
+                        r.write(m)?;
+                    }
+                    return Ok(msgs.len());
+                }
                 let conn = self.conn()?;
                 let mut at = 0;
                 while at < msgs.len() {
@@ -448,6 +516,9 @@ macro_rules! pipe_io {
             /// # Ok::<(), std::io::Error>(())
             /// ```
             pub fn transact(&self, msg: &[u8], reply: &mut [u8]) -> io::Result<MsgRead> {
+                if let Some(r) = self.remote() {
+                    return r.transact(msg, reply);
+                }
                 let conn = self.conn()?;
                 transact_check(&conn)?;
                 conn.write(msg)?;
@@ -461,12 +532,18 @@ macro_rules! pipe_io {
             /// `ERROR_BROKEN_PIPE (109)` when nothing is left and the other
             /// end has closed.
             pub fn peek(&self, buf: &mut [u8]) -> io::Result<PeekInfo> {
+                if let Some(r) = self.remote() {
+                    return r.peek(buf);
+                }
                 self.conn().map_err(nothing_to_peek)?.peek(buf)
             }
 
             /// FlushFileBuffers: returns once the other end has read everything
             /// written so far. (`io::Write::flush` does nothing, as for files.)
             pub fn flush_buffers(&self) -> io::Result<()> {
+                if let Some(r) = self.remote() {
+                    return r.flush();
+                }
                 self.conn()?.flush_blocking(None).map(drop)
             }
 
@@ -478,6 +555,9 @@ macro_rules! pipe_io {
             /// # Errors
             /// As [`flush_buffers`](Self::flush_buffers).
             pub fn flush_buffers_timeout(&self, timeout: Duration) -> io::Result<bool> {
+                if let Some(r) = self.remote() {
+                    return r.flush().map(|()| true);
+                }
                 self.conn()?.flush_blocking(Some(timeout))
             }
 
@@ -492,6 +572,13 @@ macro_rules! pipe_io {
             /// GetNamedPipeHandleState (also on a server instance that has
             /// no client yet).
             pub fn handle_state(&self) -> io::Result<HandleState> {
+                if let Some(r) = self.remote() {
+                    return Ok(HandleState {
+                        read_mode: r.read_mode(),
+                        nonblocking: false,
+                        instances: r.instances(),
+                    });
+                }
                 Ok(HandleState {
                     read_mode: self.current_read_mode(),
                     nonblocking: self.nonblocking(),
@@ -508,6 +595,9 @@ macro_rules! pipe_io {
 
         impl Read for &$t {
             fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if let Some(r) = self.remote() {
+                    return Ok(r.read_msg(buf)?.map_or(0, |m| m.len));
+                }
                 let conn = self.conn()?;
                 no_data(&conn, conn.read_stream(buf), self.nonblocking())
             }
@@ -524,6 +614,9 @@ macro_rules! pipe_io {
 
         impl Write for &$t {
             fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                if let Some(r) = self.remote() {
+                    return r.write(buf);
+                }
                 self.conn()?.write(buf)
             }
             /// A no-op, as std's `File::flush`; see `flush_buffers`.
@@ -536,6 +629,17 @@ macro_rules! pipe_io {
 
 pipe_io!(NamedPipeServer);
 pipe_io!(NamedPipeClient);
+
+/// ReadFile on a remote pipe: the end of the pipe is ERROR_BROKEN_PIPE, as
+/// locally.
+fn remote_read_msg(r: &RemotePipe, buf: &mut [u8]) -> io::Result<MsgRead> {
+    r.read_msg(buf)?.ok_or_else(|| {
+        err(
+            Win32Error::ERROR_BROKEN_PIPE,
+            format!("the pipe {} has been ended by its server", r.name()),
+        )
+    })
+}
 
 /// Maps a non-blocking "nothing there" to Win32's nowait answer.
 fn no_data<T>(conn: &Conn, r: io::Result<T>, nonblocking: bool) -> io::Result<T> {

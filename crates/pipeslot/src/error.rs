@@ -125,6 +125,14 @@ pub(crate) fn is_retry(e: &io::Error) -> bool {
 }
 
 /// Builds an `io::Error` carrying a pipeslot [`Error`].
+/// The sentence of a pipeslot error (the whole text of any other).
+pub(crate) fn detail_of(e: &io::Error) -> String {
+    match e.get_ref().and_then(|e| e.downcast_ref::<Error>()) {
+        Some(p) => p.detail().to_owned(),
+        None => e.to_string(),
+    }
+}
+
 pub(crate) fn err(code: Win32Error, detail: impl Into<String>) -> io::Error {
     Error::new(code, detail).into()
 }

@@ -43,6 +43,8 @@ mod error;
 pub mod mailslot;
 mod ns;
 pub mod pipe;
+mod remote;
+pub use remote::{RemoteSession, SmbCredentials};
 mod security;
 mod sys;
 #[cfg(feature = "tokio")]

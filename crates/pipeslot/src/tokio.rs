@@ -91,11 +91,21 @@ impl pipe::ClientOptions<Tokio> {
     /// never waits; on `ERROR_PIPE_BUSY` use [`wait_named_pipe`] or retry).
     /// Must be called inside a tokio runtime. Errors as
     /// [`crate::blocking::ClientOptions::open`].
+    ///
+    /// A remote name (`\\HOST\pipe\NAME`) is opened over SMB; that open
+    /// blocks the calling thread while it connects and logs on (as
+    /// CreateFile does), bounded by the connect and response timeouts.
     pub fn open(&self, addr: impl AsRef<OsStr>) -> io::Result<NamedPipeClient> {
+        if let Some(r) = self.open_remote(addr.as_ref())? {
+            return Ok(NamedPipeClient {
+                info: r.info(),
+                link: Link::Remote(Arc::new(RemoteIo::new(r))),
+            });
+        }
         let (conn, info) = self.open_conn(addr.as_ref())?;
         conn.set_nonblocking(true)?;
         Ok(NamedPipeClient {
-            io: Arc::new(crate::sys::register(conn)?),
+            link: Link::Local(Arc::new(crate::sys::register(conn)?)),
             info,
         })
     }
@@ -117,6 +127,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 type Io = Arc<AsyncFd<Conn>>;
+use crate::remote::tokio_io::RemoteIo;
 
 /// A server instance (the handle CreateNamedPipe returns).
 #[derive(Debug)]
@@ -186,6 +197,10 @@ impl NamedPipeServer {
         lock(&self.client).clone()
     }
 
+    fn remote(&self) -> Option<&RemoteIo> {
+        None
+    }
+
     fn io(&self) -> io::Result<Io> {
         if let Some(c) = lock(&self.conn).as_ref() {
             return Ok(Arc::clone(c));
@@ -214,8 +229,15 @@ impl NamedPipeServer {
 /// A client's end of a pipe (the handle CreateFile returns).
 #[derive(Debug)]
 pub struct NamedPipeClient {
-    io: Io,
+    link: Link,
     info: PipeInfo,
+}
+
+/// This machine's pipe, or a server's over SMB.
+#[derive(Debug)]
+enum Link {
+    Local(Io),
+    Remote(Arc<RemoteIo>),
 }
 
 impl NamedPipeClient {
@@ -224,20 +246,45 @@ impl NamedPipeClient {
         Ok(self.info.clone())
     }
 
+    /// For remote pipes: the server, the SMB dialect and how the session is
+    /// protected (`None` for local pipes).
+    pub fn remote_session(&self) -> Option<crate::RemoteSession> {
+        self.remote().map(|r| r.pipe.describe())
+    }
+
+    fn remote(&self) -> Option<&RemoteIo> {
+        match &self.link {
+            Link::Remote(r) => Some(r),
+            Link::Local(_) => None,
+        }
+    }
+
     fn io(&self) -> io::Result<Io> {
-        Ok(Arc::clone(&self.io))
+        match &self.link {
+            Link::Local(io) => Ok(Arc::clone(io)),
+            Link::Remote(r) => Err(r.unsupported("this call")),
+        }
     }
 
     fn apply_read_mode(&self, mode: PipeMode) -> io::Result<()> {
-        self.io.get_ref().set_read_mode(mode)
+        match &self.link {
+            Link::Local(io) => io.get_ref().set_read_mode(mode),
+            Link::Remote(r) => r.pipe.set_read_mode(mode),
+        }
     }
 
     fn current_read_mode(&self) -> PipeMode {
-        self.io.get_ref().read_mode()
+        match &self.link {
+            Link::Local(io) => io.get_ref().read_mode(),
+            Link::Remote(r) => r.pipe.read_mode(),
+        }
     }
 
     fn pipe_name(&self) -> String {
-        self.io.get_ref().name().to_owned()
+        match &self.link {
+            Link::Local(io) => io.get_ref().name().to_owned(),
+            Link::Remote(r) => r.pipe.name().to_owned(),
+        }
     }
 }
 
@@ -360,6 +407,9 @@ macro_rules! pipe_io {
             /// message larger than the socket buffer may be cut if cancelled
             /// while it streams in.
             pub async fn read_msg(&self, buf: &mut [u8]) -> io::Result<MsgRead> {
+                if let Some(r) = self.remote() {
+                    return r.read_msg(buf).await?.ok_or_else(|| ended(r));
+                }
                 let io = self.io()?;
                 let mut filled = 0;
                 retry(&io, Interest::READABLE, |c| c.read_msg(buf, &mut filled)).await
@@ -373,6 +423,9 @@ macro_rules! pipe_io {
             /// # Cancel safety
             /// A message is accepted whole or not at all.
             pub async fn write_msg(&self, msg: &[u8]) -> io::Result<()> {
+                if let Some(r) = self.remote() {
+                    return r.pipe.write_async(msg).await.map(drop);
+                }
                 let io = self.io()?;
                 let mut at = 0;
                 while at < msg.len() || (at == 0 && msg.is_empty()) {
@@ -397,6 +450,12 @@ macro_rules! pipe_io {
             /// Each message is accepted whole or not at all, but a cancelled
             /// call may have written the first messages of the batch.
             pub async fn write_msgs(&self, msgs: &[&[u8]]) -> io::Result<()> {
+                if let Some(r) = self.remote() {
+                    for m in msgs {
+                        r.pipe.write_async(m).await?;
+                    }
+                    return Ok(());
+                }
                 let io = self.io()?;
                 let mut at = 0;
                 while at < msgs.len() {
@@ -413,6 +472,9 @@ macro_rules! pipe_io {
             /// # Cancel safety
             /// Not cancel safe once the request is written.
             pub async fn transact(&self, msg: &[u8], reply: &mut [u8]) -> io::Result<MsgRead> {
+                if let Some(r) = self.remote() {
+                    return r.pipe.transact_async(msg, reply).await;
+                }
                 transact_check(self.io()?.get_ref())?;
                 self.write_msg(msg).await?;
                 self.read_msg(reply).await
@@ -423,6 +485,10 @@ macro_rules! pipe_io {
             /// # Errors
             /// `ERROR_BAD_PIPE (230)` on a server instance no client has opened.
             pub fn peek(&self, buf: &mut [u8]) -> io::Result<PeekInfo> {
+                if let Some(r) = self.remote() {
+                    // One FSCTL round trip, waited for on this thread.
+                    return r.pipe.peek(buf);
+                }
                 self.io()
                     .map_err(crate::blocking::nothing_to_peek)?
                     .get_ref()
@@ -435,6 +501,9 @@ macro_rules! pipe_io {
             /// # Cancel safety
             /// Cancel safe.
             pub async fn flush_buffers(&self) -> io::Result<()> {
+                if let Some(r) = self.remote() {
+                    return r.pipe.flush_async().await;
+                }
                 let io = self.io()?;
                 let mut backoff = std::time::Duration::from_micros(20);
                 while !io.get_ref().flush_step()? {
@@ -455,6 +524,13 @@ macro_rules! pipe_io {
             /// GetNamedPipeHandleState (also on a server instance that has no
             /// client yet; the handle is never PIPE_NOWAIT, waits are async).
             pub fn handle_state(&self) -> io::Result<HandleState> {
+                if let Some(r) = self.remote() {
+                    return Ok(HandleState {
+                        read_mode: r.pipe.read_mode(),
+                        nonblocking: false,
+                        instances: r.pipe.instances(),
+                    });
+                }
                 Ok(HandleState {
                     read_mode: self.current_read_mode(),
                     nonblocking: false,
@@ -471,6 +547,9 @@ macro_rules! pipe_io {
             /// # Cancel safety
             /// Cancel safe.
             pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
+                if let Some(r) = self.remote() {
+                    return r.ready(interest).await;
+                }
                 let io = self.io()?;
                 check_direction(&io, interest)?;
                 let guard = io.ready(interest).await?;
@@ -491,6 +570,9 @@ macro_rules! pipe_io {
             #[doc = doc_end!()]
             /// ```
             pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                if let Some(r) = self.remote() {
+                    return r.poll_fill(cx).map_ok(drop);
+                }
                 let io = self.io()?;
                 check_direction(&io, Interest::READABLE)?;
                 if io.get_ref().has_buffered() {
@@ -512,6 +594,9 @@ macro_rules! pipe_io {
             #[doc = doc_end!()]
             /// ```
             pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                if self.remote().is_some() {
+                    return Poll::Ready(Ok(()));
+                }
                 let io = self.io()?;
                 check_direction(&io, Interest::WRITABLE)?;
                 io.poll_write_ready(cx).map_ok(|_| ())
@@ -533,6 +618,12 @@ macro_rules! pipe_io {
             #[doc = doc_end!()]
             /// ```
             pub fn try_read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+                if let Some(r) = self.remote() {
+                    return match bufs.iter_mut().find(|b| !b.is_empty()) {
+                        Some(b) => r.try_read(b),
+                        None => Ok(0),
+                    };
+                }
                 let io = self.io()?;
                 check_direction(&io, Interest::READABLE)?;
                 if io.get_ref().has_buffered() {
@@ -648,6 +739,9 @@ macro_rules! pipe_io {
             /// # Errors
             /// `ERROR_ACCESS_DENIED (5)` when this end may not read.
             pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+                if let Some(r) = self.remote() {
+                    return r.try_read(buf);
+                }
                 let io = self.io()?;
                 check_direction(&io, Interest::READABLE)?;
                 if io.get_ref().has_buffered() {
@@ -669,6 +763,11 @@ macro_rules! pipe_io {
 
         impl AsyncRead for $t {
             fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+                if let Some(r) = self.remote() {
+                    let n = ready!(r.poll_read(cx, buf.initialize_unfilled()))?;
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
                 let io = self.io()?;
                 let unfilled = buf.initialize_unfilled();
                 let n = ready!(poll_retry(&io, cx, Interest::READABLE, |c| c.read_stream(unfilled)))?;
@@ -679,16 +778,25 @@ macro_rules! pipe_io {
 
         impl AsyncWrite for $t {
             fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+                if let Some(r) = self.remote() {
+                    return r.poll_write(cx, buf);
+                }
                 let io = self.io()?;
                 poll_retry(&io, cx, Interest::WRITABLE, |c| c.write(buf))
             }
 
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                if self.remote().is_some() {
+                    return Poll::Ready(Ok(()));
+                }
                 let io = self.io()?;
                 poll_retry(&io, cx, Interest::WRITABLE, |c| c.drain_pending())
             }
 
             fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                if self.remote().is_some() {
+                    return Poll::Ready(Ok(()));
+                }
                 let io = self.io()?;
                 ready!(poll_retry(&io, cx, Interest::WRITABLE, |c| c.drain_pending()))?;
                 let _ = rustix::net::shutdown(io.get_ref(), rustix::net::Shutdown::Write);
@@ -701,14 +809,28 @@ macro_rules! pipe_io {
 pipe_io!(NamedPipeServer);
 pipe_io!(NamedPipeClient);
 
+/// The pipe's socket; for a remote pipe, the SMB connection's (shared by
+/// every pipe to that server: poll it, never read or write it).
 impl std::os::fd::AsRawFd for NamedPipeClient {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.io.get_ref().as_raw_fd()
+        use std::os::fd::AsFd;
+        self.as_fd().as_raw_fd()
     }
 }
 
 impl std::os::fd::AsFd for NamedPipeClient {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.io.get_ref().as_fd()
+        match &self.link {
+            Link::Local(io) => io.get_ref().as_fd(),
+            Link::Remote(r) => r.pipe.connection_fd(),
+        }
     }
+}
+
+/// ReadFile's answer once a remote pipe's server has ended it.
+fn ended(r: &RemoteIo) -> io::Error {
+    err(
+        Win32Error::ERROR_BROKEN_PIPE,
+        format!("the pipe {} has been ended by its server", r.pipe.name()),
+    )
 }

@@ -16,6 +16,7 @@ mod names; // names and the namespace: folding, long names, stale entries, listi
 mod netns; // private test networks: network namespaces, veth, a bridge
 mod peer_death; // a dead peer never leaves anyone hanging
 mod props; // property tests over real sockets
+mod remote; // remote pipes over SMB through a private Samba
 mod security; // identity and access control across uids
 mod server; // instances, options, connect/disconnect
 mod tokio_front; // the tokio front end

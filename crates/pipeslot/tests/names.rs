@@ -58,11 +58,13 @@ fn bad_names_are_invalid_name() {
 }
 
 #[test]
-fn remote_names_parse_but_say_clearly_they_are_not_here_yet() {
+fn remote_names_open_over_smb_and_an_unknown_host_is_bad_netpath() {
     util::init();
-    let e = ClientOptions::new().open(r"\\fileserver\pipe\srvsvc").unwrap_err();
-    assert_eq!(util::code(&e), Some(Win32Error::ERROR_NOT_SUPPORTED));
-    assert!(e.to_string().contains(r"\\fileserver\pipe\srvsvc"), "{e}");
+    let e = ClientOptions::new()
+        .open(r"\\fileserver.invalid\pipe\srvsvc")
+        .unwrap_err();
+    assert_eq!(util::code(&e), Some(Win32Error::ERROR_BAD_NETPATH), "{e}");
+    assert!(e.to_string().contains(r"\\fileserver.invalid\pipe\srvsvc"), "{e}");
     assert_win32(
         ServerOptions::new().create(r"\\fileserver\pipe\x"),
         Win32Error::ERROR_INVALID_NAME,

@@ -5,5 +5,6 @@ mod demo; // `pipeslot demo` runs and says what it showed
 mod errors; // every error line: the Win32 name, number and the name it concerns
 mod mailslot; // serve/send/info/list on mailslots, one-way verbs, datagrams on loopback (codec + tshark)
 mod query; // list, info, PIPESLOT_DIR, name spellings
+mod remote; // the verbs on remote names through a private Samba
 mod serve; // serve to stdout (message, byte, hex), echo, exec, max-clients, many daemons at once
 pub(crate) mod util; // the test context: temp namespace, processes, watchdog

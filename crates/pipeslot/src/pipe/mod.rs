@@ -649,6 +649,7 @@ pub struct ClientOptions<F = Blocking> {
     read: bool,
     write: bool,
     pipe_mode: PipeMode,
+    pub(crate) remote: crate::remote::options::RemoteOptions,
     _front: PhantomData<fn() -> F>,
 }
 
@@ -665,8 +666,64 @@ impl<F> ClientOptions<F> {
             read: true,
             write: true,
             pipe_mode: PipeMode::Byte,
+            remote: Default::default(),
             _front: PhantomData,
         }
+    }
+
+    /// Remote pipes: the user and password to log on to the server with
+    /// (NTLMv2). Without it: `PIPESLOT_USER` / `PIPESLOT_PASSWORD` /
+    /// `PIPESLOT_DOMAIN`, then the file `PIPESLOT_CREDENTIALS` names
+    /// (smbclient's `-A` format), then an anonymous session, then guest.
+    pub fn smb_credentials(&mut self, credentials: crate::remote::SmbCredentials) -> &mut Self {
+        self.remote.credentials = Some(credentials);
+        self
+    }
+
+    /// Remote pipes: the server's SMB port (else `PIPESLOT_SMB_PORT`, else 445).
+    pub fn smb_port(&mut self, port: u16) -> &mut Self {
+        self.remote.port = Some(port);
+        self
+    }
+
+    /// Remote pipes: refuse a session whose messages would go unsigned
+    /// (guest and anonymous sessions cannot sign), even when the server
+    /// does not insist.
+    pub fn require_signing(&mut self, on: bool) -> &mut Self {
+        self.remote.require_signing = on;
+        self
+    }
+
+    /// Remote pipes: encrypt everything (SMB 3.x), even when the server
+    /// does not insist; a server without a cipher in common is refused.
+    pub fn require_encryption(&mut self, on: bool) -> &mut Self {
+        self.remote.require_encryption = on;
+        self
+    }
+
+    /// Remote pipes: the SMB dialects to offer (`pipeslot_smb::negotiate::dialect`),
+    /// all five (2.0.2 to 3.1.1) unless set.
+    pub fn smb_dialects(&mut self, dialects: &[u16]) -> &mut Self {
+        self.remote.dialects = Some(dialects.to_vec());
+        self
+    }
+
+    /// Remote pipes: how long to wait for the server to accept the
+    /// connection (default 5 s) and for each answer (default 30 s; a READ
+    /// waits as long as the pipe is empty, while ECHO checks the server).
+    pub fn smb_timeouts(&mut self, connect: Duration, response: Duration) -> &mut Self {
+        self.remote.connect_timeout = Some(connect);
+        self.remote.response_timeout = Some(response);
+        self
+    }
+
+    /// Opens a name on another machine over SMB; `None` for local names.
+    pub(crate) fn open_remote(&self, addr: &OsStr) -> io::Result<Option<crate::remote::pipe::RemotePipe>> {
+        let name = parse_name(addr)?;
+        if name.is_local() {
+            return Ok(None);
+        }
+        crate::remote::pipe::RemotePipe::open(&name, self.read, self.write, self.pipe_mode, &self.remote).map(Some)
     }
 
     /// GENERIC_READ.
@@ -769,5 +826,9 @@ pub(crate) fn count_instances(name: &str) -> io::Result<u32> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn wait_named_pipe(name: impl AsRef<OsStr>, timeout: WaitTimeout) -> io::Result<()> {
-    client::wait(&parse_name(name.as_ref())?, timeout)
+    let name = parse_name(name.as_ref())?;
+    if !name.is_local() {
+        return crate::remote::pipe::wait(&name, timeout, &Default::default());
+    }
+    client::wait(&name, timeout)
 }
