@@ -3,10 +3,12 @@
 # root and they are missing (a no-op otherwise, with a note):
 #   libzmq3-dev pkg-config   the ZeroMQ baseline in the benchmarks
 #   iproute2                 network namespaces for the mailslot tests
-#   samba                    nmbd, a real mailslot peer
-#   tshark                   an independent decoder of our datagrams
+#   samba                    nmbd, a real mailslot peer; smbd, a real SMB server
+#   smbclient                rpcclient/smbclient, Samba's own clients beside ours
+#   python3-impacket         impacket's SMB 2.0.2 server, a second SMB peer
+#   tshark                   an independent decoder of our datagrams and frames
 set -euo pipefail
-packages=(libzmq3-dev pkg-config iproute2 samba tshark)
+packages=(libzmq3-dev pkg-config iproute2 samba smbclient python3-impacket tshark)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -579,6 +579,51 @@ pub struct Connection {
     outstanding: HashMap<u64, Command>,
 }
 
+#[cfg(feature = "fuzzing")]
+impl Connection {
+    /// A session as if logged on with fixed keys, so a fuzzer reaches
+    /// [`Connection::receive`] without a handshake.
+    #[doc(hidden)]
+    pub fn for_fuzzing(dialect: u16, sign: Option<Algorithm>, seal: Option<Cipher>) -> Connection {
+        let negotiated = Negotiated {
+            dialect,
+            server_guid: [0; 16],
+            server_security_mode: 0,
+            capabilities: capabilities::LARGE_MTU,
+            max_read: 1 << 20,
+            max_write: 1 << 20,
+            max_transact: 1 << 20,
+            cipher: seal,
+            signing: None,
+        };
+        Connection {
+            info: SessionInfo {
+                dialect,
+                session_id: 1,
+                max_read: 1 << 20,
+                max_write: 1 << 20,
+                max_transact: 1 << 20,
+                guest: false,
+                anonymous: false,
+                signing: sign,
+                encryption: seal,
+                negotiated,
+                client_guid: [0; 16],
+                offered: ALL_DIALECTS.to_vec(),
+                client_security_mode: 0,
+            },
+            sign: sign.map(|a| ([7; 16], a)),
+            seal: seal.map(|c| SessionCipher::smb_311(c, &[7; 16], &PreauthHash::default())),
+            nonce_prefix: [0; 4],
+            nonce_counter: 0,
+            next_mid: 0,
+            credits: 64,
+            large_mtu: true,
+            outstanding: HashMap::new(),
+        }
+    }
+}
+
 /// The body of ECHO, LOGOFF, TREE_DISCONNECT and CANCEL requests.
 pub const EMPTY_REQUEST: [u8; 4] = [4, 0, 0, 0];
 

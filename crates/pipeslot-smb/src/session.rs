@@ -46,6 +46,25 @@ pub mod session_flags {
 }
 
 impl<'a> SessionSetupResponse<'a> {
+    /// The body, to follow a 64-byte header (a server's answer).
+    pub fn emit_body(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(8 + self.security_buffer.len());
+        b.extend_from_slice(&9u16.to_le_bytes());
+        b.extend_from_slice(&self.session_flags.to_le_bytes());
+        let off = if self.security_buffer.is_empty() {
+            0
+        } else {
+            HEADER_LEN as u16 + 8
+        };
+        b.extend_from_slice(&off.to_le_bytes());
+        b.extend_from_slice(&(self.security_buffer.len() as u16).to_le_bytes());
+        b.extend_from_slice(self.security_buffer);
+        if self.security_buffer.is_empty() {
+            b.push(0);
+        }
+        b
+    }
+
     /// Parses a whole message (header and body).
     ///
     /// # Errors

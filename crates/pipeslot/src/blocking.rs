@@ -127,6 +127,18 @@ impl pipe::ClientOptions<Blocking> {
     }
 }
 
+impl pipe::ClientOptions<Blocking> {
+    /// WaitNamedPipe with these options: for a remote name, its port,
+    /// credentials and timeouts (the free [`crate::wait_named_pipe`] uses
+    /// the defaults and the environment).
+    ///
+    /// # Errors
+    /// As [`crate::wait_named_pipe`].
+    pub fn wait(&self, addr: impl AsRef<OsStr>, timeout: WaitTimeout) -> io::Result<()> {
+        self.wait_for(addr.as_ref(), timeout)
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -435,3 +435,88 @@ fn signal_dir(dir: &std::path::Path, sig: &str) {
         }
     }
 }
+
+// ---- a second server: impacket (SMB 2.0.2 only) ------------------------
+
+/// impacket's SimpleSMBServer on loopback, killed on drop.
+struct Impacket {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Impacket {
+    fn start() -> Option<Impacket> {
+        let ci = std::env::var("CI").as_deref() == Ok("true");
+        let python = "/usr/bin/python3";
+        let has = std::process::Command::new(python)
+            .args(["-c", "import impacket.smbserver"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !has {
+            assert!(!ci, "CI must install python3-impacket (scripts/setup.sh)");
+            eprintln!("skipped: needs Debian's python3-impacket");
+            return None;
+        }
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../pipeslot-smb/tests/support/impacket_server.py"
+        );
+        let port = smbd::free_port();
+        let child = std::process::Command::new(python)
+            .args([script, &port.to_string(), USER, PASSWORD])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start impacket");
+        smbd::wait_listening(port);
+        Some(Impacket { child, port })
+    }
+}
+
+impl Drop for Impacket {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn impacket_speaks_2_0_2_and_its_forwarded_echo_pipe_carries_bytes() {
+    use std::io::{Read, Write};
+    let Some(imp) = Impacket::start() else { return };
+    let port = imp.port;
+    watchdog(Duration::from_secs(60), move || {
+        let mut o = options(port);
+        o.pipe_mode(PipeMode::Byte);
+        let mut pipe = o.open(r"\\127.0.0.1\pipe\echo").unwrap();
+        let s = pipe.remote_session().unwrap().to_string();
+        assert!(s.contains("SMB 2.0.2") && s.contains("HmacSha256"), "{s}");
+        pipe.write_all(b"hello over impacket").unwrap();
+        let mut buf = [0u8; 64];
+        let mut got = Vec::new();
+        while got.len() < 19 {
+            let n = pipe.read(&mut buf).unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, b"hello over impacket");
+        // Its built-in srvsvc binds.
+        let srvsvc = options(port).open(r"\\127.0.0.1\pipe\srvsvc").unwrap();
+        let mut reply = vec![0u8; 4280];
+        let r = srvsvc.transact(&srvsvc_bind(), &mut reply).unwrap();
+        assert_eq!((reply[0], reply[2]), (5, 12), "{:x?}", &reply[..r.len]);
+        // No FSCTL_PIPE_WAIT there: the wait falls back to probing.
+        options(port)
+            .wait(
+                r"\\127.0.0.1\pipe\echo",
+                pipeslot::WaitTimeout::After(Duration::from_secs(5)),
+            )
+            .unwrap();
+        let mut wrong = options(port);
+        wrong.smb_credentials(SmbCredentials::new(USER, "nope"));
+        let e = wrong.open(r"\\127.0.0.1\pipe\echo").unwrap_err();
+        assert_eq!(code(&e), Some(Win32Error::ERROR_LOGON_FAILURE), "{e}");
+        drop(imp);
+    });
+}

@@ -717,6 +717,15 @@ impl<F> ClientOptions<F> {
         self
     }
 
+    /// WaitNamedPipe, remote names with these options.
+    pub(crate) fn wait_for(&self, addr: &OsStr, timeout: WaitTimeout) -> io::Result<()> {
+        let name = parse_name(addr)?;
+        if !name.is_local() {
+            return crate::remote::pipe::wait(&name, timeout, &self.remote);
+        }
+        client::wait(&name, timeout)
+    }
+
     /// Opens a name on another machine over SMB; `None` for local names.
     pub(crate) fn open_remote(&self, addr: &OsStr) -> io::Result<Option<crate::remote::pipe::RemotePipe>> {
         let name = parse_name(addr)?;
@@ -826,9 +835,5 @@ pub(crate) fn count_instances(name: &str) -> io::Result<u32> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn wait_named_pipe(name: impl AsRef<OsStr>, timeout: WaitTimeout) -> io::Result<()> {
-    let name = parse_name(name.as_ref())?;
-    if !name.is_local() {
-        return crate::remote::pipe::wait(&name, timeout, &Default::default());
-    }
-    client::wait(&name, timeout)
+    ClientOptions::<Blocking>::new().wait_for(name.as_ref(), timeout)
 }
