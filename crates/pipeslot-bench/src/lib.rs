@@ -66,11 +66,13 @@ pub enum Workload {
     Mailslot,
     /// 7. Resident bytes per idle connected server instance.
     Memory,
+    /// 8. Remote pipes: transact and bulk through a private Samba.
+    Smb,
 }
 
 impl Workload {
     /// Every workload, in report order.
-    pub const ALL: [Workload; 7] = [
+    pub const ALL: [Workload; 8] = [
         Workload::Rtt,
         Workload::Bulk,
         Workload::Small,
@@ -78,6 +80,7 @@ impl Workload {
         Workload::Instances,
         Workload::Mailslot,
         Workload::Memory,
+        Workload::Smb,
     ];
 
     /// The name `--only` takes and the report shows.
@@ -90,6 +93,7 @@ impl Workload {
             Workload::Instances => "instances",
             Workload::Mailslot => "mailslot",
             Workload::Memory => "memory",
+            Workload::Smb => "smb",
         }
     }
 }

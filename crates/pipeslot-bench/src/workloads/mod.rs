@@ -12,6 +12,7 @@ pub(crate) mod mailslot;
 pub(crate) mod memory;
 pub(crate) mod rtt;
 pub(crate) mod small;
+pub(crate) mod smb;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -275,6 +276,7 @@ pub(crate) fn run(w: Workload, ctx: &mut Ctx) -> Outcome {
         Workload::Instances => instances::run(ctx),
         Workload::Memory => memory::run(ctx),
         Workload::Mailslot => mailslot::run(ctx),
+        Workload::Smb => smb::run(ctx),
     };
     result.unwrap_or_else(|e| Outcome::note(format!("{}: failed: {e}", w.name())))
 }
