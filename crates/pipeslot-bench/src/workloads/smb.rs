@@ -27,7 +27,7 @@ use crate::report::{Outcome, Row, TargetDef, Unit};
 use crate::Workload;
 
 /// The lab the interop tests use (a private smbd, our pipe endpoint).
-#[allow(unreachable_pub, dead_code, missing_docs)]
+#[allow(unreachable_pub, missing_docs)]
 #[path = "../../../pipeslot-smb/tests/support/smbd.rs"]
 mod smbd;
 
