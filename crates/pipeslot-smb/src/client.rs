@@ -678,14 +678,16 @@ impl Connection {
             process_id: 0xFEFF,
             tree_id,
         };
-        let mut msg = Vec::with_capacity(HEADER_LEN + body.len());
-        msg.resize(HEADER_LEN, 0);
-        h.emit((&mut msg[..]).try_into().expect("64"));
-        msg.extend_from_slice(body);
+        // The Direct TCP header goes first, so the signed message needs no
+        // second copy to be framed.
+        let mut f = Vec::with_capacity(4 + HEADER_LEN + body.len());
+        f.resize(4 + HEADER_LEN, 0);
+        h.emit((&mut f[4..]).try_into().expect("64"));
+        f.extend_from_slice(body);
         self.outstanding.insert(message_id, command);
         Ok(Outgoing {
             message_id,
-            frame: self.protect(msg),
+            frame: self.protect_framed(f),
         })
     }
 
@@ -702,6 +704,19 @@ impl Connection {
         h.emit((&mut msg[..]).try_into().expect("64"));
         msg.extend_from_slice(&EMPTY_REQUEST);
         self.protect(msg)
+    }
+
+    /// Signs or seals a message behind 4 reserved bytes, and frames it.
+    fn protect_framed(&mut self, mut f: Vec<u8>) -> Vec<u8> {
+        if self.seal.is_some() {
+            return self.protect(f.split_off(4));
+        }
+        if let Some((key, alg)) = &self.sign {
+            signing::sign(&mut f[4..], key, *alg);
+        }
+        let th = transport_header(f.len() - 4).expect("requests stay under 16 MiB");
+        f[..4].copy_from_slice(&th);
+        f
     }
 
     fn protect(&mut self, mut msg: Vec<u8>) -> Vec<u8> {
@@ -728,15 +743,23 @@ impl Connection {
     /// or an answer to nothing we asked: the connection can no longer be
     /// trusted and should be dropped.
     pub fn receive(&mut self, frame: &[u8]) -> Result<Vec<Response>, ClientError> {
+        self.receive_owned(frame.to_vec())
+    }
+
+    /// [`receive`](Self::receive) for a frame the caller gives away: a
+    /// single answer becomes the [`Response`] without a copy, and its
+    /// signature is checked in place.
+    ///
+    /// # Errors
+    /// As [`receive`](Self::receive).
+    pub fn receive_owned(&mut self, frame: Vec<u8>) -> Result<Vec<Response>, ClientError> {
         let sealed = frame.get(..4) == Some(&TRANSFORM_ID[..]);
-        let plain;
-        let chain = match (&self.seal, sealed) {
+        let mut chain = match (&self.seal, sealed) {
             (Some(seal), true) => {
-                if crypt::transform_session_id(frame)? != self.info.session_id {
+                if crypt::transform_session_id(&frame)? != self.info.session_id {
                     return Err(ClientError::Protocol("a sealed message for another session"));
                 }
-                plain = crypt::open(&seal.server_to_client, frame)?;
-                &plain[..]
+                crypt::open(&seal.server_to_client, &frame)?
             }
             (None, true) => {
                 return Err(ClientError::Protocol(
@@ -746,56 +769,61 @@ impl Connection {
             (Some(_), false) => return Err(ClientError::Unencrypted),
             (None, false) => frame,
         };
+        if Header::new_checked(&chain[..])?.next_command() == 0 {
+            return Ok(vec![self.one(chain, sealed)?]);
+        }
         let mut out = Vec::new();
-        let mut rest = chain;
+        let mut at = 0;
         loop {
-            let h = Header::new_checked(rest)?;
+            let rest = &mut chain[at..];
+            let h = Header::new_checked(&rest[..])?;
             let next = h.next_command() as usize;
             let len = if next == 0 { rest.len() } else { next };
             if len < HEADER_LEN || len > rest.len() {
                 return Err(DecodeError::Malformed("NextCommand").into());
             }
-            out.push(self.one(&rest[..len], sealed)?);
+            out.push(self.one(rest[..len].to_vec(), sealed)?);
             if next == 0 {
                 break;
             }
-            rest = &rest[len..];
+            at += len;
         }
         Ok(out)
     }
 
-    fn one(&mut self, msg: &[u8], sealed: bool) -> Result<Response, ClientError> {
-        let h = Header::new_checked(msg)?;
+    fn one(&mut self, mut msg: Vec<u8>, sealed: bool) -> Result<Response, ClientError> {
+        let h = Header::new_checked(&msg[..])?;
         if !h.is_response() {
             return Err(ClientError::Protocol("a request where a response belongs"));
         }
         let interim = h.status() == NtStatus::STATUS_PENDING && h.is_async();
-        let mid = h.message_id();
+        let (mid, signed, credits) = (h.message_id(), h.flags() & flags::SIGNED != 0, h.credits());
+        let (command, status, async_id) = (h.command(), h.status(), h.async_id());
         // An oplock break notification (id all ones) is not for pipes; the
         // rest must answer something we sent.
         if !self.outstanding.contains_key(&mid) {
             return Err(ClientError::Unsolicited(mid));
         }
         if let (Some((key, alg)), false) = (&self.sign, sealed) {
-            if h.flags() & flags::SIGNED != 0 {
-                if !signing::verify(msg, key, *alg) {
+            if signed {
+                if !signing::verify_in_place(&mut msg, key, *alg) {
                     return Err(ClientError::BadSignature);
                 }
             } else if !interim {
                 return Err(ClientError::Unsigned);
             }
         }
-        self.credits += u32::from(h.credits());
+        self.credits += u32::from(credits);
         if !interim {
             self.outstanding.remove(&mid);
         }
         Ok(Response {
             message_id: mid,
-            command: h.command(),
-            status: h.status(),
+            command,
+            status,
             interim,
-            async_id: h.async_id(),
-            msg: msg.to_vec(),
+            async_id,
+            msg,
         })
     }
 

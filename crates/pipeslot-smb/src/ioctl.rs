@@ -28,7 +28,9 @@ pub fn fsctl_body(code: u32, file: FileId, input: &[u8], max_output: u32) -> Vec
     b.extend_from_slice(&input_offset.to_le_bytes());
     b.extend_from_slice(&(input.len() as u32).to_le_bytes());
     b.extend_from_slice(&0u32.to_le_bytes()); // MaxInputResponse
-    b.extend_from_slice(&0u32.to_le_bytes()); // OutputOffset
+                                              // OutputOffset: where the input starts, as Samba's clients send it
+                                              // (there is no output in a request).
+    b.extend_from_slice(&((HEADER_LEN + 56) as u32).to_le_bytes());
     b.extend_from_slice(&0u32.to_le_bytes()); // OutputCount
     b.extend_from_slice(&max_output.to_le_bytes());
     b.extend_from_slice(&IS_FSCTL.to_le_bytes());

@@ -105,6 +105,20 @@ pub fn verify(msg: &[u8], key: &[u8; 16], alg: Algorithm) -> bool {
     msg[48..64] == want
 }
 
+/// [`verify`] without a copy: zeroes the signature field to compute the
+/// expected one and puts the received one back.
+pub fn verify_in_place(msg: &mut [u8], key: &[u8; 16], alg: Algorithm) -> bool {
+    if msg.len() < HEADER_LEN {
+        return false;
+    }
+    let mut got = [0u8; 16];
+    got.copy_from_slice(&msg[48..64]);
+    msg[48..64].fill(0);
+    let want = signature(msg, key, alg);
+    msg[48..64].copy_from_slice(&got);
+    got == want
+}
+
 fn signature(msg: &[u8], key: &[u8; 16], alg: Algorithm) -> [u8; 16] {
     let mut out = [0u8; 16];
     match alg {
@@ -149,9 +163,13 @@ mod tests {
             msg[..4].copy_from_slice(&crate::header::PROTOCOL_ID);
             sign(&mut msg, &key, alg);
             assert!(verify(&msg, &key, alg));
+            let before = msg.clone();
+            assert!(verify_in_place(&mut msg, &key, alg));
+            assert_eq!(msg, before, "the message is left as it came");
             assert_ne!(msg[48..64], [0; 16]);
             msg[70] ^= 1;
             assert!(!verify(&msg, &key, alg));
+            assert!(!verify_in_place(&mut msg, &key, alg));
         }
     }
 

@@ -237,7 +237,9 @@ fn tshark_fields(payload: &[u8], fields: &[&str]) -> Option<Vec<String>> {
         eprintln!("skipped: tshark/text2pcap not installed");
         return None;
     }
-    let dir = std::env::temp_dir().join(format!("pipeslot-smb-tshark-{}", std::process::id()));
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("pipeslot-smb-tshark-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let hex: Vec<String> = payload.iter().map(|b| format!("{b:02x}")).collect();
     std::fs::write(dir.join("d.txt"), format!("000000 {}\n", hex.join(" "))).unwrap();
@@ -313,4 +315,159 @@ fn tshark_reads_the_negotiate_we_build() {
     assert_eq!(f[5], "0x0001", "{f:?}");
     assert_eq!(f[6], "server.example", "{f:?}");
     assert_eq!(f[7], "1", "signing required: {f:?}");
+}
+
+// ---- a pipe's life on IPC$, as rpcclient (3.1.1) and impacket (2.1) did it
+
+/// The body of a captured message (after its 64-byte header).
+fn body(name: &str) -> Vec<u8> {
+    message(name)[HEADER_LEN..].to_vec()
+}
+
+#[test]
+fn rpcclient_s_tree_connect_create_and_transceive_against_our_codecs() {
+    use pipeslot_smb::create::{access, create_pipe_body, parse_create_response};
+    use pipeslot_smb::ioctl::{fsctl, fsctl_body, parse_ioctl_output};
+    use pipeslot_smb::tree::{tree_connect_body, TreeConnectResponse, SHARE_TYPE_PIPE};
+    // TREE_CONNECT \\127.0.0.1\IPC$: our body is rpcclient's.
+    assert_eq!(
+        body("rpcclient_tree_connect_request"),
+        tree_connect_body(r"\\127.0.0.1\IPC$")
+    );
+    let tc = message("samba_tree_connect_response");
+    assert_eq!(TreeConnectResponse::parse(&tc).unwrap().share_type, SHARE_TYPE_PIPE);
+    let tree = Header::new_checked(&tc[..]).unwrap().tree_id().unwrap();
+    // CREATE srvsvc: the same name field; rpcclient asks for more access.
+    let req = body("rpcclient_create_srvsvc_request");
+    let ours = create_pipe_body("srvsvc", access::FILE_READ_DATA);
+    assert_eq!(&req[..2], &ours[..2], "StructureSize 57");
+    assert_eq!(
+        &req[56..],
+        &ours[56..],
+        "the name, UTF-16LE, right after the fixed part"
+    );
+    let file = parse_create_response(&message("samba_create_srvsvc_response")).unwrap();
+    // The next request uses the FileId we read, on the same tree.
+    let bind = message("rpcclient_ioctl_transceive_bind");
+    let h = Header::new_checked(&bind[..]).unwrap();
+    assert_eq!((h.command(), h.tree_id()), (Command::IOCTL, Some(tree)));
+    let b = &bind[HEADER_LEN..];
+    assert_eq!(&b[8..24], &file.0, "FileId");
+    let input_len = u32::from_le_bytes([b[28], b[29], b[30], b[31]]) as usize;
+    let max_out = u32::from_le_bytes([b[44], b[45], b[46], b[47]]);
+    let input = &b[56..56 + input_len];
+    assert_eq!(&input[..4], &[5, 0, 11, 3], "a DCE/RPC bind inside");
+    assert_eq!(
+        fsctl_body(fsctl::PIPE_TRANSCEIVE, file, input, max_out),
+        b,
+        "byte for byte"
+    );
+    let ack_msg = message("samba_ioctl_transceive_bind_ack");
+    let ack = parse_ioctl_output(&ack_msg).unwrap();
+    assert_eq!(&ack[..4], &[5, 0, 12, 3], "bind_ack");
+    assert_eq!(u16::from_le_bytes([ack[8], ack[9]]) as usize, ack.len(), "frag_length");
+    let info_msg = message("samba_ioctl_netr_server_get_info");
+    let info = parse_ioctl_output(&info_msg).unwrap();
+    assert_eq!(&info[..4], &[5, 0, 2, 3], "a response PDU");
+    let stub = &info[24..];
+    assert_eq!(u32::from_le_bytes([stub[0], stub[1], stub[2], stub[3]]), 101);
+    assert_eq!(
+        u32::from_le_bytes([stub[8], stub[9], stub[10], stub[11]]),
+        500,
+        "PLATFORM_ID_NT"
+    );
+}
+
+#[test]
+fn impacket_s_write_read_and_logoff_against_our_codecs() {
+    use pipeslot_smb::create::FileId;
+    use pipeslot_smb::io::{parse_write_response, read_body, write_body, ReadResponse};
+    let w = body("impacket_write_request_21");
+    let mut file = [0u8; 16];
+    file.copy_from_slice(&w[16..32]);
+    let len = u32::from_le_bytes([w[4], w[5], w[6], w[7]]) as usize;
+    let data = &w[48..48 + len];
+    assert_eq!(&data[..4], &[5, 0, 11, 3], "a bind written as one message");
+    assert_eq!(write_body(FileId(file), data), w, "byte for byte");
+    assert_eq!(
+        parse_write_response(&message("samba_write_response_21")).unwrap() as usize,
+        len
+    );
+    // impacket reads with its own length and padding; the fields we set match.
+    let r = body("impacket_read_request_21");
+    let ours = read_body(FileId(file), u32::from_le_bytes([r[4], r[5], r[6], r[7]]));
+    assert_eq!(&r[..2], &ours[..2], "StructureSize 49");
+    assert_eq!(&r[4..32], &ours[4..32], "length, offset, FileId");
+    let read_msg = message("samba_read_response_21");
+    let got = ReadResponse::parse(&read_msg).unwrap();
+    assert_eq!(
+        (&got.data[..4], got.remaining),
+        (&[5u8, 0, 12, 3][..], 0),
+        "a whole bind_ack"
+    );
+    assert_eq!(body("impacket_logoff_request_21"), pipeslot_smb::client::EMPTY_REQUEST);
+}
+
+#[test]
+fn tshark_reads_the_pipe_requests_our_state_machine_signs() {
+    use pipeslot_smb::client::Connection;
+    use pipeslot_smb::create::{access, create_pipe_body, FileId};
+    use pipeslot_smb::ioctl::{fsctl, fsctl_body};
+    // A session as if logged on (3.1.1, AES-GMAC): every frame is signed.
+    let mut c = Connection::for_fuzzing(
+        dialect::SMB_3_1_1,
+        Some(pipeslot_smb::signing::Algorithm::AesGmac),
+        None,
+    );
+    let file = FileId([0x11; 16]);
+    let frames = [
+        c.request(
+            Command::CREATE,
+            5,
+            &create_pipe_body("srvsvc", access::FILE_READ_DATA),
+            0,
+        ),
+        c.request(
+            Command::IOCTL,
+            5,
+            &fsctl_body(fsctl::PIPE_TRANSCEIVE, file, b"\x05\x00\x0b\x03", 4280),
+            4280,
+        ),
+        c.request(Command::WRITE, 5, &pipeslot_smb::io::write_body(file, b"hello"), 0),
+        c.request(Command::READ, 5, &pipeslot_smb::io::read_body(file, 1024), 1024),
+    ];
+    let want = [
+        ("5", "srvsvc", "", ""),
+        ("11", "", "0x0011c017", ""),
+        ("9", "", "", "5"),
+        ("8", "", "", ""),
+    ];
+    for (out, (cmd, name, function, write_len)) in frames.into_iter().zip(want) {
+        let out = out.unwrap();
+        let Some(f) = tshark_fields(
+            &out.frame,
+            &[
+                "smb2.cmd",
+                "smb2.tid",
+                "smb2.filename",
+                "smb2.ioctl.function",
+                "smb2.write_length",
+                "smb2.flags.signature",
+                "smb2.msg_id",
+                "_ws.malformed",
+            ],
+        ) else {
+            return;
+        };
+        assert_eq!(f[0], cmd, "{f:?}");
+        assert_eq!(f[1], "0x00000005", "{f:?}");
+        assert_eq!(
+            (f[2].as_str(), f[3].as_str(), f[4].as_str()),
+            (name, function, write_len),
+            "{f:?}"
+        );
+        assert_eq!(f[5], "1", "signed: {f:?}");
+        assert_eq!(f[6], out.message_id.to_string(), "{f:?}");
+        assert_eq!(f[7], "", "tshark finds nothing malformed: {f:?}");
+    }
 }

@@ -520,3 +520,80 @@ fn impacket_speaks_2_0_2_and_its_forwarded_echo_pipe_carries_bytes() {
         drop(imp);
     });
 }
+
+#[test]
+fn tokio_refusals_protection_and_a_stopped_server() {
+    let Some(smbd) = Smbd::start("lib-tokio-errs", "  server signing = mandatory\n") else {
+        return;
+    };
+    let Some(sealed) = Smbd::start(
+        "lib-tokio-enc",
+        "  smb encrypt = required\n  server min protocol = SMB3_11\n",
+    ) else {
+        return;
+    };
+    let _echo = echo_pipe(&smbd, "tokwait");
+    let (port, sealed_port) = (smbd.port, sealed.port);
+    watchdog(Duration::from_secs(60), move || {
+        on_tokio(async move {
+            let e = tokio_options(port).open(r"\\127.0.0.1\pipe\no-such-pipe").unwrap_err();
+            assert_eq!(code(&e), Some(Win32Error::ERROR_FILE_NOT_FOUND), "{e}");
+            let mut wrong = tokio_options(port);
+            wrong.smb_credentials(SmbCredentials::new(USER, "nope"));
+            let e = wrong.open(r"\\127.0.0.1\pipe\srvsvc").unwrap_err();
+            assert_eq!(code(&e), Some(Win32Error::ERROR_LOGON_FAILURE), "{e}");
+            // Mandatory signing, and encryption with 3.1.1 only.
+            for (p, want) in [(port, "signed"), (sealed_port, "encrypted")] {
+                let pipe = tokio_options(p).open(r"\\127.0.0.1\pipe\srvsvc").unwrap();
+                assert!(pipe.remote_session().unwrap().to_string().contains(want));
+                let mut reply = vec![0u8; 4280];
+                pipe.transact(&srvsvc_bind(), &mut reply).await.unwrap();
+                assert_eq!(reply[2], 12, "bind_ack");
+            }
+            // A stopped server: the ECHO probe gives up within the timeout.
+            let mut o = tokio_options(port);
+            o.smb_timeouts(Duration::from_secs(5), Duration::from_secs(2));
+            let pipe = o.open(r"\\127.0.0.1\pipe\tokwait").unwrap();
+            let dir = smbd.dir.clone();
+            signal_dir(&dir, "STOP");
+            let t = Instant::now();
+            let mut reply = [0u8; 16];
+            let e = pipe.transact(b"anyone?", &mut reply).await.unwrap_err();
+            signal_dir(&dir, "CONT");
+            assert!(
+                matches!(
+                    code(&e),
+                    Some(Win32Error::ERROR_NETNAME_DELETED | Win32Error::ERROR_SEM_TIMEOUT)
+                ),
+                "{e}"
+            );
+            assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+            drop((smbd, sealed));
+        })
+    });
+}
+
+#[test]
+fn tokio_against_impacket_2_0_2() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(imp) = Impacket::start() else { return };
+    let port = imp.port;
+    watchdog(Duration::from_secs(60), move || {
+        on_tokio(async move {
+            let mut o = tokio_options(port);
+            o.pipe_mode(PipeMode::Byte);
+            let mut pipe = o.open(r"\\127.0.0.1\pipe\echo").unwrap();
+            assert!(pipe.remote_session().unwrap().to_string().contains("SMB 2.0.2"));
+            pipe.write_all(b"async over impacket").await.unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 64];
+            while got.len() < 19 {
+                let n = pipe.read(&mut buf).await.unwrap();
+                assert!(n > 0);
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(got, b"async over impacket");
+            drop(imp);
+        })
+    });
+}

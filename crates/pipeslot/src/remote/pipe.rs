@@ -259,9 +259,9 @@ impl RemotePipe {
         if let Some(m) = self.give(buf) {
             return Ok(Some(m));
         }
-        let mut parts = vec![self.start_read()?.wait()?];
+        let mut parts = vec![self.session.wait(&*self.start_read()?)?];
         while parts.last().is_some_and(overflowed) {
-            parts.push(self.start_read()?.wait()?);
+            parts.push(self.session.wait(&*self.start_read()?)?);
         }
         self.finish_read(&parts, buf)
     }
@@ -306,6 +306,13 @@ impl RemotePipe {
     }
 
     fn finish_read(&self, parts: &[Response], buf: &mut [u8]) -> io::Result<Option<MsgRead>> {
+        if let [one] = parts {
+            // The usual case, one answer: no copy into the held buffer.
+            if one.status == NtStatus::STATUS_SUCCESS {
+                let part = ReadResponse::parse(&one.msg).map_err(|e| bad_answer(&self.session, &self.name, e))?;
+                return Ok(Some(self.hand_out(part.data, buf)));
+            }
+        }
         if !self.fold_read(parts)? {
             return Ok(None);
         }
@@ -433,24 +440,36 @@ impl RemotePipe {
             st => return Err(io_error(&self.session, st, "TRANSCEIVE", &self.name)),
         }
         let out = parse_ioctl_output(&r.msg).map_err(|e| bad_answer(&self.session, &self.name, e))?;
-        *lock(&self.held) = Held {
-            data: out.to_vec(),
-            at: 0,
-        };
-        let mut m = self.give(reply).unwrap_or(MsgRead { len: 0, more: false });
+        let mut m = self.hand_out(out, reply);
         // The server kept the rest of a longer reply: READ gets it.
         m.more |= r.status == NtStatus::STATUS_BUFFER_OVERFLOW;
         Ok(m)
+    }
+
+    /// A whole message to the caller's buffer; what does not fit is held.
+    fn hand_out(&self, msg: &[u8], buf: &mut [u8]) -> MsgRead {
+        let n = msg.len().min(buf.len());
+        buf[..n].copy_from_slice(&msg[..n]);
+        if n < msg.len() {
+            *lock(&self.held) = Held {
+                data: msg[n..].to_vec(),
+                at: 0,
+            };
+        }
+        MsgRead {
+            len: n,
+            more: n < msg.len(),
+        }
     }
 
     /// TransactNamedPipe: FSCTL_PIPE_TRANSCEIVE.
     pub(crate) fn transact(&self, msg: &[u8], reply: &mut [u8]) -> io::Result<MsgRead> {
         self.transact_check(msg)?;
         let (body, out) = self.transceive_body(msg);
-        let r = self
+        let slot = self
             .session
-            .send(Command::IOCTL, self.session.tree, &body, out, false)?
-            .wait()?;
+            .send(Command::IOCTL, self.session.tree, &body, out, false)?;
+        let r = self.session.wait(&slot)?;
         self.take_reply(r, reply)
     }
 

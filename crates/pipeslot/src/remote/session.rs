@@ -1,8 +1,10 @@
 //! One SMB2 connection and session to a server, shared by every remote pipe
 //! opened there with the same credentials: the driver around
-//! `pipeslot_smb::client`. Callers on any thread (or task) send requests;
-//! one reader thread matches answers to them by message id, and keeps the
-//! time: an answer that does not come within the response timeout fails its
+//! `pipeslot_smb::client`. Callers on any thread (or task) send requests,
+//! and answers are matched to them by message id. A blocked caller reads
+//! the socket itself when no one else is (delivering others' answers too),
+//! so a round trip costs no thread hand-off; otherwise, and for tasks, the
+//! connection's reader thread reads. The reader thread also keeps the time: an answer that does not come within the response timeout fails its
 //! caller with `ERROR_SEM_TIMEOUT`; a connection that goes silent while
 //! requests wait is probed with ECHO and, without an answer, failed as a
 //! whole with `ERROR_NETNAME_DELETED`; a lost connection fails every
@@ -89,15 +91,23 @@ impl Slot {
         }
     }
 
-    /// Blocks until the answer (or the failure) is there.
-    pub(crate) fn wait(&self) -> Result<Response, Error> {
+    fn is_settled(&self) -> bool {
+        !matches!(&*lock(&self.state), SlotState::Waiting { .. })
+    }
+
+    /// The answer if it is there; else waits up to `d` for a delivery or
+    /// a nudge.
+    fn take_or_wait(&self, d: Duration) -> Option<Result<Response, Error>> {
         let mut st = lock(&self.state);
-        loop {
-            if let Some(r) = Slot::take(&mut st) {
-                return r;
-            }
-            st = self.cv.wait(st).unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = Slot::take(&mut st) {
+            return Some(r);
         }
+        let (mut st, _) = self.cv.wait_timeout(st, d).unwrap_or_else(|p| p.into_inner());
+        Slot::take(&mut st)
+    }
+
+    fn nudge(&self) {
+        self.cv.notify_all();
     }
 }
 
@@ -126,6 +136,19 @@ struct State {
     probe: Option<u64>,
 }
 
+/// The read side: whoever holds it reads and delivers.
+struct Rx {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    chunk: Vec<u8>,
+    /// A large frame read straight into its own buffer (no copy), and how
+    /// much of it has come.
+    big: Option<(Vec<u8>, usize)>,
+}
+
+/// Frames larger than this are read into a buffer of their own.
+const BIG_FRAME: usize = 16 * 1024;
+
 /// Shared by the handles and the reader thread.
 struct Shared {
     server: String,
@@ -135,6 +158,12 @@ struct Shared {
     credits: Condvar,
     info: SessionInfo,
     timeout: Duration,
+    rx: Mutex<Rx>,
+    /// Blocked callers that read for themselves; while there are any, the
+    /// reader thread only keeps the time.
+    direct: std::sync::atomic::AtomicUsize,
+    /// Wakes the reader thread when the last direct reader leaves.
+    idle: (Mutex<()>, Condvar),
 }
 
 /// A live session, as pipes hold it; the last one gone logs off.
@@ -250,6 +279,7 @@ impl Session {
         let reader = stream
             .try_clone()
             .map_err(|e| Error::from_io(&e, format!("the connection to {server}")))?;
+        // Readers block at most a tick, so the time is kept while they wait.
         reader.set_read_timeout(Some(TICK)).ok();
         // A server that stops reading must not stall writers for ever.
         stream.set_write_timeout(Some(timeout)).ok();
@@ -267,11 +297,19 @@ impl Session {
             }),
             credits: Condvar::new(),
             timeout,
+            rx: Mutex::new(Rx {
+                stream: reader,
+                buf: Vec::with_capacity(64 * 1024),
+                chunk: vec![0u8; 256 * 1024],
+                big: None,
+            }),
+            direct: Default::default(),
+            idle: (Mutex::new(()), Condvar::new()),
         });
         let weak = Arc::downgrade(&shared);
         std::thread::Builder::new()
             .name("pipeslot-smb".into())
-            .spawn(move || read_loop(reader, weak))
+            .spawn(move || read_loop(weak))
             .map_err(|e| Error::from_io(&e, "the SMB reader thread"))?;
         let mut s = Session {
             shared,
@@ -389,7 +427,44 @@ impl Session {
 
     /// Sends and waits, blocking the thread.
     pub(crate) fn call(&self, command: Command, tree: u32, body: &[u8], receive: usize) -> io::Result<Response> {
-        Ok(self.send(command, tree, body, receive, true)?.wait()?)
+        let slot = self.send(command, tree, body, receive, true)?;
+        Ok(self.wait(&slot)?)
+    }
+
+    /// Blocks until `slot` is answered, reading the socket itself when no
+    /// one else does: the answer then needs no hand-off between threads.
+    pub(crate) fn wait(&self, slot: &Slot) -> Result<Response, Error> {
+        use std::sync::atomic::Ordering;
+        let sh = &self.shared;
+        sh.direct.fetch_add(1, Ordering::SeqCst);
+        let r = loop {
+            if slot.is_settled() {
+                if let Some(r) = slot.take_or_wait(Duration::ZERO) {
+                    break r;
+                }
+            }
+            match sh.rx.try_lock() {
+                Ok(mut rx) => {
+                    while !slot.is_settled() {
+                        if !sh.pump(&mut rx, true) {
+                            break;
+                        }
+                    }
+                    drop(rx);
+                    // Someone else may be waiting to read: let them.
+                    sh.nudge_waiters();
+                }
+                Err(_) => {
+                    if let Some(r) = slot.take_or_wait(TICK) {
+                        break r;
+                    }
+                }
+            }
+        };
+        if sh.direct.fetch_sub(1, Ordering::SeqCst) == 1 {
+            sh.idle.1.notify_all();
+        }
+        r
     }
 
     /// Sends without waiting for the answer (CLOSE of a dropped handle).
@@ -418,7 +493,7 @@ impl Drop for Session {
             let _ = std::thread::Builder::new()
                 .name("pipeslot-smb-logoff".into())
                 .spawn(move || {
-                    let _ = slot.wait();
+                    let _ = slot.take_or_wait(RESPONSE_TIMEOUT);
                     let _ = sh.stream.shutdown(Shutdown::Both);
                 });
         } else {
@@ -456,10 +531,10 @@ impl Shared {
         let _ = self.stream.shutdown(Shutdown::Both);
     }
 
-    fn deliver(&self, frame: &[u8]) {
+    fn deliver(&self, frame: Vec<u8>) {
         let mut st = lock(&self.state);
         st.last_heard = Instant::now();
-        let rs = match st.conn.receive(frame) {
+        let rs = match st.conn.receive_owned(frame) {
             Ok(rs) => rs,
             Err(e) => {
                 drop(st);
@@ -489,6 +564,104 @@ impl Shared {
         for (slot, r) in done {
             slot.settle(SlotState::Done(r));
         }
+    }
+
+    /// One read (blocking up to a tick, or not at all) and the delivery of
+    /// every whole frame; `false` once the connection is dead.
+    fn pump(&self, rx: &mut Rx, block: bool) -> bool {
+        let Rx {
+            stream,
+            buf,
+            chunk,
+            big,
+        } = rx;
+        let into: &mut [u8] = match big {
+            Some((f, have)) => &mut f[*have..],
+            None => chunk,
+        };
+        let got = if block {
+            stream.read(into)
+        } else {
+            rustix::net::recv(&*stream, into, rustix::net::RecvFlags::DONTWAIT)
+                .map(|(n, _)| n)
+                .map_err(io::Error::from)
+        };
+        match got {
+            Ok(0) => {
+                self.die(Error::new(
+                    Win32Error::ERROR_NETNAME_DELETED,
+                    format!("{} closed the connection", self.server),
+                ));
+                return false;
+            }
+            Ok(n) => match big {
+                Some((f, have)) => {
+                    *have += n;
+                    if *have == f.len() {
+                        let (f, _) = big.take().expect("a big frame");
+                        self.deliver(f);
+                    }
+                    return lock(&self.state).dead.is_none();
+                }
+                None => buf.extend_from_slice(&chunk[..n]),
+            },
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                if block {
+                    self.tick();
+                }
+                return lock(&self.state).dead.is_none();
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return true,
+            Err(e) => {
+                self.die(Error::new(
+                    Win32Error::ERROR_NETNAME_DELETED,
+                    format!("the connection to {} was lost ({e})", self.server),
+                ));
+                return false;
+            }
+        }
+        let mut at = 0;
+        loop {
+            match next_message(&buf[at..], MAX_MESSAGE_LEN) {
+                Ok(Some((msg, used))) => {
+                    let msg = msg.to_vec();
+                    self.deliver(msg);
+                    at += used;
+                }
+                Ok(None) => {
+                    // The start of a large frame: read the rest in place.
+                    if let Some(h) = buf[at..].first_chunk::<4>() {
+                        let len = pipeslot_smb::transport::message_len(*h).unwrap_or(0);
+                        if len > BIG_FRAME {
+                            let have = buf.len() - at - 4;
+                            let mut f = vec![0u8; len];
+                            f[..have].copy_from_slice(&buf[at + 4..]);
+                            *big = Some((f, have));
+                            at = buf.len();
+                        }
+                    }
+                    break;
+                }
+                Err(e) => {
+                    self.die(Error::new(
+                        Win32Error::ERROR_UNEXP_NET_ERR,
+                        format!("{}: {e}; the connection is dropped", self.server),
+                    ));
+                    return false;
+                }
+            }
+        }
+        buf.drain(..at);
+        lock(&self.state).dead.is_none()
+    }
+
+    /// Wakes blocked callers so one of them takes over the reading.
+    fn nudge_waiters(&self) {
+        let slots: Vec<Arc<Slot>> = lock(&self.state).slots.values().cloned().collect();
+        for s in slots {
+            s.nudge();
+        }
+        self.idle.1.notify_all();
     }
 
     /// Timeouts and the liveness probe.
@@ -550,47 +723,46 @@ impl Shared {
     }
 }
 
-fn read_loop(mut stream: TcpStream, shared: Weak<Shared>) {
-    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-    let mut chunk = vec![0u8; 256 * 1024];
+/// The connection's own reader: reads for tasks and for callers that do
+/// not read themselves, and keeps the time every tick.
+fn read_loop(shared: Weak<Shared>) {
+    use std::sync::atomic::Ordering;
     loop {
         let Some(sh) = shared.upgrade() else { return };
-        loop {
-            match next_message(&buf, MAX_MESSAGE_LEN) {
-                Ok(Some((msg, used))) => {
-                    sh.deliver(msg);
-                    buf.drain(..used);
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    return sh.die(Error::new(
-                        Win32Error::ERROR_UNEXP_NET_ERR,
-                        format!("{}: {e}; the connection is dropped", sh.server),
-                    ))
-                }
-            }
-        }
         if lock(&sh.state).dead.is_some() {
             return;
         }
-        match stream.read(&mut chunk) {
-            Ok(0) => {
-                return sh.die(Error::new(
-                    Win32Error::ERROR_NETNAME_DELETED,
-                    format!("{} closed the connection", sh.server),
-                ))
-            }
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => sh.tick(),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return sh.die(Error::new(
-                    Win32Error::ERROR_NETNAME_DELETED,
-                    format!("the connection to {} was lost ({e})", sh.server),
-                ))
-            }
+        if sh.direct.load(Ordering::SeqCst) > 0 {
+            // A blocked caller reads; wait for it to leave, or a tick.
+            let g = lock(&sh.idle.0);
+            let _ = sh.idle.1.wait_timeout(g, TICK);
+            sh.tick();
+            continue;
+        }
+        let readable = {
+            // The write side is the same socket: poll it, not holding the reading.
+            let mut fds = [rustix::event::PollFd::new(&sh.stream, rustix::event::PollFlags::IN)];
+            let ts = rustix::fs::Timespec::try_from(TICK).ok();
+            matches!(rustix::event::poll(&mut fds, ts.as_ref()), Ok(n) if n > 0)
+        };
+        if readable {
+            let mut rx = lock(&sh.rx);
+            // Everything there is, without blocking: a caller may hold the
+            // socket's reading by the time we are here.
+            while sh.pump(&mut rx, false) && !rx_drained(&rx) {}
+        } else {
+            sh.tick();
         }
     }
+}
+
+/// Whether the socket has nothing more to read now.
+fn rx_drained(rx: &Rx) -> bool {
+    let mut fds = [rustix::event::PollFd::new(&rx.stream, rustix::event::PollFlags::IN)];
+    !matches!(
+        rustix::event::poll(&mut fds, Some(&rustix::fs::Timespec { tv_sec: 0, tv_nsec: 0 })),
+        Ok(n) if n > 0
+    )
 }
 
 fn display_server(host: &str, port: u16) -> String {
