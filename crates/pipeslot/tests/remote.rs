@@ -382,6 +382,13 @@ fn tokio_srvsvc_and_an_echo_pipe_with_async_read_write_and_cancelled_reads() {
             let second = pipe.read(&mut reply[5..]).await.unwrap();
             assert_eq!(&reply[..first], b"first");
             assert_eq!(&reply[5..5 + second], b"second");
+            // Large messages; peek says what Samba lacks.
+            let big: Vec<u8> = (0..65_000u32).map(|i| (i % 253) as u8).collect();
+            let mut back = vec![0u8; 70_000];
+            let r = pipe.transact(&big, &mut back).await.unwrap();
+            assert!(r.len == big.len() && back[..r.len] == big[..]);
+            let e = pipe.peek(&mut back).unwrap_err();
+            assert_eq!(code(&e), Some(Win32Error::ERROR_NOT_SUPPORTED), "{e}");
             // The readiness-only calls say plainly they are not there.
             let e = pipe.try_write(b"x").unwrap_err();
             assert_eq!(code(&e), Some(Win32Error::ERROR_NOT_SUPPORTED), "{e}");
@@ -595,5 +602,46 @@ fn tokio_against_impacket_2_0_2() {
             assert_eq!(got, b"async over impacket");
             drop(imp);
         })
+    });
+}
+
+#[test]
+fn hosts_by_name_and_ipv6_sizes_and_a_guest_session() {
+    let Some(smbd) = Smbd::start("lib-names", "  interfaces = 127.0.0.1 ::1\n  map to guest = Bad User\n") else {
+        return;
+    };
+    let _echo = echo_pipe(&smbd, "sizes");
+    let port = smbd.port;
+    watchdog(Duration::from_secs(60), move || {
+        let mut reply = vec![0u8; 4280];
+        for name in [
+            r"\\localhost\pipe\srvsvc",
+            r"\\::1\pipe\srvsvc",
+            r"\\0--1.ipv6-literal.net\pipe\srvsvc",
+        ] {
+            let pipe = options(port).open(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            pipe.transact(&srvsvc_bind(), &mut reply).unwrap();
+            assert_eq!(reply[2], 12, "{name}");
+        }
+        // A message over what one WRITE carries is refused, never split.
+        let pipe = options(port).open(r"\\127.0.0.1\pipe\sizes").unwrap();
+        let huge = vec![7u8; 2 << 20];
+        let e = pipe.write_msg(&huge).unwrap_err();
+        assert_eq!(code(&e), Some(Win32Error::ERROR_INVALID_PARAMETER), "{e}");
+        assert!(e.to_string().contains("not split"), "{e}");
+        // An empty message is taken (Samba's proxy drops it); the pipe goes on.
+        pipe.write_msg(b"").unwrap();
+        let r = pipe.transact(b"after", &mut reply).unwrap();
+        assert_eq!(&reply[..r.len], b"after");
+        // A guest session (an unknown user mapped to guest): no key, so
+        // nothing is signed, and srvsvc still answers.
+        let mut guest = options(port);
+        guest.smb_credentials(SmbCredentials::new("guest", ""));
+        let pipe = guest.open(r"\\127.0.0.1\pipe\srvsvc").unwrap();
+        let s = pipe.remote_session().unwrap().to_string();
+        assert!(s.contains("guest, unsigned"), "{s}");
+        pipe.transact(&srvsvc_bind(), &mut reply).unwrap();
+        assert_eq!(reply[2], 12);
+        drop(smbd);
     });
 }

@@ -254,19 +254,27 @@ impl Session {
             ],
         };
         let mut stream = Some(stream);
-        let mut last = None;
+        let mut last: Option<io::Error> = None;
         for (i, auth) in auths.iter().enumerate() {
             let s = match stream.take() {
                 Some(s) => s,
                 None => dial(host, port, &server, connect_timeout)?,
             };
+            let more = i + 1 < auths.len();
             match log_on(&s, &server, auth.clone(), opts, connect_timeout.max(timeout)) {
-                Ok(conn) => return Session::start(s, server, host, conn, timeout),
-                Err(e) if i + 1 < auths.len() && is_refusal(&e) => last = Some(e),
+                // A null session may log on and still be refused IPC$
+                // (`restrict anonymous`): then the guest account is next.
+                Ok(conn) => match Session::start(s, server.clone(), host, conn, timeout) {
+                    Err(e) if more && Error::win32(&e) == Some(Win32Error::ERROR_ACCESS_DENIED) => {
+                        last = Some(e);
+                    }
+                    r => return r,
+                },
+                Err(e) if more && is_refusal(&e) => last = Some(e.into()),
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(last.expect("at least one attempt").into())
+        Err(last.expect("at least one attempt"))
     }
 
     fn start(
