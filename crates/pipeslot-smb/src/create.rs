@@ -1,7 +1,7 @@
 //! CREATE and CLOSE ([MS-SMB2] 2.2.13–2.2.16): opening a pipe on IPC$ is a
 //! CREATE of its name (`srvsvc`, not `\pipe\srvsvc`), which gives a FileId.
 
-use crate::header::{Command, Header, HEADER_LEN};
+use crate::header::{Command, HEADER_LEN};
 use crate::le;
 use crate::DecodeError;
 
@@ -60,14 +60,7 @@ pub fn create_pipe_body(name: &str, desired_access: u32) -> Vec<u8> {
 /// # Errors
 /// Not a CREATE response, or too short.
 pub fn parse_create_response(msg: &[u8]) -> Result<FileId, DecodeError> {
-    let h = Header::new_checked(msg)?;
-    if h.command() != Command::CREATE {
-        return Err(DecodeError::Malformed("SMB2 command"));
-    }
-    let b = h.body();
-    if b.len() < 88 || le::u16(b, 0) != 89 {
-        return Err(DecodeError::Truncated("CREATE response"));
-    }
+    let b = crate::body_of(msg, Command::CREATE, 89, 88, "CREATE response")?;
     let mut id = [0u8; 16];
     id.copy_from_slice(&b[64..80]);
     Ok(FileId(id))
@@ -79,5 +72,61 @@ pub fn close_body(file: FileId) -> Vec<u8> {
     b.extend_from_slice(&24u16.to_le_bytes());
     b.extend_from_slice(&[0; 6]); // Flags, Reserved
     b.extend_from_slice(&file.0);
+    b
+}
+
+/// A CREATE request, the server's view: the name and the access asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateRequest {
+    pub name: String,
+    pub desired_access: u32,
+}
+
+impl CreateRequest {
+    /// Parses a whole message.
+    ///
+    /// # Errors
+    /// Not a CREATE request, or a name outside it or not UTF-16.
+    pub fn parse(msg: &[u8]) -> Result<CreateRequest, DecodeError> {
+        let b = crate::body_of(msg, Command::CREATE, 57, 56, "CREATE request")?;
+        let (off, len) = (usize::from(le::u16(b, 44)), usize::from(le::u16(b, 46)));
+        let raw = if len == 0 {
+            &[][..]
+        } else {
+            msg.get(off..off + len).ok_or(DecodeError::Truncated("CREATE name"))?
+        };
+        Ok(CreateRequest {
+            name: crate::utf16_string(raw, "CREATE name")?,
+            desired_access: le::u32(b, 24),
+        })
+    }
+}
+
+/// The CREATE response body for an opened pipe `file`.
+pub fn create_response_body(file: FileId) -> Vec<u8> {
+    let mut b = vec![0u8; 88];
+    b[..2].copy_from_slice(&89u16.to_le_bytes());
+    b[4..8].copy_from_slice(&FILE_OPEN.to_le_bytes()); // CreateAction: FILE_OPENED
+    b[56..60].copy_from_slice(&0x80u32.to_le_bytes()); // FileAttributes: NORMAL
+    b[64..80].copy_from_slice(&file.0);
+    b.push(0);
+    b
+}
+
+/// The CLOSE request's FileId.
+///
+/// # Errors
+/// Not a CLOSE request, or too short.
+pub fn parse_close_request(msg: &[u8]) -> Result<FileId, DecodeError> {
+    let b = crate::body_of(msg, Command::CLOSE, 24, 24, "CLOSE request")?;
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&b[8..24]);
+    Ok(FileId(id))
+}
+
+/// The CLOSE response body (no attributes asked for).
+pub fn close_response_body() -> Vec<u8> {
+    let mut b = vec![0u8; 60];
+    b[..2].copy_from_slice(&60u16.to_le_bytes());
     b
 }

@@ -3,7 +3,7 @@
 //! (2.2.17), which is FlushFileBuffers.
 
 use crate::create::FileId;
-use crate::header::{Command, Header};
+use crate::header::Command;
 use crate::le;
 use crate::DecodeError;
 
@@ -53,14 +53,7 @@ impl PipeLocalInfo {
     /// # Errors
     /// Not a QUERY_INFO response, or an output too short or outside the message.
     pub fn parse(msg: &[u8]) -> Result<PipeLocalInfo, DecodeError> {
-        let h = Header::new_checked(msg)?;
-        if h.command() != Command::QUERY_INFO {
-            return Err(DecodeError::Malformed("SMB2 command"));
-        }
-        let b = h.body();
-        if b.len() < 8 || le::u16(b, 0) != 9 {
-            return Err(DecodeError::Truncated("QUERY_INFO response"));
-        }
+        let b = crate::body_of(msg, Command::QUERY_INFO, 9, 8, "QUERY_INFO response")?;
         let (off, len) = (usize::from(le::u16(b, 2)), le::u32(b, 4) as usize);
         if len < Self::LEN {
             return Err(DecodeError::Truncated("FilePipeLocalInformation"));

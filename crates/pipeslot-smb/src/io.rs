@@ -3,7 +3,7 @@
 //! with STATUS_BUFFER_OVERFLOW when the buffer is short).
 
 use crate::create::FileId;
-use crate::header::{Command, Header, HEADER_LEN};
+use crate::header::{Command, HEADER_LEN};
 use crate::le;
 use crate::DecodeError;
 
@@ -37,14 +37,7 @@ impl<'a> ReadResponse<'a> {
     /// # Errors
     /// Not a READ response, or data outside the message.
     pub fn parse(msg: &'a [u8]) -> Result<ReadResponse<'a>, DecodeError> {
-        let h = Header::new_checked(msg)?;
-        if h.command() != Command::READ {
-            return Err(DecodeError::Malformed("SMB2 command"));
-        }
-        let b = h.body();
-        if b.len() < 16 || le::u16(b, 0) != 17 {
-            return Err(DecodeError::Truncated("READ response"));
-        }
+        let b = crate::body_of(msg, Command::READ, 17, 16, "READ response")?;
         let (off, len) = (usize::from(b[2]), le::u32(b, 4) as usize);
         let data = if len == 0 {
             &[][..]
@@ -83,14 +76,7 @@ pub fn write_body(file: FileId, data: &[u8]) -> Vec<u8> {
 /// # Errors
 /// Not a WRITE response, or too short.
 pub fn parse_write_response(msg: &[u8]) -> Result<u32, DecodeError> {
-    let h = Header::new_checked(msg)?;
-    if h.command() != Command::WRITE {
-        return Err(DecodeError::Malformed("SMB2 command"));
-    }
-    let b = h.body();
-    if b.len() < 16 || le::u16(b, 0) != 17 {
-        return Err(DecodeError::Truncated("WRITE response"));
-    }
+    let b = crate::body_of(msg, Command::WRITE, 17, 16, "WRITE response")?;
     Ok(le::u32(b, 4))
 }
 
@@ -128,4 +114,69 @@ mod tests {
         msg[66] = 200; // an offset past the end
         assert!(ReadResponse::parse(&msg).is_err());
     }
+}
+
+/// A READ request, the server's view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadRequest {
+    pub file: FileId,
+    pub length: u32,
+}
+
+impl ReadRequest {
+    /// Parses a whole message.
+    ///
+    /// # Errors
+    /// Not a READ request, or too short.
+    pub fn parse(msg: &[u8]) -> Result<ReadRequest, DecodeError> {
+        let b = crate::body_of(msg, Command::READ, 49, 48, "READ request")?;
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&b[16..32]);
+        Ok(ReadRequest {
+            file: FileId(id),
+            length: le::u32(b, 4),
+        })
+    }
+}
+
+/// The READ response body carrying `data` (`remaining` more to come).
+pub fn read_response_body(data: &[u8], remaining: u32) -> Vec<u8> {
+    let mut b = Vec::with_capacity(16 + data.len());
+    b.extend_from_slice(&17u16.to_le_bytes());
+    b.push((HEADER_LEN + 16) as u8);
+    b.push(0);
+    b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    b.extend_from_slice(&remaining.to_le_bytes());
+    b.extend_from_slice(&[0; 4]);
+    b.extend_from_slice(data);
+    if data.is_empty() {
+        b.push(0);
+    }
+    b
+}
+
+/// A WRITE request's FileId and data, the server's view.
+///
+/// # Errors
+/// Not a WRITE request, or data outside it.
+pub fn parse_write_request(msg: &[u8]) -> Result<(FileId, &[u8]), DecodeError> {
+    let b = crate::body_of(msg, Command::WRITE, 49, 48, "WRITE request")?;
+    let (off, len) = (usize::from(le::u16(b, 2)), le::u32(b, 4) as usize);
+    let data = if len == 0 {
+        &[][..]
+    } else {
+        msg.get(off..off.saturating_add(len))
+            .ok_or(DecodeError::Truncated("WRITE data"))?
+    };
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&b[16..32]);
+    Ok((FileId(id), data))
+}
+
+/// The WRITE response body: `count` bytes written.
+pub fn write_response_body(count: u32) -> Vec<u8> {
+    let mut b = vec![0u8; 16];
+    b[..2].copy_from_slice(&17u16.to_le_bytes());
+    b[4..8].copy_from_slice(&count.to_le_bytes());
+    b
 }

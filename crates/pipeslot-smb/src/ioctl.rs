@@ -2,7 +2,7 @@
 //! (TransactNamedPipe), PEEK and WAIT.
 
 use crate::create::FileId;
-use crate::header::{Command, Header, HEADER_LEN};
+use crate::header::{Command, HEADER_LEN};
 use crate::le;
 use crate::DecodeError;
 
@@ -44,14 +44,7 @@ pub fn fsctl_body(code: u32, file: FileId, input: &[u8], max_output: u32) -> Vec
 /// # Errors
 /// Not an IOCTL response, or an output outside the message.
 pub fn parse_ioctl_output(msg: &[u8]) -> Result<&[u8], DecodeError> {
-    let h = Header::new_checked(msg)?;
-    if h.command() != Command::IOCTL {
-        return Err(DecodeError::Malformed("SMB2 command"));
-    }
-    let b = h.body();
-    if b.len() < 48 || le::u16(b, 0) != 49 {
-        return Err(DecodeError::Truncated("IOCTL response"));
-    }
+    let b = crate::body_of(msg, Command::IOCTL, 49, 48, "IOCTL response")?;
     let (off, len) = (le::u32(b, 32) as usize, le::u32(b, 36) as usize);
     if len == 0 {
         return Ok(&[]);
@@ -103,4 +96,57 @@ impl<'a> PeekOutput<'a> {
             data: &out[16..],
         })
     }
+}
+
+/// An IOCTL request, the server's view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IoctlRequest<'a> {
+    pub code: u32,
+    pub file: FileId,
+    pub input: &'a [u8],
+    pub max_output: u32,
+    pub is_fsctl: bool,
+}
+
+impl<'a> IoctlRequest<'a> {
+    /// Parses a whole message.
+    ///
+    /// # Errors
+    /// Not an IOCTL request, or an input outside it.
+    pub fn parse(msg: &'a [u8]) -> Result<IoctlRequest<'a>, DecodeError> {
+        let b = crate::body_of(msg, Command::IOCTL, 57, 56, "IOCTL request")?;
+        let (off, len) = (le::u32(b, 24) as usize, le::u32(b, 28) as usize);
+        let input = if len == 0 {
+            &[][..]
+        } else {
+            msg.get(off..off.saturating_add(len))
+                .ok_or(DecodeError::Truncated("IOCTL input"))?
+        };
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&b[8..24]);
+        Ok(IoctlRequest {
+            code: le::u32(b, 4),
+            file: FileId(id),
+            input,
+            max_output: le::u32(b, 44),
+            is_fsctl: le::u32(b, 48) & IS_FSCTL != 0,
+        })
+    }
+}
+
+/// The IOCTL response body for `code` on `file` carrying `output`.
+pub fn ioctl_response_body(code: u32, file: FileId, output: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(48 + output.len());
+    b.extend_from_slice(&49u16.to_le_bytes());
+    b.extend_from_slice(&[0; 2]);
+    b.extend_from_slice(&code.to_le_bytes());
+    b.extend_from_slice(&file.0);
+    let at = (HEADER_LEN + 48) as u32;
+    b.extend_from_slice(&at.to_le_bytes()); // InputOffset
+    b.extend_from_slice(&0u32.to_le_bytes()); // InputCount
+    b.extend_from_slice(&at.to_le_bytes()); // OutputOffset
+    b.extend_from_slice(&(output.len() as u32).to_le_bytes());
+    b.extend_from_slice(&[0; 8]); // Flags, Reserved2
+    b.extend_from_slice(output);
+    b
 }

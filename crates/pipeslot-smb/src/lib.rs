@@ -18,6 +18,8 @@
 //! - [`crypt`]: 3.x encryption, the TRANSFORM_HEADER with AES-CCM/GCM.
 //! - [`client`]: the client's state machine: the handshake, then message
 //!   ids, credits, signing or sealing, interim answers.
+//! - [`server`]: the server's (the gateway's IPC$): the handshake and the
+//!   share answered here, pipe requests handed to the host as events.
 
 #![forbid(unsafe_code)]
 
@@ -30,6 +32,7 @@ pub mod io;
 pub mod ioctl;
 pub mod negotiate;
 pub mod ntlm;
+pub mod server;
 pub mod session;
 pub mod signing;
 pub mod spnego;
@@ -38,6 +41,35 @@ pub mod transport;
 pub mod tree;
 
 pub use pipeslot_proto::wire::DecodeError;
+
+/// The body of `msg` when it is a `command` with `structure_size` and at
+/// least `fixed` bytes of body; `what` names it in the error.
+pub(crate) fn body_of<'a>(
+    msg: &'a [u8],
+    command: header::Command,
+    structure_size: u16,
+    fixed: usize,
+    what: &'static str,
+) -> Result<&'a [u8], DecodeError> {
+    let h = header::Header::new_checked(msg)?;
+    if h.command() != command {
+        return Err(DecodeError::Malformed("SMB2 command"));
+    }
+    let b = &msg[header::HEADER_LEN..];
+    if b.len() < fixed || le::u16(b, 0) != structure_size {
+        return Err(DecodeError::Truncated(what));
+    }
+    Ok(b)
+}
+
+/// UTF-16LE bytes as a string (names in requests).
+pub(crate) fn utf16_string(raw: &[u8], what: &'static str) -> Result<String, DecodeError> {
+    if !raw.len().is_multiple_of(2) {
+        return Err(DecodeError::Malformed(what));
+    }
+    let units: Vec<u16> = raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+    String::from_utf16(&units).map_err(|_| DecodeError::Malformed(what))
+}
 
 /// Little-endian readers over a slice whose length was checked before.
 pub(crate) mod le {

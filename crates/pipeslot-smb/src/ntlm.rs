@@ -32,6 +32,8 @@ pub mod flags {
 /// AV_PAIR ids (2.2.2.1) this code reads.
 pub mod av {
     pub const EOL: u16 = 0x0000;
+    pub const NB_COMPUTER_NAME: u16 = 0x0001;
+    pub const NB_DOMAIN_NAME: u16 = 0x0002;
     pub const TIMESTAMP: u16 = 0x0007;
 }
 
@@ -194,6 +196,115 @@ pub fn authenticate(
     }
 }
 
+/// The server's CHALLENGE_MESSAGE (2.2.1.2): `server_challenge` must be
+/// random; the target info carries the names and `time` (FILETIME).
+pub fn challenge_message(
+    client_flags: u32,
+    server_challenge: [u8; 8],
+    domain: &str,
+    computer: &str,
+    time: u64,
+) -> Vec<u8> {
+    let mut info = Vec::new();
+    let mut av_pair = |id: u16, v: &[u8]| {
+        info.extend_from_slice(&id.to_le_bytes());
+        info.extend_from_slice(&(v.len() as u16).to_le_bytes());
+        info.extend_from_slice(v);
+    };
+    av_pair(av::NB_DOMAIN_NAME, &utf16le(domain));
+    av_pair(av::NB_COMPUTER_NAME, &utf16le(computer));
+    av_pair(av::TIMESTAMP, &time.to_le_bytes());
+    av_pair(av::EOL, &[]);
+    let target = utf16le(domain);
+    let flags = (client_flags
+        & (flags::UNICODE
+            | flags::SIGN
+            | flags::ALWAYS_SIGN
+            | flags::EXTENDED_SESSIONSECURITY
+            | flags::N128
+            | flags::N56))
+        | flags::UNICODE
+        | flags::NTLM
+        | flags::TARGET_INFO
+        | flags::REQUEST_TARGET
+        | 0x0001_0000; // NTLMSSP_TARGET_TYPE_DOMAIN
+    const FIXED: u32 = 48;
+    let mut m = SIGNATURE.to_vec();
+    m.extend_from_slice(&2u32.to_le_bytes());
+    m.extend_from_slice(&(target.len() as u16).to_le_bytes());
+    m.extend_from_slice(&(target.len() as u16).to_le_bytes());
+    m.extend_from_slice(&FIXED.to_le_bytes());
+    m.extend_from_slice(&flags.to_le_bytes());
+    m.extend_from_slice(&server_challenge);
+    m.extend_from_slice(&[0; 8]);
+    m.extend_from_slice(&(info.len() as u16).to_le_bytes());
+    m.extend_from_slice(&(info.len() as u16).to_le_bytes());
+    m.extend_from_slice(&(FIXED + target.len() as u32).to_le_bytes());
+    m.extend_from_slice(&target);
+    m.extend_from_slice(&info);
+    m
+}
+
+/// The fields of a client's AUTHENTICATE_MESSAGE (2.2.1.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticateFields<'a> {
+    pub lm_response: &'a [u8],
+    pub nt_response: &'a [u8],
+    pub domain: String,
+    pub user: String,
+    pub workstation: String,
+    pub encrypted_session_key: &'a [u8],
+    pub flags: u32,
+}
+
+impl<'a> AuthenticateFields<'a> {
+    /// Parses an AUTHENTICATE_MESSAGE.
+    ///
+    /// # Errors
+    /// Not NTLMSSP type 3, fields outside the message, names not UTF-16.
+    pub fn parse(msg: &'a [u8]) -> Result<AuthenticateFields<'a>, DecodeError> {
+        if msg.len() < 64 || &msg[..8] != SIGNATURE || le::u32(msg, 8) != 3 {
+            return Err(DecodeError::Malformed("NTLMSSP message type (want AUTHENTICATE)"));
+        }
+        let text = |at: usize, what: &'static str| crate::utf16_string(payload(msg, at, what)?, what);
+        Ok(AuthenticateFields {
+            lm_response: payload(msg, 12, "NTLM LM response")?,
+            nt_response: payload(msg, 20, "NTLM NT response")?,
+            domain: text(28, "NTLM domain")?,
+            user: text(36, "NTLM user")?,
+            workstation: text(44, "NTLM workstation")?,
+            encrypted_session_key: payload(msg, 52, "NTLM session key")?,
+            flags: le::u32(msg, 60),
+        })
+    }
+
+    /// An anonymous log-on: no user and no NT response.
+    pub fn is_anonymous(&self) -> bool {
+        self.user.is_empty() && self.nt_response.is_empty()
+    }
+}
+
+/// Checks an NTLMv2 response (3.3.2) against the user's NT hash: the
+/// session key when the proof matches, else `None`.
+pub fn verify_ntlmv2(
+    nt_hash: &[u8; 16],
+    user: &str,
+    domain: &str,
+    server_challenge: &[u8; 8],
+    nt_response: &[u8],
+) -> Option<[u8; 16]> {
+    // NTProofStr (16) then the client's blob, at least its fixed 28 bytes.
+    if nt_response.len() < 16 + 28 {
+        return None;
+    }
+    let key = ntowf_v2(nt_hash, user, domain);
+    let (proof, temp) = nt_response.split_at(16);
+    let want = hmac_md5(&key, &[server_challenge, temp]);
+    // A forged proof is refused either way; the comparison's timing gives
+    // nothing of the key.
+    (want == proof).then(|| hmac_md5(&key, &[&want]))
+}
+
 /// The anonymous AUTHENTICATE_MESSAGE (3.2.5.1.2): no user, an empty NT
 /// response and a one-byte LM response; the session has no key, so nothing
 /// is signed.
@@ -230,6 +341,36 @@ fn assemble(fields: &[&[u8]; 6], negotiate_flags: u32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn our_challenge_parses_and_an_authenticate_to_it_verifies() {
+        let m = challenge_message(
+            flags::UNICODE | flags::SIGN,
+            [4; 8],
+            "WORKGROUP",
+            "GATEWAY",
+            0x01d9_0000_0000_0001,
+        );
+        let c = Challenge::parse(&m).unwrap();
+        assert_eq!(
+            (c.server_challenge, c.timestamp()),
+            ([4; 8], Some(0x01d9_0000_0000_0001))
+        );
+        assert_eq!(c.target_name, utf16le("WORKGROUP"));
+        let a = authenticate(&c, "alice", "WORKGROUP", "PC", &nt_hash("pw"), [5; 8], 0);
+        let f = AuthenticateFields::parse(&a.message).unwrap();
+        assert!(!f.is_anonymous());
+        assert_eq!(
+            verify_ntlmv2(&nt_hash("pw"), &f.user, &f.domain, &[4; 8], f.nt_response),
+            Some(a.session_key)
+        );
+        let anon_msg = authenticate_anonymous(&c);
+        let anon = AuthenticateFields::parse(&anon_msg).unwrap();
+        assert!(anon.is_anonymous());
+        for cut in 0..a.message.len() {
+            let _ = AuthenticateFields::parse(&a.message[..cut]);
+        }
+    }
 
     #[test]
     fn the_nt_hash_of_a_known_password() {
@@ -269,6 +410,22 @@ mod tests {
         assert_eq!(&nt[16..18], &[1, 1]);
         assert!(nt.windows(info.len()).any(|w| w == info));
         assert_eq!(payload(&a.message, 36, "user").unwrap(), utf16le("u"));
+        // The server's side checks the proof and finds the same key.
+        let f = AuthenticateFields::parse(&a.message).unwrap();
+        assert_eq!(
+            (f.user.as_str(), f.domain.as_str(), f.workstation.as_str()),
+            ("u", "D", "W")
+        );
+        let key = verify_ntlmv2(&nt_hash("p"), &f.user, &f.domain, &c.server_challenge, f.nt_response);
+        assert_eq!(key, Some(a.session_key));
+        assert_eq!(
+            verify_ntlmv2(&nt_hash("q"), &f.user, &f.domain, &c.server_challenge, f.nt_response),
+            None
+        );
+        assert_eq!(
+            verify_ntlmv2(&nt_hash("p"), &f.user, &f.domain, &[0; 8], f.nt_response),
+            None
+        );
         for cut in 0..msg.len() {
             let _ = Challenge::parse(&msg[..cut]);
         }

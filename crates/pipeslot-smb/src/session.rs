@@ -5,6 +5,9 @@ use crate::header::{Command, Header, HEADER_LEN};
 use crate::le;
 use crate::DecodeError;
 
+/// The fixed part of a SESSION_SETUP request body.
+pub const SESSION_SETUP_REQUEST_FIXED: usize = 24;
+
 /// SESSION_SETUP request fields a client sets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionSetupRequest<'a> {

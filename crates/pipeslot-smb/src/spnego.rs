@@ -51,6 +51,13 @@ pub fn neg_token_init(mech_token: &[u8]) -> Vec<u8> {
     der(0x60, &[der(0x06, SPNEGO_OID), init].concat())
 }
 
+/// The server's hint in NEGOTIATE: negTokenInit listing NTLMSSP, no token.
+pub fn neg_token_init_hint() -> Vec<u8> {
+    let mech_types = der(0xa0, &der(0x30, &der(0x06, NTLMSSP_OID)));
+    let init = der(0xa0, &der(0x30, &mech_types));
+    der(0x60, &[der(0x06, SPNEGO_OID), init].concat())
+}
+
 /// A later client token: negTokenResp carrying `response_token`.
 pub fn neg_token_resp(response_token: &[u8]) -> Vec<u8> {
     der(0xa1, &der(0x30, &der(0xa2, &der(0x04, response_token))))
@@ -118,6 +125,91 @@ impl<'a> NegTokenResp<'a> {
     }
 }
 
+/// What a client's negTokenInit offers (the server's side).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NegTokenInit<'a> {
+    pub mech_types: Vec<&'a [u8]>,
+    pub mech_token: Option<&'a [u8]>,
+}
+
+impl<'a> NegTokenInit<'a> {
+    /// Parses `[APPLICATION 0] { SPNEGO OID, [0] negTokenInit }`.
+    ///
+    /// # Errors
+    /// Anything but a well-formed negTokenInit for SPNEGO.
+    pub fn parse(b: &'a [u8]) -> Result<NegTokenInit<'a>, DecodeError> {
+        let (tag, body, _) = element(b)?;
+        if tag != 0x60 {
+            return Err(DecodeError::Malformed("GSS-API initial context token tag"));
+        }
+        let (tag, oid, rest) = element(body)?;
+        if tag != 0x06 || oid != SPNEGO_OID {
+            return Err(DecodeError::Unsupported("a mechanism other than SPNEGO"));
+        }
+        let (tag, init, _) = element(rest)?;
+        if tag != 0xa0 {
+            return Err(DecodeError::Malformed("negTokenInit tag"));
+        }
+        let (tag, mut fields, _) = element(init)?;
+        if tag != 0x30 {
+            return Err(DecodeError::Malformed("negTokenInit sequence"));
+        }
+        let mut out = NegTokenInit {
+            mech_types: Vec::new(),
+            mech_token: None,
+        };
+        while !fields.is_empty() {
+            let (tag, inner, rest) = element(fields)?;
+            fields = rest;
+            match tag {
+                0xa0 => {
+                    let (t, mut list, _) = element(inner)?;
+                    if t != 0x30 {
+                        return Err(DecodeError::Malformed("mechTypes"));
+                    }
+                    while !list.is_empty() {
+                        let (t, oid, rest) = element(list)?;
+                        if t != 0x06 {
+                            return Err(DecodeError::Malformed("mechType"));
+                        }
+                        out.mech_types.push(oid);
+                        list = rest;
+                    }
+                }
+                0xa2 => {
+                    let (t, token, _) = element(inner)?;
+                    if t != 0x04 {
+                        return Err(DecodeError::Malformed("mechToken"));
+                    }
+                    out.mech_token = Some(token);
+                }
+                // reqFlags [1], mechListMIC [3]: not needed for NTLM.
+                0xa1 | 0xa3 => {}
+                _ => return Err(DecodeError::Malformed("negTokenInit field")),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A server's negTokenResp: its state, the chosen mechanism, a token.
+pub fn neg_token_resp_server(state: NegState, supported_mech: Option<&[u8]>, token: Option<&[u8]>) -> Vec<u8> {
+    let code = match state {
+        NegState::AcceptCompleted => 0,
+        NegState::AcceptIncomplete => 1,
+        NegState::Reject => 2,
+        NegState::RequestMic => 3,
+    };
+    let mut fields = der(0xa0, &der(0x0a, &[code]));
+    if let Some(m) = supported_mech {
+        fields.extend_from_slice(&der(0xa1, &der(0x06, m)));
+    }
+    if let Some(t) = token {
+        fields.extend_from_slice(&der(0xa2, &der(0x04, t)));
+    }
+    der(0xa1, &der(0x30, &fields))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +243,25 @@ mod tests {
         assert_eq!(p.response_token, Some(&b"tok"[..]));
         for cut in 0..resp.len() {
             assert!(NegTokenResp::parse(&resp[..cut]).is_err() || cut == resp.len());
+        }
+    }
+
+    #[test]
+    fn the_server_side_reads_what_the_client_side_builds() {
+        let init = neg_token_init(b"NTLMSSP\0first");
+        let p = NegTokenInit::parse(&init).unwrap();
+        assert_eq!(
+            (p.mech_types, p.mech_token),
+            (vec![NTLMSSP_OID], Some(&b"NTLMSSP\0first"[..]))
+        );
+        let resp = neg_token_resp_server(NegState::AcceptIncomplete, Some(NTLMSSP_OID), Some(b"chal"));
+        let r = NegTokenResp::parse(&resp).unwrap();
+        assert_eq!(
+            (r.state, r.supported_mech, r.response_token),
+            (Some(NegState::AcceptIncomplete), Some(NTLMSSP_OID), Some(&b"chal"[..]))
+        );
+        for cut in 0..init.len() {
+            assert!(NegTokenInit::parse(&init[..cut]).is_err());
         }
     }
 }
