@@ -93,6 +93,8 @@ pub struct Req {
     /// FSCTL code of an IOCTL.
     code: u32,
     file: FileId,
+    /// Set by [`Server::interim`]: the final answer then carries it.
+    async_id: Option<u64>,
 }
 
 /// What the host must do.
@@ -254,7 +256,8 @@ impl Server {
             if self.dialect.is_some() || msg.get(4) != Some(&0x72) {
                 return Err(ServerError::Protocol("SMB1 after the negotiation, or not a NEGOTIATE"));
             }
-            out.send.push(frame(&self.negotiate_response(dialect::WILDCARD, &[])));
+            out.send
+                .push(frame(&self.negotiate_response(dialect::WILDCARD, 0, &[])));
             return Ok(out);
         }
         let h = Header::new_checked(msg)?;
@@ -276,6 +279,7 @@ impl Server {
                 credits: 0,
                 code: 0,
                 file: FileId([0; 16]),
+                async_id: None,
             };
             out.events.push(Event::Cancel { req });
             return Ok(out);
@@ -297,6 +301,7 @@ impl Server {
             credits,
             code: 0,
             file: FileId([0; 16]),
+            async_id: None,
         };
         if command == Command::SESSION_SETUP {
             out.send.push(self.session_setup(msg, req)?);
@@ -487,14 +492,18 @@ impl Server {
     }
 
     /// An interim STATUS_PENDING for `req` (a READ that waits): the final
-    /// answer follows with the same id. Interim answers are not signed.
-    pub fn interim(&mut self, req: Req, async_id: u64) -> Vec<u8> {
-        let mut h = self.header(req, NtStatus::STATUS_PENDING);
-        h.target = Target::Async(async_id);
+    /// answer follows with the same id, through the returned `Req`, which
+    /// carries the async id. Interim answers are not signed.
+    pub fn interim(&mut self, req: Req, async_id: u64) -> (Req, Vec<u8>) {
+        let req = Req {
+            async_id: Some(async_id),
+            ..req
+        };
+        let h = self.header(req, NtStatus::STATUS_PENDING);
         let mut m = vec![0u8; HEADER_LEN];
         h.emit((&mut m[..]).try_into().expect("64"));
         m.extend_from_slice(&error_body());
-        frame(&m)
+        (req, frame(&m))
     }
 
     fn owned(&self, req: &Req, file: FileId) -> bool {
@@ -569,7 +578,8 @@ impl Server {
             }
         }
         self.dialect = Some(pick);
-        let resp = self.negotiate_response(pick, &contexts);
+        let mid = Header::new_checked(msg)?.message_id();
+        let resp = self.negotiate_response(pick, mid, &contexts);
         if pick == dialect::SMB_3_1_1 {
             self.preauth.update(msg);
             self.preauth.update(&resp);
@@ -577,7 +587,7 @@ impl Server {
         Ok(resp)
     }
 
-    fn negotiate_response(&mut self, d: u16, contexts: &[NegotiateContext]) -> Vec<u8> {
+    fn negotiate_response(&mut self, d: u16, message_id: u64, contexts: &[NegotiateContext]) -> Vec<u8> {
         if d == dialect::WILDCARD {
             self.dialect = Some(d);
         }
@@ -596,7 +606,7 @@ impl Server {
             contexts: contexts.to_vec(),
         }
         .emit_body();
-        let mut h = HeaderRepr::request(Command::NEGOTIATE, 0, 1);
+        let mut h = HeaderRepr::request(Command::NEGOTIATE, message_id, 1);
         h.flags = flags::SERVER_TO_REDIR;
         let mut m = vec![0u8; HEADER_LEN];
         h.emit((&mut m[..]).try_into().expect("64"));
@@ -737,9 +747,12 @@ impl Server {
         h.status = status;
         h.session_id = req.session_id;
         h.credit_charge = 1;
-        h.target = Target::Sync {
-            process_id: 0xfeff,
-            tree_id: req.tree_id,
+        h.target = match req.async_id {
+            Some(id) => Target::Async(id),
+            None => Target::Sync {
+                process_id: 0xfeff,
+                tree_id: req.tree_id,
+            },
         };
         h
     }

@@ -245,10 +245,12 @@ fn a_read_waits_with_an_interim_answer_and_a_message_comes_in_parts() {
         panic!()
     };
     assert_eq!(length, 4);
-    let interim = c.receive(unframe(&s.interim(req, 77))).unwrap();
+    let (req, interim) = s.interim(req, 77);
+    let interim = c.receive(unframe(&interim)).unwrap();
     assert!(interim[0].interim && interim[0].async_id == Some(77));
     let part = c.receive(unframe(&s.answer(req, Answer::Part(b"abcd")))).unwrap();
     assert_eq!(part[0].status, NtStatus::STATUS_BUFFER_OVERFLOW);
+    assert_eq!(part[0].async_id, Some(77), "the final answer is async too");
     assert_eq!(
         pipeslot_smb::io::ReadResponse::parse(&part[0].msg).unwrap().data,
         b"abcd"

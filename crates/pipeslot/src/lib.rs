@@ -40,6 +40,7 @@
 pub mod anon;
 pub mod blocking;
 mod error;
+pub mod gateway;
 pub mod mailslot;
 mod ns;
 pub mod pipe;

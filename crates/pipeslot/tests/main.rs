@@ -7,6 +7,7 @@ mod attacks; // another local user attacks the namespace: capture, stall, locks,
 mod child; // roles played by re-executed copies of this binary
 mod client; // open, busy, wait, call
 mod exact; // the last differences from Win32 and tokio, one test each
+mod gateway; // local pipes served over SMB2 to our client and impacket
 mod io; // messages, bytes, transact, peek, flush, backpressure
 mod mailslot_child; // mailslot roles played by re-executed copies of this binary
 mod mailslot_interop; // a real peer: Samba's nmbd logs our datagram and answers NETLOGON

@@ -266,9 +266,11 @@ fn ask(dirs: &PipeDirs, c: &Candidate<'_>, msg: &[u8], read_reply: bool) -> io::
 
 /// CreateFile on a pipe name: the first listening instance of any trusted
 /// serving process takes us.
-pub(crate) fn open(name: &PipeName, read: bool, write: bool) -> io::Result<(OwnedFd, Reply)> {
+/// `remote`: the open is made for a client on another machine (the
+/// gateway's); servers believe it only from root or their own user.
+pub(crate) fn open(name: &PipeName, read: bool, write: bool, remote: bool) -> io::Result<(OwnedFd, Reply)> {
     let dirs = PipeDirs::find(name)?.ok_or_else(|| ns::not_found(name))?;
-    let mut flags = 0;
+    let mut flags = if remote { hello_flags::REMOTE } else { 0 };
     if read {
         flags |= hello_flags::READ;
     }

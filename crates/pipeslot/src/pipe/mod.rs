@@ -650,6 +650,8 @@ pub struct ClientOptions<F = Blocking> {
     write: bool,
     pipe_mode: PipeMode,
     pub(crate) remote: crate::remote::options::RemoteOptions,
+    /// The gateway opens local pipes for remote clients.
+    pub(crate) on_behalf_of_remote: bool,
     _front: PhantomData<fn() -> F>,
 }
 
@@ -667,6 +669,7 @@ impl<F> ClientOptions<F> {
             write: true,
             pipe_mode: PipeMode::Byte,
             remote: Default::default(),
+            on_behalf_of_remote: false,
             _front: PhantomData,
         }
     }
@@ -765,7 +768,7 @@ impl<F> ClientOptions<F> {
     /// CreateFile, front-end independent.
     pub(crate) fn open_conn(&self, addr: &OsStr) -> io::Result<(Conn, PipeInfo)> {
         let name = parse_name(addr)?;
-        let (fd, reply) = client::open(&name, self.read, self.write)?;
+        let (fd, reply) = client::open(&name, self.read, self.write, self.on_behalf_of_remote)?;
         let info = client_info(&reply);
         let access = Access::from_bits(reply.access).unwrap_or(Access::Duplex);
         let mut conn = Conn::new(

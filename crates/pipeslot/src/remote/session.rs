@@ -823,7 +823,7 @@ fn dial(host: &str, port: u16, server: &str, timeout: Duration) -> io::Result<Tc
     .into())
 }
 
-fn random<const N: usize>() -> [u8; N] {
+pub(crate) fn random<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     let mut at = 0;
     while at < N {
@@ -837,7 +837,7 @@ fn random<const N: usize>() -> [u8; N] {
 }
 
 /// FILETIME now.
-fn filetime_now() -> u64 {
+pub(crate) fn filetime_now() -> u64 {
     let unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
