@@ -47,7 +47,8 @@ pub(crate) enum Verb {
     /// (`--quick`, `--json FILE`, `--svg FILE`, `--only NAME`…; `--help` lists all).
     #[command(disable_help_flag = true)]
     Bench(BenchArgs),
-    /// The host service for remote clients (not in this version).
+    /// Serve exported pipes to other machines over SMB2 (`\\HOST\pipe\NAME`),
+    /// as the configuration file says; `gateway user add NAME` adds an account.
     Gateway(GatewayArgs),
     /// The demo's client that gets killed (internal).
     #[command(name = "demo-peer", hide = true)]
@@ -180,7 +181,25 @@ pub(crate) struct InfoArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct GatewayArgs {
-    /// The gateway's configuration file.
-    #[arg(long, value_name = "FILE")]
+    /// The gateway's configuration file (TOML, mode 0600).
+    #[arg(long, value_name = "FILE", global = true)]
     pub(crate) config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) action: Option<GatewayAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GatewayAction {
+    /// Manage the accounts in the configuration file.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserAction {
+    /// Add (or replace) NAME; the password is read from stdin (one line)
+    /// and only its NT hash is stored.
+    Add { name: String },
 }

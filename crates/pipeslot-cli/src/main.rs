@@ -6,14 +6,14 @@
 //!
 //! A verb takes a pipe or a mailslot name; its kind picks the module that
 //! does the work (`mailslot` for mailslots). `bench` hands its arguments to
-//! `pipeslot-bench`; `gateway` is not in this version: its arm below is where
-//! it plugs in.
+//! `pipeslot-bench`; `gateway` runs `pipeslot::gateway`.
 
 mod args;
 mod call;
 mod demo;
 mod error;
 mod exec;
+mod gateway;
 mod hex;
 mod log;
 mod mailslot;
@@ -29,7 +29,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use pipeslot::{Name, Win32Error};
+use pipeslot::Name;
 
 use settings::Command;
 
@@ -68,10 +68,8 @@ fn run(cmd: Command) -> io::Result<()> {
             // The bench has printed what failed.
             code => std::process::exit(code),
         },
-        Command::NotAvailable(verb) => Err(error::fail(
-            Win32Error::ERROR_NOT_SUPPORTED,
-            format!("`pipeslot {verb}` is not available in this version"),
-        )),
+        Command::Gateway(config) => gateway::run(&config),
+        Command::GatewayUserAdd(config, name) => gateway::add_user(&config, &name),
         // Names settings never pairs with these verbs, and kinds added later.
         Command::Serve(..)
         | Command::Send(..)

@@ -31,10 +31,12 @@ pub(crate) enum Command {
     Info(Name),
     Demo,
     DemoPeer(Name),
-    /// A verb of the contract that this version does not have yet.
-    NotAvailable(&'static str),
     /// `bench`: the arguments go to the bench as they are.
     Bench(Vec<String>),
+    /// `gateway --config FILE`.
+    Gateway(std::path::PathBuf),
+    /// `gateway user add NAME --config FILE`.
+    GatewayUserAdd(std::path::PathBuf, String),
 }
 
 /// What `serve` does with each client.
@@ -161,7 +163,20 @@ pub(crate) fn validate(raw: RawArgs) -> io::Result<Command> {
         Verb::Demo => Command::Demo,
         Verb::DemoPeer(a) => Command::DemoPeer(name(&a.name)?),
         Verb::Bench(b) => Command::Bench(b.args),
-        Verb::Gateway(_) => Command::NotAvailable("gateway"),
+        Verb::Gateway(g) => {
+            let config = g.config.ok_or_else(|| {
+                crate::error::fail(
+                    Win32Error::ERROR_INVALID_PARAMETER,
+                    "gateway needs --config FILE (see docs/GATEWAY.md)",
+                )
+            })?;
+            match g.action {
+                None => Command::Gateway(config),
+                Some(crate::args::GatewayAction::User {
+                    action: crate::args::UserAction::Add { name },
+                }) => Command::GatewayUserAdd(config, name),
+            }
+        }
     })
 }
 

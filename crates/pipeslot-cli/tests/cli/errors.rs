@@ -89,10 +89,10 @@ fn a_257_character_name_is_invalid_and_256_is_fine() {
 }
 
 #[test]
-fn verbs_of_later_versions_say_so() {
+fn the_gateway_without_its_config_and_an_unknown_host_say_so() {
     test("later", LIMIT, |ctx| {
         ctx.run(&["gateway", "--config", "/nonexistent"])
-            .error("ERROR_NOT_SUPPORTED", 50, "gateway");
+            .error("ERROR_FILE_NOT_FOUND", 2, "/nonexistent");
         // Remote names are served now: an unknown host is the network
         // path Windows cannot find either.
         ctx.run(&["send", r"\\otherhost.invalid\pipe\srvsvc", "x"]).error(

@@ -3,6 +3,7 @@ mod bench; // `pipeslot bench` runs and writes JSON (no timing asserted)
 mod client; // send, call, transact, wait against real servers
 mod demo; // `pipeslot demo` runs and says what it showed
 mod errors; // every error line: the Win32 name, number and the name it concerns
+mod gateway; // pipes served to the network: accounts, exports, senders into one monitor
 mod mailslot; // serve/send/info/list on mailslots, one-way verbs, datagrams on loopback (codec + tshark)
 mod query; // list, info, PIPESLOT_DIR, name spellings
 mod remote; // the verbs on remote names through a private Samba

@@ -11,7 +11,10 @@
 //! Only exported names are visible: any other is STATUS_OBJECT_NAME_NOT_FOUND,
 //! as if it did not exist.
 
+mod config;
 mod conn;
+
+pub use config::add_user;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
