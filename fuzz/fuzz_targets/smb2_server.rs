@@ -43,6 +43,7 @@ fuzz_target!(|data: &[u8]| {
                 Event::Open { req, .. } => (req, Answer::Opened),
                 Event::Read { req, .. } | Event::Transceive { req, .. } => (req, Answer::Data(b"x")),
                 Event::Write { req, data, .. } => (req, Answer::Written(data.len() as u32)),
+                Event::Wait { req, .. } => (req, Answer::Data(b"")),
                 Event::Close { .. } | Event::Cancel { .. } => continue,
             };
             assert!(s.answer(req.0, req.1).len() < 1 << 24);

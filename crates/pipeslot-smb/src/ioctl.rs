@@ -67,6 +67,26 @@ pub fn pipe_wait_input(name: &str, timeout: Option<i64>) -> Vec<u8> {
     b
 }
 
+/// FSCTL_PIPE_WAIT's input, the server's view: the pipe's name and the
+/// timeout when one was given.
+///
+/// # Errors
+/// Shorter than its fields say, or a name that is not UTF-16.
+pub fn parse_pipe_wait_input(b: &[u8]) -> Result<(String, Option<i64>), DecodeError> {
+    if b.len() < 14 {
+        return Err(DecodeError::Truncated("FSCTL_PIPE_WAIT input"));
+    }
+    let timeout = i64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+    let len = le::u32(b, 8) as usize;
+    let name = b
+        .get(14..14usize.saturating_add(len))
+        .ok_or(DecodeError::Truncated("FSCTL_PIPE_WAIT name"))?;
+    Ok((
+        crate::utf16_string(name, "FSCTL_PIPE_WAIT name")?,
+        (b[12] != 0).then_some(timeout),
+    ))
+}
+
 /// FSCTL_PIPE_PEEK's output (MS-FSCC 2.3.47), borrowing the data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeekOutput<'a> {

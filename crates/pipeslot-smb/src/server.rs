@@ -119,6 +119,14 @@ pub enum Event {
         input: Vec<u8>,
         max_output: u32,
     },
+    /// WaitNamedPipe for `pipe` (`timeout` in 100 ns units, or the pipe's
+    /// default): answer `Data(&[])` once an instance listens, or
+    /// STATUS_IO_TIMEOUT.
+    Wait {
+        req: Req,
+        pipe: String,
+        timeout: Option<i64>,
+    },
     /// The client closed `file` (already answered).
     Close { file: FileId },
     /// The client gave up on `req` (answer it with STATUS_CANCELLED).
@@ -428,6 +436,18 @@ impl Server {
                         max_output: r.max_output.min(self.cfg.max_io),
                     }),
                     fsctl::PIPE_TRANSCEIVE => out.send.push(self.status(req, NtStatus::STATUS_FILE_CLOSED)),
+                    fsctl::PIPE_WAIT => match ioctl::parse_pipe_wait_input(r.input) {
+                        Ok((pipe, timeout)) => out.events.push(Event::Wait {
+                            req: Req {
+                                file: r.file,
+                                code: r.code,
+                                ..req
+                            },
+                            pipe,
+                            timeout,
+                        }),
+                        Err(_) => out.send.push(self.status(req, NtStatus::STATUS_INVALID_PARAMETER)),
+                    },
                     fsctl::VALIDATE_NEGOTIATE_INFO => {
                         let d = self.dialect.unwrap_or(0);
                         let mut v = Vec::with_capacity(24);

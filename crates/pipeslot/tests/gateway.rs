@@ -207,3 +207,48 @@ print("dialect", hex(c.getDialect()))
     assert_eq!(lines[1], "me");
     assert!(lines[2].starts_with("dialect 0x"), "{lines:?}");
 }
+
+#[test]
+fn busy_through_the_gateway_and_a_wait_that_ends_when_an_instance_frees() {
+    let name = util::name("gw-busy");
+    // One instance only, held by a local client until we let go.
+    let server = ServerOptions::new()
+        .pipe_mode(PipeMode::Message)
+        .max_instances(1)
+        .reject_remote_clients(false)
+        .create(&name)
+        .unwrap();
+    let holder = ClientOptions::new().open(&name).unwrap();
+    let port = gateway(&[&name]).port();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let name2 = name.clone();
+    let serving = std::thread::spawn(move || {
+        server.connect().unwrap();
+        rx.recv().unwrap();
+        drop(holder);
+        server.disconnect().unwrap();
+        server.connect().unwrap();
+        let mut buf = [0u8; 16];
+        let m = server.read_msg(&mut buf).unwrap();
+        server.write_msg(&buf[..m.len]).unwrap();
+        let _ = name2;
+    });
+    watchdog(Duration::from_secs(60), move || {
+        let e = client(port).open(remote(&name)).unwrap_err();
+        assert_eq!(code(&e), Some(Win32Error::ERROR_PIPE_BUSY), "{e}");
+        // The gateway has no FSCTL_PIPE_WAIT yet: the wait probes.
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            tx.send(()).unwrap();
+        });
+        client(port)
+            .wait(remote(&name), pipeslot::WaitTimeout::After(Duration::from_secs(10)))
+            .unwrap();
+        t.join().unwrap();
+        let pipe = client(port).open(remote(&name)).unwrap();
+        let mut reply = [0u8; 16];
+        let r = pipe.transact(b"mine now", &mut reply).unwrap();
+        assert_eq!(&reply[..r.len], b"mine now");
+    });
+    serving.join().unwrap();
+}

@@ -171,6 +171,34 @@ fn handle(wire: &Arc<Wire>, opts: &GatewayOptions, opens: &mut HashMap<FileId, S
             input,
             max_output,
         } => queue(wire, opens, file, req, Op::Transceive(req, input, max_output)),
+        Event::Wait { req, pipe, timeout } => {
+            if !opts.exports(&pipe) {
+                return wire.answer(req, Answer::Status(NtStatus::STATUS_OBJECT_NAME_NOT_FOUND));
+            }
+            let (req, f) = lock(&wire.server).interim(req, req.message_id);
+            wire.send(&f);
+            let wire = Arc::clone(wire);
+            let t = match timeout {
+                // 100 ns units; an i64::MAX is "for ever".
+                Some(t) if (0..i64::MAX).contains(&t) => {
+                    crate::WaitTimeout::After(std::time::Duration::from_nanos((t as u64).saturating_mul(100)))
+                }
+                Some(_) => crate::WaitTimeout::Forever,
+                None => crate::WaitTimeout::Default,
+            };
+            let _ = std::thread::Builder::new()
+                .name("pipeslot-gateway-wait".into())
+                .spawn(move || {
+                    let a = match crate::wait_named_pipe(format!(r"\\.\pipe\{pipe}"), t) {
+                        Ok(()) => Answer::Data(&[]),
+                        Err(e) if Error::win32(&e) == Some(Win32Error::ERROR_SEM_TIMEOUT) => {
+                            Answer::Status(NtStatus::STATUS_IO_TIMEOUT)
+                        }
+                        Err(e) => Answer::Status(status_of(&e)),
+                    };
+                    wire.answer(req, a);
+                });
+        }
         Event::Close { file } => {
             opens.remove(&file);
         }

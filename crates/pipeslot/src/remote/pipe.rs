@@ -616,17 +616,16 @@ pub(crate) fn wait(name: &PipeName, timeout: WaitTimeout, opts: &RemoteOptions) 
         WaitTimeout::Forever => Some(i64::MAX),
         _ => None,
     };
-    let r = session.call(
-        Command::IOCTL,
-        session.tree,
-        &fsctl_body(
-            fsctl::PIPE_WAIT,
-            FileId([0xff; 16]),
-            &pipe_wait_input(name.name(), ticks),
-            0,
-        ),
+    // The server waits as long as asked: no response timeout, the ECHO
+    // probe still watches it.
+    let body = fsctl_body(
+        fsctl::PIPE_WAIT,
+        FileId([0xff; 16]),
+        &pipe_wait_input(name.name(), ticks),
         0,
-    )?;
+    );
+    let slot = session.send(Command::IOCTL, session.tree, &body, 0, false)?;
+    let r = session.wait(&slot)?;
     match r.status {
         NtStatus::STATUS_SUCCESS => return Ok(()),
         NtStatus::STATUS_IO_TIMEOUT => {
