@@ -42,6 +42,7 @@ pub(crate) fn run() -> io::Result<()> {
     identity(&name)?;
     peer_death(&name)?;
     server.stop();
+    network(&name)?;
     say(&format!("demo: ok ({:.2} s)", started.elapsed().as_secs_f64()))
 }
 
@@ -263,9 +264,14 @@ fn open_message(name: &PipeName) -> io::Result<NamedPipeClient> {
 /// Runs this binary with `args`; the demo's environment (PIPESLOT_DIR)
 /// goes with it.
 fn spawn_self(args: &[&str]) -> io::Result<Child> {
+    spawn_self_with(args, &[])
+}
+
+fn spawn_self_with(args: &[&str], env: &[(&str, &str)]) -> io::Result<Child> {
     let exe = std::env::current_exe().map_err(|e| crate::error::wrap(e, "finding this program"))?;
     Command::new(exe)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -303,6 +309,82 @@ fn finish(mut child: Child) -> io::Result<String> {
         )));
     }
     Ok(out)
+}
+
+/// Step 8: the network. A gateway on loopback (an unprivileged port, a
+/// one-off account) serves a monitor pipe over SMB2; client processes write
+/// to `\\127.0.0.1\pipe\NAME` through it, and a `call` asks the monitor
+/// who it sees.
+fn network(base: &PipeName) -> io::Result<()> {
+    let name = format!("{}-net", base.name());
+    let local = format!(r"\\.\pipe\{name}");
+    let (tx, rx) = mpsc::channel::<String>();
+    let mut opts = ServerOptions::new();
+    opts.pipe_mode(PipeMode::Message).reject_remote_clients(false);
+    for i in 0..INSTANCES + 1 {
+        opts.first_pipe_instance(i == 0);
+        let server = opts.create(&local)?;
+        let tx = tx.clone();
+        thread::spawn(move || {
+            let mut buf = vec![0u8; BUF];
+            loop {
+                if server.connect().is_err() {
+                    return;
+                }
+                let who = server.client_identity();
+                while let Ok(Some(msg)) = pipe::read_message(|b| server.read_msg(b), &mut buf) {
+                    if msg == b"whoami" {
+                        let _ = server.write_msg(describe(who.as_ref()).as_bytes());
+                    } else {
+                        let _ = tx.send(String::from_utf8_lossy(&msg).into_owned());
+                    }
+                }
+                let _ = server.disconnect();
+            }
+        });
+    }
+    let password: String = pipeslot::gateway::random_password();
+    let mut g = pipeslot::gateway::GatewayOptions::new(([127, 0, 0, 1], 0).into());
+    g.user("demo", &password).export(&name);
+    let gateway = g.bind()?;
+    let port = gateway.local_addr()?.port();
+    thread::spawn(move || gateway.serve());
+    let remote = format!(r"\\127.0.0.1\pipe\{name}");
+    say(&format!(
+        "8. the network: a gateway on 127.0.0.1:{port} serves {local} over SMB2 (signed, NTLMv2);"
+    ))?;
+    say(&format!(
+        "   {INSTANCES} `pipeslot send` processes write to {remote} through it, into one monitor"
+    ))?;
+    let port_s = port.to_string();
+    let env = [
+        ("PIPESLOT_SMB_PORT", port_s.as_str()),
+        ("PIPESLOT_USER", "demo"),
+        ("PIPESLOT_PASSWORD", password.as_str()),
+    ];
+    let senders = (1..=INSTANCES)
+        .map(|i| {
+            let a = format!("host {i}: first line");
+            let b = format!("host {i}: second line");
+            spawn_self_with(&["send", &remote, &a, &b], &env)
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    for s in senders {
+        finish(s)?;
+    }
+    let mut got = Vec::new();
+    while got.len() < 2 * INSTANCES {
+        let m = rx
+            .recv_timeout(LIMIT)
+            .map_err(|_| surprise(format!("the monitor got {} of {} lines", got.len(), 2 * INSTANCES)))?;
+        say(&format!("   monitor: {m}"))?;
+        got.push(m);
+    }
+    let reply = finish(spawn_self_with(&["call", &remote, "whoami"], &env)?)?;
+    say(&format!(
+        "   a remote `call` through the gateway: the monitor's client is {} (the gateway, for user demo)",
+        reply.trim_end()
+    ))
 }
 
 /// The echo server: INSTANCES threads, each an instance that connects,

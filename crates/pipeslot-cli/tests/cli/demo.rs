@@ -22,6 +22,9 @@ fn demo_runs_and_tells_the_story() {
             "   server: pid ",
             "the read returned ERROR_BROKEN_PIPE (109)",
             "nobody hung: the echo server still answers (\"still here\")",
+            "8. the network: a gateway on 127.0.0.1:",
+            "monitor: host 2: second line",
+            "a remote `call` through the gateway: the monitor's client is pid ",
         ] {
             assert!(out.contains(want), "missing {want:?} in:\n{out}");
         }
@@ -29,6 +32,7 @@ fn demo_runs_and_tells_the_story() {
             out.lines().last().unwrap_or_default().starts_with("demo: ok ("),
             "{out}"
         );
+        assert_eq!(out.matches("   monitor: host ").count(), 6, "every line, once: {out}");
         // The demo's pipes are gone with it.
         assert_eq!(ctx.run(&["list"]).success(), "");
     });

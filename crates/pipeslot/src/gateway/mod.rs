@@ -114,6 +114,14 @@ impl GatewayOptions {
     }
 }
 
+/// A random password of 32 hex digits (for one-off accounts, e.g. a demo).
+pub fn random_password() -> String {
+    crate::remote::session::random::<16>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A bound gateway; [`serve`](Gateway::serve) runs it.
 #[derive(Debug)]
 pub struct Gateway {
