@@ -78,7 +78,7 @@ pub(super) fn run(stream: TcpStream, opts: &GatewayOptions, seq: u64) {
         peer,
     });
     tracing::info!("gateway: connection from {}", wire.peer);
-    let mut opens: HashMap<FileId, Sender<Op>> = HashMap::new();
+    let mut opens: Opens = HashMap::new();
     let mut reader = stream;
     loop {
         let mut th = [0u8; 4];
@@ -109,13 +109,19 @@ pub(super) fn run(stream: TcpStream, opts: &GatewayOptions, seq: u64) {
             handle(&wire, opts, &mut opens, e);
         }
     }
-    // Dropping the senders ends the workers, which close their pipes.
-    drop(opens);
+    // The client is gone: its pipes end now, even those a read waits on.
+    for (_, (tx, client)) in opens.drain() {
+        drop(tx);
+        client.abort();
+    }
     let _ = lock(&wire.out).shutdown(std::net::Shutdown::Both);
     tracing::info!("gateway: {} gone", wire.peer);
 }
 
-fn handle(wire: &Arc<Wire>, opts: &GatewayOptions, opens: &mut HashMap<FileId, Sender<Op>>, e: Event) {
+/// Each open pipe: its worker's queue, and the pipe (to end it from here).
+type Opens = HashMap<FileId, (Sender<Op>, Arc<NamedPipeClient>)>;
+
+fn handle(wire: &Arc<Wire>, opts: &GatewayOptions, opens: &mut Opens, e: Event) {
     match e {
         Event::Open {
             req,
@@ -149,7 +155,8 @@ fn handle(wire: &Arc<Wire>, opts: &GatewayOptions, opens: &mut HashMap<FileId, S
                         wire.peer
                     );
                     let (tx, rx) = channel();
-                    opens.insert(file, tx);
+                    let client = Arc::new(client);
+                    opens.insert(file, (tx, Arc::clone(&client)));
                     wire.answer(req, Answer::Opened);
                     let wire = Arc::clone(wire);
                     let _ = std::thread::Builder::new()
@@ -200,7 +207,11 @@ fn handle(wire: &Arc<Wire>, opts: &GatewayOptions, opens: &mut HashMap<FileId, S
                 });
         }
         Event::Close { file } => {
-            opens.remove(&file);
+            // As a handle's close on Windows: what waits on it ends.
+            if let Some((tx, client)) = opens.remove(&file) {
+                drop(tx);
+                client.abort();
+            }
         }
         // A pipe read cannot be taken back without losing what it may
         // bring: the request is answered when the pipe answers.
@@ -210,8 +221,8 @@ fn handle(wire: &Arc<Wire>, opts: &GatewayOptions, opens: &mut HashMap<FileId, S
 
 /// Hands an operation to its pipe's worker, first telling the client it
 /// may wait (an interim answer; the final one comes from the worker).
-fn queue(wire: &Arc<Wire>, opens: &HashMap<FileId, Sender<Op>>, file: FileId, req: Req, op: Op) {
-    let Some(tx) = opens.get(&file) else {
+fn queue(wire: &Arc<Wire>, opens: &Opens, file: FileId, req: Req, op: Op) {
+    let Some((tx, _)) = opens.get(&file) else {
         return wire.answer(req, Answer::Status(NtStatus::STATUS_FILE_CLOSED));
     };
     let op = match op {
