@@ -112,14 +112,26 @@ fn our_client_through_the_gateway_transacts_reads_in_parts_and_is_refused_what_i
         wrong.smb_credentials(SmbCredentials::new("alice", "looking-glass"));
         let e = wrong.open(remote(&name)).unwrap_err();
         assert_eq!(code(&e), Some(Win32Error::ERROR_LOGON_FAILURE), "{e}");
-        // Twenty clients at once, each its own connection and pipe.
+        // Twenty clients at once, each its own connection and pipe. The
+        // server makes its next instance after each connect, so a burst
+        // may find none listening: busy, then wait and open again, as
+        // Win32 clients do.
         let threads: Vec<_> = (0..20)
             .map(|t| {
                 let name = name.clone();
                 std::thread::spawn(move || {
                     let mut o = client(port);
                     o.smb_timeouts(Duration::from_secs(5), Duration::from_secs(30 + t));
-                    let pipe = o.open(remote(&name)).unwrap();
+                    let pipe = loop {
+                        match o.open(remote(&name)) {
+                            Ok(p) => break p,
+                            Err(e) if code(&e) == Some(Win32Error::ERROR_PIPE_BUSY) => {
+                                o.wait(remote(&name), pipeslot::WaitTimeout::After(Duration::from_secs(5)))
+                                    .unwrap();
+                            }
+                            Err(e) => panic!("{e}"),
+                        }
+                    };
                     let mut buf = [0u8; 32];
                     for i in 0..50 {
                         let m = format!("c{t}-{i}");
