@@ -382,7 +382,7 @@ fn network(base: &PipeName) -> io::Result<()> {
     }
     let reply = finish(spawn_self_with(&["call", &remote, "whoami"], &env)?)?;
     say(&format!(
-        "   a remote `call` through the gateway: the monitor's client is {} (the gateway, for user demo)",
+        "   a remote `call` through the gateway: the monitor's client is {}",
         reply.trim_end()
     ))
 }
@@ -451,6 +451,13 @@ fn echo(server: NamedPipeServer, stop: &AtomicBool) {
 
 fn describe(who: Option<&ClientIdentity>) -> String {
     match who {
+        Some(w) if w.remote_user.is_some() => format!(
+            "user {} from {} (computer {}), through the gateway's pid {}",
+            w.remote_user.as_deref().unwrap_or("?"),
+            w.remote_address.as_deref().unwrap_or("?"),
+            w.computer.as_deref().unwrap_or("?"),
+            w.pid
+        ),
         Some(w) => format!(
             "pid {} uid {} gid {} user {}",
             w.pid,

@@ -79,12 +79,21 @@ fn instance_loop(server: NamedPipeServer, s: &Serve, tickets: &Tickets) -> io::R
     while tickets.take() {
         server.connect()?;
         if let Some(who) = server.client_identity() {
-            tracing::info!(
-                "client connected: pid {} uid {} ({})",
-                who.pid,
-                who.uid,
-                who.user.as_deref().unwrap_or("?")
-            );
+            match &who.remote_user {
+                Some(remote) => tracing::info!(
+                    "client connected: {} from {} ({}), through the gateway (pid {})",
+                    pipeslot::escape_controls(remote),
+                    pipeslot::escape_controls(who.remote_address.as_deref().unwrap_or("?")),
+                    pipeslot::escape_controls(who.computer.as_deref().unwrap_or("?")),
+                    who.pid
+                ),
+                None => tracing::info!(
+                    "client connected: pid {} uid {} ({})",
+                    who.pid,
+                    who.uid,
+                    who.user.as_deref().unwrap_or("?")
+                ),
+            }
         }
         let r = match &s.action {
             Action::Print { hex } => print_client(&server, s.mode, *hex, &mut buf),

@@ -214,8 +214,14 @@ pub struct ClientIdentity {
     pub groups: Vec<u32>,
     /// The user name for `uid`, when the user database has one.
     pub user: Option<String>,
-    /// The client's computer name, for clients that came over the network.
+    /// The client's computer name, for clients that came over the network
+    /// (through the gateway; `pid`, `uid` and the rest are then the gateway's).
     pub computer: Option<String>,
+    /// For clients that came over the network: who they logged on as
+    /// (`DOMAIN\user`), as the gateway vouches.
+    pub remote_user: Option<String>,
+    /// For clients that came over the network: their address and port.
+    pub remote_address: Option<String>,
 }
 
 impl ClientIdentity {
@@ -230,6 +236,8 @@ impl ClientIdentity {
             groups: sys::peer_groups(fd).unwrap_or_default(),
             user: user_name(uid),
             computer: None,
+            remote_user: None,
+            remote_address: None,
         })
     }
 }

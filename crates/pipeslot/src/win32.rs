@@ -32,7 +32,7 @@ pub const DEFAULT_BUFFER_SIZE: usize = 512;
 
 #[derive(Debug)]
 enum End {
-    Server(NamedPipeServer),
+    Server(Box<NamedPipeServer>),
     Client(NamedPipeClient),
     Closed,
 }
@@ -53,7 +53,7 @@ impl Win32Pipe {
         let end = if name.starts_with(r"\\") || name.starts_with("//") {
             ClientOptions::new().open(name).map(End::Client)
         } else {
-            ServerOptions::new().create(name).map(End::Server)
+            ServerOptions::new().create(name).map(|s| End::Server(Box::new(s)))
         };
         match end {
             Ok(end) => Some(Win32Pipe {

@@ -358,3 +358,42 @@ fn a_client_that_vanishes_mid_read_frees_its_instance_at_once() {
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     });
 }
+
+#[test]
+fn the_local_server_sees_who_the_remote_client_is() {
+    let name = util::name("gw-who");
+    let server = ServerOptions::new()
+        .pipe_mode(PipeMode::Message)
+        .reject_remote_clients(false)
+        .create(&name)
+        .unwrap();
+    let port = gateway(&[&name]).port();
+    let local = std::thread::spawn(move || {
+        server.connect().unwrap();
+        let who = server.client_identity().unwrap();
+        let mut buf = [0u8; 8];
+        let m = server.read_msg(&mut buf).unwrap();
+        server.write_msg(&buf[..m.len]).unwrap();
+        who
+    });
+    watchdog(Duration::from_secs(30), move || {
+        let pipe = client(port).open(remote(&name)).unwrap();
+        let mut reply = [0u8; 8];
+        pipe.transact(b"hi", &mut reply).unwrap();
+    });
+    let who = local.join().unwrap();
+    assert_eq!(who.remote_user.as_deref(), Some("alice"), "{who:?}");
+    assert!(
+        who.remote_address
+            .as_deref()
+            .is_some_and(|a| a.starts_with("127.0.0.1:")),
+        "{who:?}"
+    );
+    assert_eq!(
+        who.computer.as_deref(),
+        Some("PIPESLOT"),
+        "our client's workstation name: {who:?}"
+    );
+    // The process is the gateway's (this one): what the kernel says.
+    assert_eq!(who.pid, std::process::id());
+}

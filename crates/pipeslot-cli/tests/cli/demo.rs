@@ -24,7 +24,7 @@ fn demo_runs_and_tells_the_story() {
             "nobody hung: the echo server still answers (\"still here\")",
             "8. the network: a gateway on 127.0.0.1:",
             "monitor: host 2: second line",
-            "a remote `call` through the gateway: the monitor's client is pid ",
+            "a remote `call` through the gateway: the monitor's client is user demo from 127.0.0.1:",
         ] {
             assert!(out.contains(want), "missing {want:?} in:\n{out}");
         }

@@ -119,6 +119,77 @@ pub mod hello_flags {
     pub const CREATE: u16 = 0x0008;
 }
 
+/// The hello's extensions: type-length-value items (a type byte, a u16
+/// little-endian length, UTF-8 text). The gateway says who the remote
+/// client is; servers read them only when the REMOTE flag is believed
+/// (from root or their own user), and skip types they do not know.
+pub mod hello_ext {
+    use super::DecodeError;
+
+    /// `DOMAIN\user` (or `user`) as the remote client logged on.
+    pub const REMOTE_USER: u8 = 1;
+    /// The remote client's address and port.
+    pub const REMOTE_ADDRESS: u8 = 2;
+    /// The remote client's computer (workstation) name.
+    pub const REMOTE_COMPUTER: u8 = 3;
+
+    /// Encodes items; text longer than 1,024 bytes is cut (at a character).
+    pub fn encode(items: &[(u8, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (t, v) in items {
+            let mut end = v.len().min(1024);
+            while !v.is_char_boundary(end) {
+                end -= 1;
+            }
+            out.push(*t);
+            out.extend_from_slice(&(end as u16).to_le_bytes());
+            out.extend_from_slice(&v.as_bytes()[..end]);
+        }
+        out
+    }
+
+    /// Decodes items.
+    ///
+    /// # Errors
+    /// An item that runs past the end, or text that is not UTF-8.
+    pub fn decode(mut b: &[u8]) -> Result<Vec<(u8, String)>, DecodeError> {
+        let mut out = Vec::new();
+        while !b.is_empty() {
+            if b.len() < 3 {
+                return Err(DecodeError::Truncated("hello extension"));
+            }
+            let (t, len) = (b[0], usize::from(u16::from_le_bytes([b[1], b[2]])));
+            let v = b.get(3..3 + len).ok_or(DecodeError::Truncated("hello extension"))?;
+            let v = std::str::from_utf8(v).map_err(|_| DecodeError::Malformed("hello extension text"))?;
+            out.push((t, v.to_owned()));
+            b = &b[3 + len..];
+        }
+        Ok(out)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn items_round_trip_and_cut_input_is_refused() {
+            let e = super::encode(&[
+                (super::REMOTE_USER, r"WG\alice"),
+                (9, "x"),
+                (super::REMOTE_ADDRESS, "10.0.0.5:49152"),
+            ]);
+            let d = super::decode(&e).unwrap();
+            assert_eq!(d[0], (super::REMOTE_USER, r"WG\alice".to_owned()));
+            assert_eq!(d.len(), 3);
+            for cut in 1..e.len() {
+                let _ = super::decode(&e[..cut]);
+            }
+            assert!(super::decode(&e[..e.len() - 1]).is_err());
+            let long = "é".repeat(600);
+            let one = super::decode(&super::encode(&[(1, &long)])).unwrap();
+            assert!(one[0].1.len() <= 1024 && long.starts_with(&one[0].1));
+        }
+    }
+}
+
 /// A borrowed view of a hello. After [`HelloPacket::new_checked`] no accessor panics.
 #[derive(Debug, Clone, Copy)]
 pub struct HelloPacket<T: AsRef<[u8]>> {

@@ -142,7 +142,17 @@ fn handle(wire: &Arc<Wire>, opts: &GatewayOptions, opens: &mut Opens, e: Event) 
             let mut o = ClientOptions::new();
             o.read(desired_access & 0x1 != 0 || desired_access & 0x8000_0000 != 0)
                 .write(desired_access & 0x2 != 0 || desired_access & 0x4000_0000 != 0);
-            o.on_behalf_of_remote = true;
+            use pipeslot_proto::wire::local::hello_ext as ext;
+            let who = if user.domain.is_empty() {
+                user.user.clone()
+            } else {
+                format!("{}\\{}", user.domain, user.user)
+            };
+            o.on_behalf_of = Some(ext::encode(&[
+                (ext::REMOTE_USER, &who),
+                (ext::REMOTE_ADDRESS, &wire.peer),
+                (ext::REMOTE_COMPUTER, &user.workstation),
+            ]));
             match o.open(format!(r"\\.\pipe\{pipe}")) {
                 Ok(client) => {
                     if client.info().is_ok_and(|i| i.mode == PipeMode::Message) {

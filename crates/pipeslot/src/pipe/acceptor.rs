@@ -577,7 +577,17 @@ impl Acceptor {
         }
         let mut ident = ident;
         if remote {
+            // Believed only from root or our own user (the gateway).
             ident.computer = Some(String::from("remote"));
+            for (t, v) in pipeslot_proto::wire::local::hello_ext::decode(&hello.extensions).unwrap_or_default() {
+                use pipeslot_proto::wire::local::hello_ext as ext;
+                match t {
+                    ext::REMOTE_USER => ident.remote_user = Some(v),
+                    ext::REMOTE_ADDRESS => ident.remote_address = Some(v),
+                    ext::REMOTE_COMPUTER => ident.computer = Some(v),
+                    _ => {}
+                }
+            }
         }
         *s.state_mut(id) = SlotState::Pending(fd, ident);
         self.signal(&s, id);

@@ -196,12 +196,16 @@ enum Attempt {
 }
 
 fn hello(request: Request, flags: u16, name: &PipeName) -> io::Result<Vec<u8>> {
+    hello_with(request, flags, name, &[])
+}
+
+fn hello_with(request: Request, flags: u16, name: &PipeName, extensions: &[u8]) -> io::Result<Vec<u8>> {
     Hello {
         request,
         flags,
         pid: std::process::id(),
         name: name.folded().to_owned(),
-        extensions: Vec::new(),
+        extensions: extensions.to_vec(),
     }
     .to_vec()
     .map_err(|e| err(Win32Error::ERROR_INVALID_NAME, format!("{name}: {e}")))
@@ -268,16 +272,16 @@ fn ask(dirs: &PipeDirs, c: &Candidate<'_>, msg: &[u8], read_reply: bool) -> io::
 /// serving process takes us.
 /// `remote`: the open is made for a client on another machine (the
 /// gateway's); servers believe it only from root or their own user.
-pub(crate) fn open(name: &PipeName, read: bool, write: bool, remote: bool) -> io::Result<(OwnedFd, Reply)> {
+pub(crate) fn open(name: &PipeName, read: bool, write: bool, remote: Option<&[u8]>) -> io::Result<(OwnedFd, Reply)> {
     let dirs = PipeDirs::find(name)?.ok_or_else(|| ns::not_found(name))?;
-    let mut flags = if remote { hello_flags::REMOTE } else { 0 };
+    let mut flags = if remote.is_some() { hello_flags::REMOTE } else { 0 };
     if read {
         flags |= hello_flags::READ;
     }
     if write {
         flags |= hello_flags::WRITE;
     }
-    let msg = hello(Request::OPEN, flags, name)?;
+    let msg = hello_with(Request::OPEN, flags, name, remote.unwrap_or_default())?;
     let mut busy = false;
     for c in dirs.candidates() {
         match ask(&dirs, &c, &msg, true)? {

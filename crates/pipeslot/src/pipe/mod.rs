@@ -650,8 +650,9 @@ pub struct ClientOptions<F = Blocking> {
     write: bool,
     pipe_mode: PipeMode,
     pub(crate) remote: crate::remote::options::RemoteOptions,
-    /// The gateway opens local pipes for remote clients.
-    pub(crate) on_behalf_of_remote: bool,
+    /// The gateway opens local pipes for remote clients: who they are, as
+    /// hello extensions.
+    pub(crate) on_behalf_of: Option<Vec<u8>>,
     _front: PhantomData<fn() -> F>,
 }
 
@@ -669,7 +670,7 @@ impl<F> ClientOptions<F> {
             write: true,
             pipe_mode: PipeMode::Byte,
             remote: Default::default(),
-            on_behalf_of_remote: false,
+            on_behalf_of: None,
             _front: PhantomData,
         }
     }
@@ -768,7 +769,7 @@ impl<F> ClientOptions<F> {
     /// CreateFile, front-end independent.
     pub(crate) fn open_conn(&self, addr: &OsStr) -> io::Result<(Conn, PipeInfo)> {
         let name = parse_name(addr)?;
-        let (fd, reply) = client::open(&name, self.read, self.write, self.on_behalf_of_remote)?;
+        let (fd, reply) = client::open(&name, self.read, self.write, self.on_behalf_of.as_deref())?;
         let info = client_info(&reply);
         let access = Access::from_bits(reply.access).unwrap_or(Access::Duplex);
         let mut conn = Conn::new(
