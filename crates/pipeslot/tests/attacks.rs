@@ -138,6 +138,32 @@ fn attacker() {
                 report(format!("dgram {}", String::from_utf8_lossy(&buf[..n])));
             }
         }
+        // `spoof DIR NAME`: opens NAME at the socket in DIR claiming to be
+        // the gateway: the REMOTE flag and a remote user it is not.
+        "spoof" => {
+            use pipeslot_proto::wire::local::{hello_ext, hello_flags, Hello, Request};
+            let sock = std::fs::read_dir(p(1))
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "sock"))
+                .expect("a server socket");
+            let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+            let hello = Hello {
+                request: Request::OPEN,
+                flags: hello_flags::READ | hello_flags::WRITE | hello_flags::REMOTE,
+                pid: std::process::id(),
+                name: a[2].clone(),
+                extensions: hello_ext::encode(&[(hello_ext::REMOTE_USER, r"CORP\admin")]),
+            }
+            .to_vec()
+            .unwrap();
+            std::io::Write::write_all(&mut s, &hello).unwrap();
+            let mut reply = [0u8; 40];
+            s.read_exact(&mut reply).unwrap();
+            report("ok");
+            std::thread::sleep(Duration::from_secs(600));
+        }
         other => report(format!("unknown trick {other}")),
     }
 }
@@ -672,4 +698,27 @@ fn a_crashed_server_of_another_user_leaves_a_name_only_root_reclaims() {
     timed("reclaiming", || serve_root(&name, 1));
     assert_eq!(transact_root(&name), b"root:hello");
     assert_eq!(pipeslot::pipe_listing(&name).unwrap().owner, 0);
+}
+
+#[test]
+fn a_local_user_claiming_to_be_the_gateway_is_not_believed() {
+    if !can_switch_uid() {
+        return;
+    }
+    let name = util::name("spoofed");
+    let server = ServerOptions::new()
+        .pipe_mode(PipeMode::Message)
+        .reject_remote_clients(false)
+        .security(pipeslot::PipeSecurity::owner_only().allow_everyone())
+        .create(&name)
+        .unwrap();
+    let folded = pipeslot::PipeName::parse(&name).unwrap().folded().to_owned();
+    let dir = pipe_dir(&name);
+    let (_spoofer, said) = attack(&["spoof", dir.to_str().unwrap(), &folded]);
+    assert_eq!(said, "ok");
+    server.connect().unwrap();
+    let who = server.client_identity().unwrap();
+    // The kernel's word for who it is, and nothing of what it claimed.
+    assert_eq!(who.uid, NOBODY, "{who:?}");
+    assert_eq!((who.remote_user, who.remote_address, who.computer), (None, None, None));
 }
