@@ -209,6 +209,9 @@ impl fmt::Debug for Server {
     }
 }
 
+/// The most sessions (logged on or half-way) one connection may hold.
+const MAX_SESSIONS: usize = 16;
+
 /// The most credits outstanding a client is granted.
 const MAX_CREDITS: u64 = 512;
 
@@ -666,6 +669,11 @@ impl Server {
                     &self.cfg.computer,
                     self.ent.now,
                 );
+                // Each first leg costs the server state: a client that
+                // only ever starts log-ons must not grow it without end.
+                if self.sessions.len() >= MAX_SESSIONS {
+                    return Err(ServerError::Protocol("too many sessions on one connection"));
+                }
                 let session_id = self.next_session;
                 self.next_session += 1;
                 let mut preauth = self.preauth.clone();

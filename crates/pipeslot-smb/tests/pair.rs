@@ -354,3 +354,28 @@ fn mutated_client_frames_never_panic_the_server() {
         }
     }
 }
+
+#[test]
+fn a_client_that_only_starts_log_ons_is_dropped_before_the_server_grows() {
+    // The first leg of SESSION_SETUP, over and over with fresh message ids.
+    let (mut hs, first) = Handshake::start(client(&ALL_DIALECTS, "wonderland"));
+    let mut s2 = server();
+    let neg = s2.receive(unframe(&first)).unwrap().send.remove(0);
+    let Step::Send(setup) = hs.receive(unframe(&neg)).unwrap() else {
+        panic!()
+    };
+    let mut leg = unframe(&setup).to_vec();
+    let mut refused = None;
+    for i in 0..40u64 {
+        leg[24..32].copy_from_slice(&(1 + i).to_le_bytes());
+        match s2.receive(&leg) {
+            Ok(out) => assert_eq!(out.send.len(), 1),
+            Err(e) => {
+                refused = Some((i, e));
+                break;
+            }
+        }
+    }
+    let (at, e) = refused.expect("the server stops taking first legs");
+    assert_eq!(at, 16, "{e}");
+}

@@ -65,8 +65,13 @@ fn parse_hash(path: &Path, s: &str) -> io::Result<[u8; 16]> {
 
 /// Reads the file, refusing one another user owns or others can read.
 fn read(path: &Path) -> io::Result<File> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| Error::from_io(&e, format!("the gateway config {}", path.display())))?;
+    // One open, checked and read through the same handle: the file read is
+    // the file checked, even if the path is swapped in between.
+    let mut file =
+        std::fs::File::open(path).map_err(|e| Error::from_io(&e, format!("the gateway config {}", path.display())))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::from_io(&e, format!("the gateway config {}", path.display())))?;
     let me = rustix::process::geteuid().as_raw();
     if meta.uid() != me {
         return Err(err(
@@ -88,7 +93,9 @@ fn read(path: &Path) -> io::Result<File> {
             ),
         ));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| Error::from_io(&e, format!("reading {}", path.display())))?;
+    let mut text = String::new();
+    io::Read::read_to_string(&mut file, &mut text)
+        .map_err(|e| Error::from_io(&e, format!("reading {}", path.display())))?;
     toml::from_str(&text).map_err(|e| bad(path, e.message()))
 }
 
