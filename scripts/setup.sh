@@ -7,8 +7,9 @@
 #   smbclient                rpcclient/smbclient, Samba's own clients beside ours
 #   python3-impacket         impacket's SMB 2.0.2 server, a second SMB peer
 #   tshark                   an independent decoder of our datagrams and frames
+#   systemd                  systemd-analyze checks the gateway's unit
 set -euo pipefail
-packages=(libzmq3-dev pkg-config iproute2 samba smbclient python3-impacket tshark)
+packages=(libzmq3-dev pkg-config iproute2 samba smbclient python3-impacket tshark systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -31,10 +31,16 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(req) = NegotiateRequest::parse(data) {
         let again = with_header(data, req.emit_body());
-        assert_eq!(NegotiateRequest::parse(&again).expect("a re-emitted request parses"), req);
+        assert_eq!(
+            NegotiateRequest::parse(&again).expect("a re-emitted request parses"),
+            req
+        );
     }
     if let Ok(resp) = NegotiateResponse::parse(data) {
         let again = with_header(data, resp.emit_body());
-        assert_eq!(NegotiateResponse::parse(&again).expect("a re-emitted response parses"), resp);
+        assert_eq!(
+            NegotiateResponse::parse(&again).expect("a re-emitted response parses"),
+            resp
+        );
     }
 });

@@ -14,10 +14,10 @@ use pipeslot_smb::create::parse_create_response;
 use pipeslot_smb::io::{parse_write_response, ReadResponse};
 use pipeslot_smb::ioctl::parse_ioctl_output;
 use pipeslot_smb::ntlm::{authenticate, nt_hash, Challenge};
-use pipeslot_smb::signing::{verify, Algorithm};
-use pipeslot_smb::tree::TreeConnectResponse;
 use pipeslot_smb::session::SessionSetupResponse;
+use pipeslot_smb::signing::{verify, Algorithm};
 use pipeslot_smb::spnego::NegTokenResp;
+use pipeslot_smb::tree::TreeConnectResponse;
 
 fn challenge(bytes: &[u8]) {
     if let Ok(c) = Challenge::parse(bytes) {

@@ -91,6 +91,8 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     pub(crate) accept_remote: bool,
     /// Also allow this user (name or uid); the owner is always allowed.
+    /// `DOMAIN\user` (or `*\user`) names a remote user the gateway brings,
+    /// and accepts remote clients: only the users so named.
     #[arg(long, value_name = "U")]
     pub(crate) allow_user: Vec<String>,
     /// Also allow members of this group (name or gid).

@@ -1,5 +1,6 @@
-//! `gateway`: runs `pipeslot::gateway` as the configuration file says, and
-//! `gateway user add NAME`, which stores an account's NT hash in it.
+//! `gateway`: runs `pipeslot::gateway` as the configuration file says,
+//! reloading it on SIGHUP, and `gateway user add NAME`, which stores an
+//! account's NT hash in it.
 
 use std::io::{self, BufRead};
 use std::path::Path;
@@ -10,6 +11,25 @@ use crate::error::wrap;
 
 pub(crate) fn run(config: &Path) -> io::Result<()> {
     let g = GatewayOptions::from_config(config)?.bind()?;
+    let handle = g.handle();
+    let path = config.to_owned();
+    let mut hups = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
+        .map_err(|e| wrap(e, "listening for SIGHUP"))?;
+    std::thread::Builder::new()
+        .name("pipeslot-gateway-reload".into())
+        .spawn(move || {
+            for _ in hups.forever() {
+                // A file that no longer reads keeps the options in force.
+                match GatewayOptions::from_config(&path).and_then(|o| handle.update(o)) {
+                    Ok(()) => tracing::warn!("gateway: {} reloaded", path.display()),
+                    Err(e) => tracing::error!(
+                        "gateway: {} not reloaded, the options in force stay: {e}",
+                        path.display()
+                    ),
+                }
+            }
+        })
+        .map_err(|e| wrap(e, "starting the reload thread"))?;
     // One line for whoever started it (and for tests): where it listens.
     crate::output::line(&format!("gateway listening on {}", g.local_addr()?))?;
     g.serve()

@@ -37,7 +37,10 @@ fn main() -> ExitCode {
     // `pipeslot bench` runs its peers as re-executed copies of this binary.
     pipeslot_bench::peer_main_if_requested();
     let raw = args::RawArgs::parse();
-    log::init(raw.verbose);
+    // The gateway is a service: who logged on, what they opened and what was
+    // refused is its log, so it logs without being asked.
+    let daemon = matches!(&raw.verb, args::Verb::Gateway(g) if g.action.is_none());
+    log::init(if daemon { raw.verbose.max(1) } else { raw.verbose });
     match settings::validate(raw).and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if output::is_stdout_closed(&e) => ExitCode::SUCCESS,

@@ -196,8 +196,22 @@ fn serve_pipe(name: PipeName, a: ServeArgs) -> io::Result<Command> {
     } else {
         PipeSecurity::owner_only()
     };
+    // `DOMAIN\user` (or `*\user`) names a remote user, whom the gateway
+    // brings; naming one accepts remote clients (that user only).
+    let mut remote_named = false;
     for u in &a.allow_user {
-        security = security.allow_user(pipeslot::resolve_user(u)?);
+        if u.contains('\\') {
+            security = security.allow_remote_user(u);
+            remote_named = true;
+        } else {
+            security = security.allow_user(pipeslot::resolve_user(u)?);
+        }
+    }
+    if remote_named && a.reject_remote {
+        return Err(fail(
+            Win32Error::ERROR_INVALID_PARAMETER,
+            "--allow-user DOMAIN\\user names a remote user, and --reject-remote refuses every remote user",
+        ));
     }
     for g in &a.allow_group {
         security = security.allow_group(pipeslot::resolve_group(g)?);
@@ -216,7 +230,7 @@ fn serve_pipe(name: PipeName, a: ServeArgs) -> io::Result<Command> {
             instances: usize::from(a.instances.unwrap_or(DEFAULT_INSTANCES)),
             action,
             max_clients: a.max_clients,
-            reject_remote: !a.accept_remote,
+            reject_remote: !a.accept_remote && !remote_named,
             security,
         },
     ))

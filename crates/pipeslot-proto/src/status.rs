@@ -68,12 +68,14 @@ win32_errors! {
     ERROR_NOT_ENOUGH_MEMORY = 8, OutOfMemory, "not enough memory resources are available";
     ERROR_INVALID_DATA = 13, InvalidData, "the data is invalid";
     ERROR_GEN_FAILURE = 31, Other, "a device attached to the system is not functioning";
+    ERROR_BAD_LENGTH = 24, InvalidInput, "the program issued a command but the command length is incorrect";
     ERROR_HANDLE_EOF = 38, UnexpectedEof, "reached the end of the file";
     ERROR_NOT_SUPPORTED = 50, Unsupported, "the request is not supported";
     ERROR_BAD_NETPATH = 53, NotFound, "the network path was not found";
     ERROR_UNEXP_NET_ERR = 59, Other, "an unexpected network error occurred";
     ERROR_NETNAME_DELETED = 64, ConnectionReset, "the specified network name is no longer available";
     ERROR_BAD_NET_NAME = 67, NotFound, "the network name cannot be found";
+    ERROR_REQ_NOT_ACCEP = 71, ConnectionRefused, "no more connections can be made to this remote computer at this time";
     ERROR_INVALID_PARAMETER = 87, InvalidInput, "the parameter is incorrect";
     ERROR_BROKEN_PIPE = 109, BrokenPipe, "the pipe has been ended";
     ERROR_SEM_TIMEOUT = 121, TimedOut, "the semaphore timeout period has expired";
@@ -93,6 +95,7 @@ win32_errors! {
     ERROR_CONNECTION_REFUSED = 1225, ConnectionRefused, "the remote computer refused the network connection";
     ERROR_LOGON_FAILURE = 1326, PermissionDenied, "the user name or password is incorrect";
     ERROR_NONE_MAPPED = 1332, NotFound, "no mapping between account names and security IDs was done";
+    ERROR_NO_SYSTEM_RESOURCES = 1450, OutOfMemory, "insufficient system resources exist to complete the requested service";
     ERROR_TIMEOUT = 1460, TimedOut, "this operation returned because the timeout period expired";
 }
 

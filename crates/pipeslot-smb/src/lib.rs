@@ -26,6 +26,7 @@
 pub mod client;
 pub mod create;
 pub mod crypt;
+pub mod dcerpc;
 pub mod header;
 pub mod info;
 pub mod io;
@@ -36,6 +37,7 @@ pub mod server;
 pub mod session;
 pub mod signing;
 pub mod spnego;
+pub mod srvsvc;
 pub mod status;
 pub mod transport;
 pub mod tree;

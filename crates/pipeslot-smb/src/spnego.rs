@@ -129,6 +129,8 @@ impl<'a> NegTokenResp<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NegTokenInit<'a> {
     pub mech_types: Vec<&'a [u8]>,
+    /// The mechTypes list as sent (its DER), which a mechListMIC covers.
+    pub mech_types_der: &'a [u8],
     pub mech_token: Option<&'a [u8]>,
 }
 
@@ -156,6 +158,7 @@ impl<'a> NegTokenInit<'a> {
         }
         let mut out = NegTokenInit {
             mech_types: Vec::new(),
+            mech_types_der: &[],
             mech_token: None,
         };
         while !fields.is_empty() {
@@ -163,10 +166,11 @@ impl<'a> NegTokenInit<'a> {
             fields = rest;
             match tag {
                 0xa0 => {
-                    let (t, mut list, _) = element(inner)?;
+                    let (t, mut list, after) = element(inner)?;
                     if t != 0x30 {
                         return Err(DecodeError::Malformed("mechTypes"));
                     }
+                    out.mech_types_der = &inner[..inner.len() - after.len()];
                     while !list.is_empty() {
                         let (t, oid, rest) = element(list)?;
                         if t != 0x06 {
@@ -193,7 +197,12 @@ impl<'a> NegTokenInit<'a> {
 }
 
 /// A server's negTokenResp: its state, the chosen mechanism, a token.
-pub fn neg_token_resp_server(state: NegState, supported_mech: Option<&[u8]>, token: Option<&[u8]>) -> Vec<u8> {
+pub fn neg_token_resp_server(
+    state: NegState,
+    supported_mech: Option<&[u8]>,
+    token: Option<&[u8]>,
+    mech_list_mic: Option<&[u8]>,
+) -> Vec<u8> {
     let code = match state {
         NegState::AcceptCompleted => 0,
         NegState::AcceptIncomplete => 1,
@@ -206,6 +215,9 @@ pub fn neg_token_resp_server(state: NegState, supported_mech: Option<&[u8]>, tok
     }
     if let Some(t) = token {
         fields.extend_from_slice(&der(0xa2, &der(0x04, t)));
+    }
+    if let Some(m) = mech_list_mic {
+        fields.extend_from_slice(&der(0xa3, &der(0x04, m)));
     }
     der(0xa1, &der(0x30, &fields))
 }
@@ -254,7 +266,13 @@ mod tests {
             (p.mech_types, p.mech_token),
             (vec![NTLMSSP_OID], Some(&b"NTLMSSP\0first"[..]))
         );
-        let resp = neg_token_resp_server(NegState::AcceptIncomplete, Some(NTLMSSP_OID), Some(b"chal"));
+        let resp = neg_token_resp_server(NegState::AcceptIncomplete, Some(NTLMSSP_OID), Some(b"chal"), None);
+        let done = neg_token_resp_server(NegState::AcceptCompleted, None, None, Some(b"sixteen byte mic"));
+        let r = NegTokenResp::parse(&done).unwrap();
+        assert_eq!(
+            (r.state, r.mech_list_mic),
+            (Some(NegState::AcceptCompleted), Some(&b"sixteen byte mic"[..]))
+        );
         let r = NegTokenResp::parse(&resp).unwrap();
         assert_eq!(
             (r.state, r.supported_mech, r.response_token),

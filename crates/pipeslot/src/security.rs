@@ -32,6 +32,9 @@ pub struct PipeSecurity {
     deny_groups: Vec<u32>,
     create_users: Vec<u32>,
     create_groups: Vec<u32>,
+    /// Remote users (`DOMAIN\user`, or `*\user` for any domain) the
+    /// gateway may bring; empty: any it authenticated.
+    remote_users: Vec<String>,
 }
 
 impl Default for PipeSecurity {
@@ -52,6 +55,7 @@ impl PipeSecurity {
             deny_groups: Vec::new(),
             create_users: Vec::new(),
             create_groups: Vec::new(),
+            remote_users: Vec::new(),
         }
     }
 
@@ -76,6 +80,29 @@ impl PipeSecurity {
     pub fn allow_group(mut self, gid: u32) -> PipeSecurity {
         self.allow_groups.push(gid);
         self
+    }
+
+    /// Allows a remote user, as the gateway names it: `DOMAIN\user`, or
+    /// `*\user` in any domain (case does not matter). Once one is named,
+    /// other remote users are refused; with none, every user the gateway
+    /// authenticated may open the pipe (when remote clients are accepted at
+    /// all: `reject_remote_clients(false)`).
+    pub fn allow_remote_user(mut self, name: &str) -> PipeSecurity {
+        self.remote_users.push(name.to_owned());
+        self
+    }
+
+    /// Whether the gateway may open the pipe for remote user `user`
+    /// (`DOMAIN\user` or a bare name, as it passes them).
+    pub fn permits_remote(&self, user: &str) -> bool {
+        if self.remote_users.is_empty() {
+            return true;
+        }
+        let (domain, name) = user.rsplit_once('\\').unwrap_or(("", user));
+        self.remote_users.iter().any(|allowed| {
+            let (d, n) = allowed.rsplit_once('\\').unwrap_or(("*", allowed));
+            n.eq_ignore_ascii_case(name) && (d == "*" || d.eq_ignore_ascii_case(domain))
+        })
     }
 
     /// Refuses a user by uid, whatever else allows it.
@@ -273,6 +300,17 @@ mod tests {
 
     #[test]
     fn allow_lists_and_deny_wins() {
+        let r = PipeSecurity::owner_only()
+            .allow_remote_user(r"WG\alice")
+            .allow_remote_user(r"*\bob");
+        assert!(r.permits_remote(r"wg\ALICE") && !r.permits_remote(r"OTHER\alice"));
+        assert!(r.permits_remote(r"ANY\bob") && r.permits_remote("bob"));
+        assert!(!r.permits_remote("alice"), "alice without her domain is not WG\\alice");
+        assert!(!r.permits_remote(r"WG\mallory") && !r.permits_remote(""));
+        assert!(
+            PipeSecurity::owner_only().permits_remote(r"ANY\one"),
+            "no list: the gateway's users"
+        );
         let s = PipeSecurity::owner_only().allow_user(1001).allow_group(50);
         assert!(s.permits(1001, 1, &[]));
         assert!(s.permits(1002, 50, &[]), "primary group");

@@ -50,15 +50,28 @@ fn echo_server(name: &str, instances: usize, reject_remote: bool) {
 }
 
 fn gateway(exports: &[&str]) -> SocketAddr {
-    let mut g = GatewayOptions::new("127.0.0.1:0".parse().unwrap());
-    g.user("alice", "wonderland");
-    for e in exports {
-        g.export(e);
-    }
-    let g = g.bind().unwrap();
-    let addr = g.local_addr().unwrap();
-    std::thread::spawn(move || g.serve());
-    addr
+    gateway_with(exports, |_| {})
+}
+
+/// A message pipe that takes remote clients.
+fn accepting_remote(name: &str) -> pipeslot::blocking::NamedPipeServer {
+    ServerOptions::new()
+        .pipe_mode(PipeMode::Message)
+        .reject_remote_clients(false)
+        .create(name)
+        .unwrap()
+}
+
+/// Serves one client one echo, and says who it was.
+fn echo_once(server: pipeslot::blocking::NamedPipeServer) -> std::thread::JoinHandle<pipeslot::ClientIdentity> {
+    std::thread::spawn(move || {
+        server.connect().unwrap();
+        let who = server.client_identity().unwrap();
+        let mut buf = [0u8; 8];
+        let m = server.read_msg(&mut buf).unwrap();
+        server.write_msg(&buf[..m.len]).unwrap();
+        who
+    })
 }
 
 fn remote(name: &str) -> String {
@@ -271,11 +284,7 @@ fn a_client_that_vanishes_mid_read_frees_its_instance_at_once() {
     use pipeslot_smb::header::Command;
     use std::io::{Read, Write};
     let name = util::name("gw-vanish");
-    let server = ServerOptions::new()
-        .pipe_mode(PipeMode::Message)
-        .reject_remote_clients(false)
-        .create(&name)
-        .unwrap();
+    let server = accepting_remote(&name);
     let port = gateway(&[&name]).port();
     let bare = name.rsplit('\\').next().unwrap().to_owned();
     watchdog(Duration::from_secs(30), move || {
@@ -362,20 +371,9 @@ fn a_client_that_vanishes_mid_read_frees_its_instance_at_once() {
 #[test]
 fn the_local_server_sees_who_the_remote_client_is() {
     let name = util::name("gw-who");
-    let server = ServerOptions::new()
-        .pipe_mode(PipeMode::Message)
-        .reject_remote_clients(false)
-        .create(&name)
-        .unwrap();
+    let server = accepting_remote(&name);
     let port = gateway(&[&name]).port();
-    let local = std::thread::spawn(move || {
-        server.connect().unwrap();
-        let who = server.client_identity().unwrap();
-        let mut buf = [0u8; 8];
-        let m = server.read_msg(&mut buf).unwrap();
-        server.write_msg(&buf[..m.len]).unwrap();
-        who
-    });
+    let local = echo_once(server);
     watchdog(Duration::from_secs(30), move || {
         let pipe = client(port).open(remote(&name)).unwrap();
         let mut reply = [0u8; 8];
@@ -396,4 +394,294 @@ fn the_local_server_sees_who_the_remote_client_is() {
     );
     // The process is the gateway's (this one): what the kernel says.
     assert_eq!(who.pid, std::process::id());
+}
+
+fn gateway_with(exports: &[&str], tweak: impl FnOnce(&mut GatewayOptions)) -> SocketAddr {
+    let mut g = GatewayOptions::new("127.0.0.1:0".parse().unwrap());
+    g.user("alice", "wonderland").user("bob", "builder");
+    for e in exports {
+        g.export(e);
+    }
+    tweak(&mut g);
+    let g = g.bind().unwrap();
+    let addr = g.local_addr().unwrap();
+    std::thread::spawn(move || g.serve());
+    addr
+}
+
+/// Samba's clients, when installed (CI installs them).
+fn samba_tool(tool: &str) -> bool {
+    let there = std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !there {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must install smbclient ({tool})"
+        );
+        eprintln!("skipped: needs {tool} (Debian's smbclient)");
+    }
+    there
+}
+
+fn run(tool: &str, args: &[&str]) -> (bool, String) {
+    let mut all = vec!["20", tool];
+    all.extend_from_slice(args);
+    let out = std::process::Command::new("timeout").args(&all).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn smbclient_lists_ipc_and_rpcclient_asks_the_server_service() {
+    if !samba_tool("smbclient") || !samba_tool("rpcclient") {
+        return;
+    }
+    let port = gateway_with(&[], |_| {}).port().to_string();
+    let (ok, text) = watchdog(Duration::from_secs(60), {
+        let port = port.clone();
+        move || {
+            run(
+                "smbclient",
+                &["-L", "//127.0.0.1", "-p", &port, "-U", "alice%wonderland", "-m", "SMB3"],
+            )
+        }
+    });
+    assert!(ok, "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("IPC$"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("IPC") && line.contains("Remote IPC"), "{line}");
+    // Sealed, as a client that insists on encryption asks.
+    let (ok, text) = run(
+        "smbclient",
+        &[
+            "-L",
+            "//127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "alice%wonderland",
+            "-m",
+            "SMB3",
+            "--client-protection=encrypt",
+        ],
+    );
+    assert!(ok && text.contains("Remote IPC"), "{text}");
+    let (ok, text) = run(
+        "rpcclient",
+        &[
+            "-p",
+            &port,
+            "-U",
+            "alice%wonderland",
+            "-c",
+            "srvinfo;netshareenumall",
+            "127.0.0.1",
+        ],
+    );
+    assert!(ok, "{text}");
+    let computer = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_uppercase();
+    let computer: String = computer.chars().take(15).collect();
+    assert!(text.contains(&computer) && text.contains("Wk Sv"), "srvinfo: {text}");
+    assert!(
+        text.contains("netname: IPC$") && text.contains("remark:\tRemote IPC"),
+        "netshareenumall: {text}"
+    );
+    // A wrong password: refused, and said so.
+    let (ok, text) = run(
+        "smbclient",
+        &["-L", "//127.0.0.1", "-p", &port, "-U", "alice%nope", "-m", "SMB3"],
+    );
+    assert!(!ok && text.contains("NT_STATUS_LOGON_FAILURE"), "{text}");
+}
+
+#[test]
+fn guest_is_off_by_default_and_works_when_turned_on() {
+    let name = util::name("gw-guest");
+    let server = accepting_remote(&name);
+    let closed = gateway(&[&name]).port();
+    let open = gateway_with(&[&name], |g| {
+        g.guest(true);
+    })
+    .port();
+    let local = echo_once(server);
+    watchdog(Duration::from_secs(30), move || {
+        let mut o = ClientOptions::new();
+        o.pipe_mode(PipeMode::Message).smb_port(closed);
+        let e = o.open(remote(&name)).unwrap_err();
+        assert_eq!(code(&e), Some(Win32Error::ERROR_LOGON_FAILURE), "{e}");
+        let mut o = ClientOptions::new();
+        o.pipe_mode(PipeMode::Message).smb_port(open);
+        let pipe = o.open(remote(&name)).unwrap();
+        let s = pipe.remote_session().unwrap().to_string();
+        assert!(s.contains("anonymous, unsigned"), "{s}");
+        let mut reply = [0u8; 8];
+        let r = pipe.transact(b"hi", &mut reply).unwrap();
+        assert_eq!(&reply[..r.len], b"hi");
+    });
+    let who = local.join().unwrap();
+    assert_eq!(
+        who.remote_user.as_deref(),
+        Some(r"NT AUTHORITY\ANONYMOUS LOGON"),
+        "{who:?}"
+    );
+}
+
+#[test]
+fn required_encryption_seals_and_peek_info_and_flush_reach_the_local_pipe() {
+    let name = util::name("gw-sealed");
+    let server = ServerOptions::new()
+        .pipe_mode(PipeMode::Message)
+        .reject_remote_clients(false)
+        .max_instances(3)
+        .create(&name)
+        .unwrap();
+    let port = gateway_with(&[&name], |g| {
+        g.encryption(pipeslot::gateway::Encryption::Required);
+    })
+    .port();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let local = std::thread::spawn(move || {
+        server.connect().unwrap();
+        server.write_msg(b"first message").unwrap();
+        server.write_msg(b"second").unwrap();
+        // The flush below waits until this read.
+        go_rx.recv().unwrap();
+        let mut buf = [0u8; 32];
+        let m = server.read_msg(&mut buf).unwrap();
+        assert_eq!(&buf[..m.len], b"flushed");
+        server
+    });
+    watchdog(Duration::from_secs(30), move || {
+        let pipe = client(port).open(remote(&name)).unwrap();
+        let s = pipe.remote_session().unwrap().to_string();
+        assert!(s.contains("encrypted"), "{s}");
+        let info = pipe.info().unwrap();
+        assert_eq!((info.mode, info.max_instances), (PipeMode::Message, 3), "{info:?}");
+        // Both messages waiting; five bytes of the first fit.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut five = [0u8; 5];
+        let p = loop {
+            let p = pipe.peek(&mut five).unwrap();
+            if p.available == 19 || std::time::Instant::now() > deadline {
+                break p;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!((p.read, p.available, p.left_in_message), (5, 19, 8), "{p:?}");
+        assert_eq!(&five, b"first");
+        let mut buf = [0u8; 32];
+        let m = pipe.read_msg(&mut buf).unwrap();
+        assert_eq!(&buf[..m.len], b"first message", "the peek took nothing");
+        let m = pipe.read_msg(&mut buf).unwrap();
+        assert_eq!(&buf[..m.len], b"second");
+        pipe.write_msg(b"flushed").unwrap();
+        let t = std::time::Instant::now();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            go_tx.send(()).unwrap();
+        });
+        pipe.flush_buffers().unwrap();
+        assert!(
+            t.elapsed() >= Duration::from_millis(250),
+            "FLUSH waited for the read: {:?}",
+            t.elapsed()
+        );
+    });
+    drop(local.join().unwrap());
+}
+
+#[test]
+fn remote_users_a_pipe_names_are_let_in_and_others_refused() {
+    let name = util::name("gw-allow");
+    let mut opts = ServerOptions::new();
+    opts.pipe_mode(PipeMode::Message)
+        .reject_remote_clients(false)
+        .security(pipeslot::PipeSecurity::owner_only().allow_remote_user(r"*\alice"));
+    let first = opts.create(&name).unwrap();
+    let second = opts.create(&name).unwrap();
+    let port = gateway_with(&[&name], |_| {}).port();
+    let serving = std::thread::spawn(move || {
+        first.connect().unwrap();
+        let mut buf = [0u8; 8];
+        let m = first.read_msg(&mut buf).unwrap();
+        first.write_msg(&buf[..m.len]).unwrap();
+        (first, second)
+    });
+    watchdog(Duration::from_secs(30), move || {
+        let mut bob = client(port);
+        bob.smb_credentials(SmbCredentials::new("bob", "builder"));
+        let e = bob.open(remote(&name)).unwrap_err();
+        assert_eq!(code(&e), Some(Win32Error::ERROR_ACCESS_DENIED), "{e}");
+        let pipe = client(port).open(remote(&name)).unwrap();
+        let mut reply = [0u8; 8];
+        let r = pipe.transact(b"ok", &mut reply).unwrap();
+        assert_eq!(&reply[..r.len], b"ok");
+    });
+    drop(serving.join().unwrap());
+}
+
+#[test]
+fn limits_connections_opens_idle_clients_and_half_sent_frames() {
+    use std::io::{Read, Write};
+    let name = util::name("gw-limits");
+    echo_server(&name, 4, false);
+    let addr = gateway_with(&[&name], |g| {
+        g.max_connections(2)
+            .max_opens(2)
+            .idle_timeout(Duration::from_millis(400))
+            .frame_timeout(Duration::from_millis(400));
+    });
+    let port = addr.port();
+    watchdog(Duration::from_secs(60), move || {
+        // Two silent connections fill the gateway; a third client is told so.
+        let a = std::net::TcpStream::connect(addr).unwrap();
+        let mut b = std::net::TcpStream::connect(addr).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let e = client(port).open(remote(&name)).unwrap_err();
+        assert_eq!(code(&e), Some(Win32Error::ERROR_REQ_NOT_ACCEP), "{e}");
+        // Idle, they are closed (the gateway hangs up: EOF), and room is made.
+        b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let t = std::time::Instant::now();
+        assert_eq!(b.read(&mut [0u8; 1]).unwrap(), 0, "closed for idling");
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        drop(a);
+        // A frame begun and never finished is not waited on for ever.
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.write_all(&[0, 0, 0, 100, 0xfe, b'S']).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let t = std::time::Instant::now();
+        assert_eq!(c.read(&mut [0u8; 1]).unwrap_or(0), 0);
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        std::thread::sleep(Duration::from_millis(100));
+        // Two opens per session; a third is refused, and a close makes room.
+        let one = client(port).open(remote(&name)).unwrap();
+        let _two = client(port).open(remote(&name)).unwrap();
+        let e = client(port).open(remote(&name)).unwrap_err();
+        assert_eq!(code(&e), Some(Win32Error::ERROR_NO_SYSTEM_RESOURCES), "{e}");
+        drop(one);
+        let o = client(port);
+        let three = (0..50)
+            .find_map(|_| match o.open(remote(&name)) {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                    None
+                }
+            })
+            .expect("the close made room");
+        let mut reply = [0u8; 8];
+        let r = three.transact(b"room", &mut reply).unwrap();
+        assert_eq!(&reply[..r.len], b"room");
+    });
 }

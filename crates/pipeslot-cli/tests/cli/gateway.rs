@@ -98,3 +98,107 @@ fn a_config_others_can_read_is_refused() {
             .error("ERROR_ACCESS_DENIED", 5, "chmod 600");
     });
 }
+
+#[test]
+fn sighup_reloads_the_exports_without_dropping_a_connection() {
+    test("gateway-reload", Duration::from_secs(60), |ctx| {
+        let logs = ctx.name("logs");
+        let late = ctx.name("late");
+        let monitor = ctx.serve(&logs, &["--message", "--accept-remote"], 4);
+        let _late = ctx.serve(&late, &["--message", "--accept-remote", "--echo"], 4);
+        let (gw, port) = start_gateway(ctx, &[&logs]);
+        let call_late = || {
+            ctx.spawn_cmd(remote_cmd(
+                ctx,
+                port,
+                &["call", &format!(r"\\127.0.0.1\pipe\{late}"), "ping"],
+            ))
+            .wait()
+        };
+        call_late().error("ERROR_FILE_NOT_FOUND", 2, &late);
+        // A sender that stays connected across the reload.
+        let mut held = ctx.spawn_cmd(remote_cmd(ctx, port, &["send", &format!(r"\\127.0.0.1\pipe\{logs}")]));
+        held.feed(b"before\n");
+        monitor.wait_stdout("the first line", |o| o.ends_with(b"before\n"));
+        let config = ctx.dir.join("gateway.toml");
+        let text = std::fs::read_to_string(&config).unwrap();
+        let mut widened = text.replacen(
+            &format!("exports = [\"{logs}\"]"),
+            &format!("exports = [\"{logs}\", \"{late}\"]"),
+            1,
+        );
+        assert_ne!(widened, text);
+        std::fs::write(&config, &widened).unwrap();
+        let hup = |gw: &super::util::Proc| {
+            let pid = gw.child.id().to_string();
+            assert!(std::process::Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success());
+        };
+        hup(&gw);
+        gw.wait_stderr("the reload", |e| e.contains("reloaded"));
+        assert_eq!(call_late().success(), "ping\n");
+        held.feed(b"after\n");
+        held.close_stdin();
+        held.wait().success();
+        monitor.wait_stdout("the second line", |o| o.ends_with(b"before\nafter\n"));
+        // A file that no longer reads is refused; what is in force stays.
+        widened.push_str("\nthis is not toml\n");
+        std::fs::write(&config, &widened).unwrap();
+        hup(&gw);
+        gw.wait_stderr("the refusal", |e| e.contains("not reloaded"));
+        assert_eq!(call_late().success(), "ping\n");
+    });
+}
+
+#[test]
+fn serve_allow_user_names_the_remote_users_it_takes() {
+    test("gateway-allow", Duration::from_secs(60), |ctx| {
+        let only_bob = ctx.name("only-bob");
+        let _srv = ctx.serve(&only_bob, &["--message", "--echo", "--allow-user", r"*\bob"], 4);
+        let (_gw, port) = start_gateway(ctx, &[&only_bob]);
+        let out = ctx
+            .spawn_cmd(remote_cmd(
+                ctx,
+                port,
+                &["call", &format!(r"\\127.0.0.1\pipe\{only_bob}"), "hi"],
+            ))
+            .wait();
+        out.error("ERROR_ACCESS_DENIED", 5, &only_bob);
+        ctx.run(&["serve", "x", "--allow-user", r"WG\bob", "--reject-remote"])
+            .error("ERROR_INVALID_PARAMETER", 87, "--reject-remote");
+    });
+}
+
+/// The unit in `dist/systemd` is one systemd takes, pointing at this build.
+#[test]
+fn the_systemd_unit_verifies() {
+    test("gateway-unit", Duration::from_secs(60), |ctx| {
+        let there = std::process::Command::new("systemd-analyze")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !there {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "CI must install systemd");
+            eprintln!("skipped: needs systemd-analyze");
+            return;
+        }
+        let unit = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../dist/systemd/pipeslot-gateway.service"
+        ))
+        .unwrap();
+        assert!(unit.contains("ExecStart=/usr/local/bin/pipeslot gateway --config "));
+        assert!(unit.contains("ExecReload=/bin/kill -HUP $MAINPID"), "reload is SIGHUP");
+        let path = ctx.dir.join("pipeslot-gateway.service");
+        std::fs::write(&path, unit.replace("/usr/local/bin/pipeslot", super::util::BIN)).unwrap();
+        let out = std::process::Command::new("systemd-analyze")
+            .args(["verify", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && said.trim().is_empty(), "{said}");
+    });
+}

@@ -259,6 +259,24 @@ impl Proc {
         self.out.lock().unwrap().clone()
     }
 
+    /// Stderr so far.
+    pub(crate) fn stderr(&self) -> Vec<u8> {
+        self.err.lock().unwrap().clone()
+    }
+
+    /// Waits until stderr satisfies `done` (or panics after the test's limit).
+    pub(crate) fn wait_stderr(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + self.limit;
+        loop {
+            let now = String::from_utf8_lossy(&self.stderr()).into_owned();
+            if done(&now) {
+                return now;
+            }
+            assert!(Instant::now() < deadline, "stderr never showed {what}: {now:?}");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Waits until stdout satisfies `done` (or panics after the test's limit).
     pub(crate) fn wait_stdout(&self, what: &str, done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
         let deadline = Instant::now() + self.limit;

@@ -5,6 +5,11 @@
 //! ```toml
 //! listen = "0.0.0.0:445"        # default; ports under 1024 need CAP_NET_BIND_SERVICE
 //! require_signing = true        # default
+//! encryption = "allowed"        # default; "required" or "never"
+//! guest = false                 # default: anonymous and unknown names refused
+//! max_connections = 256         # default
+//! max_opens = 64                # default, per session
+//! idle_timeout_secs = 900       # default: a connection with nothing open
 //! exports = ["logs", "upper"]   # nothing is reachable until listed
 //!
 //! [[users]]                     # `pipeslot gateway user add NAME` writes these
@@ -28,6 +33,16 @@ struct File {
     listen: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     require_signing: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encryption: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guest: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_connections: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_opens: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idle_timeout_secs: Option<u64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     exports: Vec<String>,
     #[serde(default)]
@@ -116,6 +131,22 @@ impl GatewayOptions {
             .map_err(|_| bad(path, "listen is ADDRESS:PORT"))?;
         let mut o = GatewayOptions::new(listen);
         o.require_signing(f.require_signing.unwrap_or(true));
+        o.guest(f.guest.unwrap_or(false));
+        o.encryption(match f.encryption.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("allowed") => super::Encryption::Allowed,
+            Some("required") => super::Encryption::Required,
+            Some("never") => super::Encryption::Never,
+            Some(_) => return Err(bad(path, "encryption is \"allowed\", \"required\" or \"never\"")),
+        });
+        if let Some(n) = f.max_connections {
+            o.max_connections(n);
+        }
+        if let Some(n) = f.max_opens {
+            o.max_opens(n);
+        }
+        if let Some(t) = f.idle_timeout_secs {
+            o.idle_timeout(std::time::Duration::from_secs(t));
+        }
         for e in &f.exports {
             o.export(e);
         }
@@ -175,7 +206,10 @@ mod tests {
         assert_eq!(text.matches("[[users]]").count(), 2, "{text}");
         std::fs::write(
             &path,
-            format!("listen = \"127.0.0.1:4450\"\nexports = [\"logs\"]\n{text}"),
+            format!(
+                "listen = \"127.0.0.1:4450\"\nencryption = \"Required\"\nguest = true\nmax_opens = 3\n\
+                 exports = [\"logs\"]\n{text}"
+            ),
         )
         .unwrap();
         let o = GatewayOptions::from_config(&path).unwrap();
@@ -183,13 +217,24 @@ mod tests {
         assert!(o.exports("LOGS") && !o.exports("other"));
         assert_eq!(o.users.len(), 2);
         assert_eq!(o.users[1].nt_hash, pipeslot_smb::ntlm::nt_hash("changed"));
+        assert_eq!(
+            (o.encryption, o.guest, o.max_opens),
+            (super::super::Encryption::Required, true, 3)
+        );
+        assert_eq!(o.max_connections, 256, "the default where the file is silent");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
         let e = GatewayOptions::from_config(&path).unwrap_err();
         assert_eq!(Error::win32(&e), Some(Win32Error::ERROR_ACCESS_DENIED), "{e}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        std::fs::write(&path, "listen = 5\n").unwrap();
-        let e = GatewayOptions::from_config(&path).unwrap_err();
-        assert_eq!(Error::win32(&e), Some(Win32Error::ERROR_INVALID_PARAMETER), "{e}");
+        for wrong in ["listen = 5\n", "encryption = \"maybe\"\n", "guests = true\n"] {
+            std::fs::write(&path, wrong).unwrap();
+            let e = GatewayOptions::from_config(&path).unwrap_err();
+            assert_eq!(
+                Error::win32(&e),
+                Some(Win32Error::ERROR_INVALID_PARAMETER),
+                "{wrong}: {e}"
+            );
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

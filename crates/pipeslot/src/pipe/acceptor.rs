@@ -548,12 +548,30 @@ impl Acceptor {
             return;
         };
         let mut s = self.lock();
-        if !self.security.permits(ident.uid, ident.gid, &ident.groups) {
+        let me = rustix::process::geteuid().as_raw();
+        // A remote client comes through the gateway, believed only from root
+        // or our own user. The pipe's ACL then applies to the remote user
+        // (as Windows checks the remote user's token, not the server
+        // service's): the remote-user list, not the gateway's uid.
+        let remote = hello.flags & hello_flags::REMOTE != 0 && (ident.uid == 0 || ident.uid == me);
+        let remote_ext = match remote {
+            true => pipeslot_proto::wire::local::hello_ext::decode(&hello.extensions).unwrap_or_default(),
+            false => Vec::new(),
+        };
+        let allowed = match remote {
+            true => {
+                let user = remote_ext
+                    .iter()
+                    .find(|(t, _)| *t == pipeslot_proto::wire::local::hello_ext::REMOTE_USER)
+                    .map_or("", |(_, v)| v.as_str());
+                self.security.permits_remote(user)
+            }
+            false => self.security.permits(ident.uid, ident.gid, &ident.groups),
+        };
+        if !allowed {
             tracing::debug!("{}: refused uid {} (access control)", self.name, ident.uid);
             return deny(&fd, &s, ReplyStatus::ACCESS_DENIED);
         }
-        let me = rustix::process::geteuid().as_raw();
-        let remote = hello.flags & hello_flags::REMOTE != 0 && (ident.uid == 0 || ident.uid == me);
         let wants_read = hello.flags & hello_flags::READ != 0;
         let wants_write = hello.flags & hello_flags::WRITE != 0;
         let Some(first) = s.live().next().map(|s| s.config) else {
@@ -579,7 +597,7 @@ impl Acceptor {
         if remote {
             // Believed only from root or our own user (the gateway).
             ident.computer = Some(String::from("remote"));
-            for (t, v) in pipeslot_proto::wire::local::hello_ext::decode(&hello.extensions).unwrap_or_default() {
+            for (t, v) in remote_ext {
                 use pipeslot_proto::wire::local::hello_ext as ext;
                 match t {
                     ext::REMOTE_USER => ident.remote_user = Some(v),
