@@ -141,17 +141,22 @@ impl ReadRequest {
 
 /// The READ response body carrying `data` (`remaining` more to come).
 pub fn read_response_body(data: &[u8], remaining: u32) -> Vec<u8> {
-    let mut b = Vec::with_capacity(16 + data.len());
-    b.extend_from_slice(&17u16.to_le_bytes());
-    b.push((HEADER_LEN + 16) as u8);
-    b.push(0);
-    b.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    b.extend_from_slice(&remaining.to_le_bytes());
-    b.extend_from_slice(&[0; 4]);
+    let mut b = read_response_fixed(data.len(), remaining).to_vec();
     b.extend_from_slice(data);
     if data.is_empty() {
         b.push(0);
     }
+    b
+}
+
+/// The fixed 16 bytes of a READ response carrying `len` bytes (the data
+/// follows them), for building an answer without copying the data twice.
+pub fn read_response_fixed(len: usize, remaining: u32) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..2].copy_from_slice(&17u16.to_le_bytes());
+    b[2] = (HEADER_LEN + 16) as u8;
+    b[4..8].copy_from_slice(&(len as u32).to_le_bytes());
+    b[8..12].copy_from_slice(&remaining.to_le_bytes());
     b
 }
 

@@ -156,17 +156,21 @@ impl<'a> IoctlRequest<'a> {
 
 /// The IOCTL response body for `code` on `file` carrying `output`.
 pub fn ioctl_response_body(code: u32, file: FileId, output: &[u8]) -> Vec<u8> {
-    let mut b = Vec::with_capacity(48 + output.len());
-    b.extend_from_slice(&49u16.to_le_bytes());
-    b.extend_from_slice(&[0; 2]);
-    b.extend_from_slice(&code.to_le_bytes());
-    b.extend_from_slice(&file.0);
-    let at = (HEADER_LEN + 48) as u32;
-    b.extend_from_slice(&at.to_le_bytes()); // InputOffset
-    b.extend_from_slice(&0u32.to_le_bytes()); // InputCount
-    b.extend_from_slice(&at.to_le_bytes()); // OutputOffset
-    b.extend_from_slice(&(output.len() as u32).to_le_bytes());
-    b.extend_from_slice(&[0; 8]); // Flags, Reserved2
+    let mut b = ioctl_response_fixed(code, file, output.len()).to_vec();
     b.extend_from_slice(output);
+    b
+}
+
+/// The fixed 48 bytes of an IOCTL response with `len` bytes of output
+/// (which follow them).
+pub fn ioctl_response_fixed(code: u32, file: FileId, len: usize) -> [u8; 48] {
+    let mut b = [0u8; 48];
+    b[..2].copy_from_slice(&49u16.to_le_bytes());
+    b[4..8].copy_from_slice(&code.to_le_bytes());
+    b[8..24].copy_from_slice(&file.0);
+    let at = (HEADER_LEN + 48) as u32;
+    b[24..28].copy_from_slice(&at.to_le_bytes()); // InputOffset; InputCount 0
+    b[32..36].copy_from_slice(&at.to_le_bytes()); // OutputOffset
+    b[36..40].copy_from_slice(&(len as u32).to_le_bytes());
     b
 }

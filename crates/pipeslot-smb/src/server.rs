@@ -377,6 +377,16 @@ impl Server {
     /// # Errors
     /// A frame that cannot be trusted or understood: drop the connection.
     pub fn receive(&mut self, msg: &[u8]) -> Result<Output, ServerError> {
+        self.receive_mut(&mut msg.to_vec())
+    }
+
+    /// [`receive`](Self::receive) for a frame the caller lets it change:
+    /// the signature is checked in place, without a copy (the frame is as
+    /// it came once this returns).
+    ///
+    /// # Errors
+    /// As [`receive`](Self::receive).
+    pub fn receive_mut(&mut self, msg: &mut [u8]) -> Result<Output, ServerError> {
         if msg.get(..4) == Some(&TRANSFORM_ID[..]) {
             let sid = crypt::transform_session_id(msg)?;
             let key = match self.sessions.get(&sid) {
@@ -387,16 +397,16 @@ impl Server {
                     ))
                 }
             };
-            let plain = crypt::open(&key, msg)?;
+            let mut plain = crypt::open(&key, msg)?;
             if Header::new_checked(&plain[..])?.session_id() != sid {
                 return Err(ServerError::Protocol("a sealed message naming another session inside"));
             }
-            return self.receive_plain(&plain, true);
+            return self.receive_plain(&mut plain, true);
         }
         self.receive_plain(msg, false)
     }
 
-    fn receive_plain(&mut self, msg: &[u8], sealed: bool) -> Result<Output, ServerError> {
+    fn receive_plain(&mut self, msg: &mut [u8], sealed: bool) -> Result<Output, ServerError> {
         let mut out = Output::default();
         if msg.get(..4) == Some(&SMB1_ID[..]) {
             // SMB1 NEGOTIATE offering "SMB 2.???": answer with the SMB2 wildcard.
@@ -407,7 +417,7 @@ impl Server {
                 .push(frame(&self.negotiate_response(dialect::WILDCARD, 0, &[])));
             return Ok(out);
         }
-        let h = Header::new_checked(msg)?;
+        let h = Header::new_checked(&msg[..])?;
         if h.is_response() {
             return Err(ServerError::Protocol("a response where a request belongs"));
         }
@@ -430,7 +440,26 @@ impl Server {
         };
         if command == Command::CANCEL {
             // No credit, no answer of its own: the host answers the
-            // cancelled request.
+            // cancelled request. An async CANCEL names it by async id, which
+            // the host gave as the message id (see `interim`).
+            if let Some(id) = h.async_id() {
+                req.message_id = id;
+            }
+            // Signed like any request of a signing session: a CANCEL that
+            // does not verify is dropped unheard.
+            if let (
+                Some(SessionState::Ready {
+                    sign: Some((key, alg)), ..
+                }),
+                false,
+            ) = (self.sessions.get(&req.session_id), sealed)
+            {
+                let signed = h.flags() & flags::SIGNED != 0;
+                let (key, alg) = (*key, *alg);
+                if (signed && !signing::verify_in_place(msg, &key, alg)) || (!signed && self.cfg.require_signing) {
+                    return Ok(out);
+                }
+            }
             out.events.push(Event::Cancel { req });
             return Ok(out);
         }
@@ -467,7 +496,7 @@ impl Server {
                     return Ok(out);
                 }
                 if let (Some((key, alg)), false) = (sign, sealed) {
-                    if signed && !signing::verify(msg, key, *alg) {
+                    if signed && !signing::verify_in_place(msg, key, *alg) {
                         return Err(ServerError::Protocol("a request with a wrong signature"));
                     }
                     if !signed && self.cfg.require_signing {
@@ -702,24 +731,32 @@ impl Server {
                 self.files.insert(req.file, req.session_id);
                 self.respond(req, NtStatus::STATUS_SUCCESS, &create::create_response_body(req.file))
             }
+            (Command::READ, Answer::Data(d)) if !d.is_empty() => {
+                self.respond_parts(req, NtStatus::STATUS_SUCCESS, &io::read_response_fixed(d.len(), 0), d)
+            }
             (Command::READ, Answer::Data(d)) => {
                 self.respond(req, NtStatus::STATUS_SUCCESS, &io::read_response_body(d, 0))
             }
-            (Command::READ, Answer::Part(d)) => {
-                self.respond(req, NtStatus::STATUS_BUFFER_OVERFLOW, &io::read_response_body(d, 0))
-            }
+            (Command::READ, Answer::Part(d)) => self.respond_parts(
+                req,
+                NtStatus::STATUS_BUFFER_OVERFLOW,
+                &io::read_response_fixed(d.len(), 0),
+                d,
+            ),
             (Command::WRITE, Answer::Written(n)) => {
                 self.respond(req, NtStatus::STATUS_SUCCESS, &io::write_response_body(n))
             }
-            (Command::IOCTL, Answer::Data(d)) => self.respond(
+            (Command::IOCTL, Answer::Data(d)) => self.respond_parts(
                 req,
                 NtStatus::STATUS_SUCCESS,
-                &ioctl::ioctl_response_body(req.code, req.file, d),
+                &ioctl::ioctl_response_fixed(req.code, req.file, d.len()),
+                d,
             ),
-            (Command::IOCTL, Answer::Part(d)) => self.respond(
+            (Command::IOCTL, Answer::Part(d)) => self.respond_parts(
                 req,
                 NtStatus::STATUS_BUFFER_OVERFLOW,
-                &ioctl::ioctl_response_body(req.code, req.file, d),
+                &ioctl::ioctl_response_fixed(req.code, req.file, d.len()),
+                d,
             ),
             (
                 Command::IOCTL,
@@ -1184,17 +1221,31 @@ impl Server {
     /// A framed answer: sealed when the request was, else signed when the
     /// session signs.
     fn respond(&mut self, req: Req, status: NtStatus, body: &[u8]) -> Vec<u8> {
-        let mut m = self.message(req, status, body);
+        self.respond_parts(req, status, body, &[])
+    }
+
+    /// [`respond`](Self::respond) for a body in two parts, its fixed
+    /// fields and the data after them: the data is copied once, into the
+    /// frame, which is built behind room for its transport header.
+    fn respond_parts(&mut self, req: Req, status: NtStatus, fixed: &[u8], data: &[u8]) -> Vec<u8> {
+        let h = self.header(req, status);
+        let mut f = Vec::with_capacity(4 + HEADER_LEN + fixed.len() + data.len());
+        f.resize(4 + HEADER_LEN, 0);
+        h.emit((&mut f[4..]).try_into().expect("64"));
+        f.extend_from_slice(fixed);
+        f.extend_from_slice(data);
         if let Some(key) = self.sealer(&req) {
-            return frame(&self.seal(&key, req.session_id, &m));
+            return frame(&self.seal(&key, req.session_id, &f[4..]));
         }
         if let Some(SessionState::Ready {
             sign: Some((key, alg)), ..
         }) = self.sessions.get(&req.session_id)
         {
-            signing::sign(&mut m, key, *alg);
+            signing::sign(&mut f[4..], key, *alg);
         }
-        frame(&m)
+        let th = transport_header(f.len() - 4).expect("answers stay under 16 MiB");
+        f[..4].copy_from_slice(&th);
+        f
     }
 
     /// The key answers to `req` are sealed with, when they are.

@@ -781,3 +781,24 @@ fn write_the_guest_session_fuzz_seed() {
     );
     std::fs::write(path, seed).unwrap();
 }
+
+#[test]
+fn a_cancel_must_be_signed_on_a_signing_session_and_names_its_request_by_async_id() {
+    let (mut c, mut s) = log_on(&ALL_DIALECTS, "wonderland").unwrap();
+    let signed = c.cancel(41, Some(41));
+    let o = s.receive(unframe(&signed)).unwrap();
+    assert!(o.send.is_empty(), "a CANCEL has no answer of its own");
+    match &o.events[..] {
+        [Event::Cancel { req }] => assert_eq!(req.message_id, 41),
+        other => panic!("{other:?}"),
+    }
+    // The same CANCEL with its signature broken, and one never signed.
+    let mut forged = signed.clone();
+    let n = forged.len();
+    forged[n - 20] ^= 1;
+    assert!(s.receive(unframe(&forged)).unwrap().events.is_empty());
+    let mut bare = unframe(&signed).to_vec();
+    bare[16] &= !0x08; // SMB2_FLAGS_SIGNED off
+    bare[48..64].fill(0);
+    assert!(s.receive(&bare).unwrap().events.is_empty());
+}

@@ -347,15 +347,6 @@ impl NamedPipeClient {
         }
     }
 
-    /// Ends a local pipe now, from any thread: a read blocked on it
-    /// returns, and the server sees the client gone (the gateway, when the
-    /// remote client that owned it went away).
-    pub(crate) fn abort(&self) {
-        if let Link::Local(c) = &self.link {
-            let _ = rustix::net::shutdown(&**c, rustix::net::Shutdown::Both);
-        }
-    }
-
     fn conn(&self) -> io::Result<Arc<Conn>> {
         match &self.link {
             Link::Local(c) => Ok(Arc::clone(c)),

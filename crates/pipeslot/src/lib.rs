@@ -40,6 +40,8 @@
 pub mod anon;
 pub mod blocking;
 mod error;
+// The gateway runs each connection on tokio's current-thread scheduler.
+#[cfg(feature = "tokio")]
 pub mod gateway;
 pub mod mailslot;
 mod ns;

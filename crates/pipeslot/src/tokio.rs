@@ -252,6 +252,15 @@ impl NamedPipeClient {
         self.remote().map(|r| r.pipe.describe())
     }
 
+    /// Ends a local pipe now: a read waiting on it returns, and the server
+    /// sees the client gone (the gateway, when the remote client that owned
+    /// it went away).
+    pub(crate) fn abort(&self) {
+        if let Link::Local(io) = &self.link {
+            let _ = rustix::net::shutdown(io.get_ref(), rustix::net::Shutdown::Both);
+        }
+    }
+
     fn remote(&self) -> Option<&RemoteIo> {
         match &self.link {
             Link::Remote(r) => Some(r),

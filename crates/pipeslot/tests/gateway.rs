@@ -278,78 +278,97 @@ fn busy_through_the_gateway_and_a_wait_that_ends_when_an_instance_frees() {
     serving.join().unwrap();
 }
 
-#[test]
-fn a_client_that_vanishes_mid_read_frees_its_instance_at_once() {
+/// A client of our own making over a raw socket: logged on as alice, with
+/// `pipe` open on IPC$. Gives the socket, the connection, the tree and the file.
+fn raw_client(
+    port: u16,
+    pipe: &str,
+) -> (
+    std::net::TcpStream,
+    pipeslot_smb::client::Connection,
+    u32,
+    pipeslot_smb::create::FileId,
+) {
     use pipeslot_smb::client::{Auth, ClientConfig, Entropy, Handshake, Step, ALL_DIALECTS};
     use pipeslot_smb::header::Command;
-    use std::io::{Read, Write};
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (mut hs, first) = Handshake::start(ClientConfig {
+        auth: Auth::Ntlm {
+            user: "alice".into(),
+            domain: String::new(),
+            nt_hash: pipeslot_smb::ntlm::nt_hash("wonderland"),
+        },
+        dialects: ALL_DIALECTS.to_vec(),
+        require_signing: true,
+        require_encryption: false,
+        workstation: "T".into(),
+        entropy: Entropy {
+            client_guid: [1; 16],
+            salt: [2; 32],
+            client_challenge: [3; 8],
+            nonce_prefix: [4; 4],
+        },
+        now: 0,
+    });
+    s.write_all(&first).unwrap();
+    loop {
+        match hs.receive(&raw_frame(&mut s)).unwrap() {
+            Step::Send(f) => s.write_all(&f).unwrap(),
+            Step::Wait => {}
+            Step::Ready => break,
+        }
+    }
+    let mut c = hs.finish();
+    let mut call = |s: &mut std::net::TcpStream, cmd, tree, body: &[u8]| {
+        s.write_all(&c.request(cmd, tree, body, 1024).unwrap().frame).unwrap();
+        loop {
+            let rs = c.receive(&raw_frame(s)).unwrap();
+            if let Some(r) = rs.into_iter().find(|r| !r.interim) {
+                return r;
+            }
+        }
+    };
+    let tc = call(
+        &mut s,
+        Command::TREE_CONNECT,
+        0,
+        &pipeslot_smb::tree::tree_connect_body(r"\\127.0.0.1\IPC$"),
+    );
+    let tree = pipeslot_smb::header::Header::new_checked(&tc.msg[..])
+        .unwrap()
+        .tree_id()
+        .unwrap();
+    let cr = call(
+        &mut s,
+        Command::CREATE,
+        tree,
+        &pipeslot_smb::create::create_pipe_body(pipe, 3),
+    );
+    let file = pipeslot_smb::create::parse_create_response(&cr.msg).unwrap();
+    (s, c, tree, file)
+}
+
+fn raw_frame(s: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    let mut th = [0u8; 4];
+    s.read_exact(&mut th).unwrap();
+    let mut m = vec![0u8; pipeslot_smb::transport::message_len(th).unwrap()];
+    s.read_exact(&mut m).unwrap();
+    m
+}
+
+#[test]
+fn a_client_that_vanishes_mid_read_frees_its_instance_at_once() {
+    use pipeslot_smb::header::Command;
+    use std::io::Write;
     let name = util::name("gw-vanish");
     let server = accepting_remote(&name);
     let port = gateway(&[&name]).port();
     let bare = name.rsplit('\\').next().unwrap().to_owned();
     watchdog(Duration::from_secs(30), move || {
-        // A client of our own making: logs on, opens, sends a READ, and is gone.
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let frame = |s: &mut std::net::TcpStream| {
-            let mut th = [0u8; 4];
-            s.read_exact(&mut th).unwrap();
-            let mut m = vec![0u8; pipeslot_smb::transport::message_len(th).unwrap()];
-            s.read_exact(&mut m).unwrap();
-            m
-        };
-        let (mut hs, first) = Handshake::start(ClientConfig {
-            auth: Auth::Ntlm {
-                user: "alice".into(),
-                domain: String::new(),
-                nt_hash: pipeslot_smb::ntlm::nt_hash("wonderland"),
-            },
-            dialects: ALL_DIALECTS.to_vec(),
-            require_signing: true,
-            require_encryption: false,
-            workstation: "T".into(),
-            entropy: Entropy {
-                client_guid: [1; 16],
-                salt: [2; 32],
-                client_challenge: [3; 8],
-                nonce_prefix: [4; 4],
-            },
-            now: 0,
-        });
-        s.write_all(&first).unwrap();
-        loop {
-            match hs.receive(&frame(&mut s)).unwrap() {
-                Step::Send(f) => s.write_all(&f).unwrap(),
-                Step::Wait => {}
-                Step::Ready => break,
-            }
-        }
-        let mut c = hs.finish();
-        let mut call = |s: &mut std::net::TcpStream, cmd, tree, body: &[u8]| {
-            s.write_all(&c.request(cmd, tree, body, 1024).unwrap().frame).unwrap();
-            loop {
-                let rs = c.receive(&frame(s)).unwrap();
-                if let Some(r) = rs.into_iter().find(|r| !r.interim) {
-                    return r;
-                }
-            }
-        };
-        let tc = call(
-            &mut s,
-            Command::TREE_CONNECT,
-            0,
-            &pipeslot_smb::tree::tree_connect_body(r"\\127.0.0.1\IPC$"),
-        );
-        let tree = pipeslot_smb::header::Header::new_checked(&tc.msg[..])
-            .unwrap()
-            .tree_id()
-            .unwrap();
-        let cr = call(
-            &mut s,
-            Command::CREATE,
-            tree,
-            &pipeslot_smb::create::create_pipe_body(&bare, 3),
-        );
-        let file = pipeslot_smb::create::parse_create_response(&cr.msg).unwrap();
+        // Logs on, opens, sends a READ, and is gone.
+        let (mut s, mut c, tree, file) = raw_client(port, &bare);
         server.connect().unwrap();
         s.write_all(
             &c.request(Command::READ, tree, &pipeslot_smb::io::read_body(file, 64), 64)
@@ -365,6 +384,48 @@ fn a_client_that_vanishes_mid_read_frees_its_instance_at_once() {
         let e = server.read_msg(&mut buf).unwrap_err();
         assert_eq!(code(&e), Some(Win32Error::ERROR_BROKEN_PIPE), "{e}");
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    });
+}
+
+#[test]
+fn a_cancel_ends_a_waiting_read_and_loses_nothing() {
+    use pipeslot_smb::header::Command;
+    use pipeslot_smb::status::NtStatus;
+    use std::io::Write;
+    let name = util::name("gw-cancel");
+    let server = accepting_remote(&name);
+    let port = gateway(&[&name]).port();
+    let bare = name.rsplit('\\').next().unwrap().to_owned();
+    watchdog(Duration::from_secs(30), move || {
+        let (mut s, mut c, tree, file) = raw_client(port, &bare);
+        server.connect().unwrap();
+        let read = c
+            .request(Command::READ, tree, &pipeslot_smb::io::read_body(file, 64), 64)
+            .unwrap();
+        s.write_all(&read.frame).unwrap();
+        // Nothing to read: after 0.5 ms the gateway says it is pending.
+        let interim = c.receive(&raw_frame(&mut s)).unwrap();
+        assert!(interim[0].interim, "{:?}", interim[0].status);
+        let async_id = interim[0].async_id;
+        s.write_all(&c.cancel(read.message_id, async_id)).unwrap();
+        let done = c.receive(&raw_frame(&mut s)).unwrap();
+        assert_eq!(done[0].status, NtStatus::STATUS_CANCELLED);
+        // The pipe is still there, and what comes next is read whole.
+        server.write_msg(b"after the cancel").unwrap();
+        let again = c
+            .request(Command::READ, tree, &pipeslot_smb::io::read_body(file, 64), 64)
+            .unwrap();
+        s.write_all(&again.frame).unwrap();
+        let r = loop {
+            let rs = c.receive(&raw_frame(&mut s)).unwrap();
+            if let Some(r) = rs.into_iter().find(|r| !r.interim) {
+                break r;
+            }
+        };
+        assert_eq!(
+            pipeslot_smb::io::ReadResponse::parse(&r.msg).unwrap().data,
+            b"after the cancel"
+        );
     });
 }
 

@@ -16,8 +16,15 @@
 //!   and nothing else: no threads, no pool, no pipe semantics.
 //! - `smb-rs` (cargo feature `smb-rs`) and `impacket` (Python): other
 //!   clients of the same server.
+//! - `gateway`: our client through our own gateway (in this process, on
+//!   loopback) to a local pipeslot echo server: the path of
+//!   `pipeslot gateway`, against Samba's (`pipeslot`) with the same client.
 //! - `tcp-echo`: a raw TCP echo on loopback, the floor of any network
 //!   round trip; `npa-direct`: the pipe server's socket without smbd.
+//! - `hops`: a TCP echo and then a local pipe transact to the gateway's
+//!   echo server, timed together: the two hops any gateway makes, with
+//!   nothing of SMB. (On a VM a wake-up across CPUs costs more on a Unix
+//!   socket than on TCP loopback, so the local hop can dominate.)
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -38,21 +45,63 @@ const PIPE: &str = "benchecho";
 const BULK: usize = 60_000;
 
 /// The clients, in report order.
-const CASES: [&str; 8] = [
+const CASES: [&str; 10] = [
     "pipeslot",
     "pipeslot-tokio",
+    "gateway",
     "replay-wire",
     "replay",
     "smb-rs",
     "impacket",
     "npa-direct",
     "tcp-echo",
+    "hops",
 ];
 
 struct Lab {
     smbd: smbd::Smbd,
     _echo: smbd::NpaPipe,
     tcp: u16,
+    /// Our gateway's port, and the name of the local pipe it exports.
+    gateway: u16,
+    local: String,
+}
+
+/// A local message pipe echoing every message, an instance per client,
+/// exported by a gateway of our own on loopback.
+fn gateway_lab() -> io::Result<(u16, String)> {
+    use pipeslot::blocking::ServerOptions;
+    let local = format!("bench-gw-echo-{}", std::process::id());
+    let mut opts = ServerOptions::new();
+    opts.pipe_mode(PipeMode::Message).reject_remote_clients(false);
+    let first = opts.create(&local)?;
+    let name = local.clone();
+    std::thread::spawn(move || {
+        let mut next = Some(first);
+        loop {
+            let server = match next.take().map_or_else(|| opts.create(&name), Ok) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+            if server.connect().is_err() {
+                continue;
+            }
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 16];
+                while let Ok(m) = server.read_msg(&mut buf) {
+                    if server.write_msg(&buf[..m.len]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let mut g = pipeslot::gateway::GatewayOptions::new(([127, 0, 0, 1], 0).into());
+    g.user(smbd::USER, smbd::PASSWORD).export(&local);
+    let g = g.bind()?;
+    let port = g.local_addr()?.port();
+    std::thread::spawn(move || g.serve());
+    Ok((port, local))
 }
 
 fn lab() -> io::Result<Lab> {
@@ -86,10 +135,13 @@ fn lab() -> io::Result<Lab> {
             });
         }
     });
+    let (gateway, local) = gateway_lab()?;
     Ok(Lab {
         smbd,
         _echo: echo,
         tcp: port,
+        gateway,
+        local,
     })
 }
 
@@ -128,6 +180,14 @@ fn series(lab: &Lab, case: &str, size: usize, count: usize) -> io::Result<Vec<Du
                 }
                 Ok(d)
             }),
+        "gateway" => {
+            let pipe = options(lab.gateway).open(format!(r"\\127.0.0.1\pipe\{}", lab.local))?;
+            let mut reply = vec![0u8; size + 64];
+            time(count, || {
+                let r = pipe.transact(&msg, &mut reply)?;
+                check(r.len == size && !r.more)
+            })
+        }
         "replay-wire" => replay::series(port, &msg, count, false),
         "replay" => replay::series(port, &msg, count, true),
         "smb-rs" => smb_rs::series(port, &msg, count),
@@ -140,6 +200,21 @@ fn series(lab: &Lab, case: &str, size: usize, count: usize) -> io::Result<Vec<Du
             time(count, || {
                 s.write_all(&msg)?;
                 s.read_exact(&mut back)
+            })
+        }
+        "hops" => {
+            let mut s = TcpStream::connect(("127.0.0.1", lab.tcp))?;
+            s.set_nodelay(true)?;
+            let mut local = pipeslot::blocking::ClientOptions::new();
+            local.pipe_mode(PipeMode::Message);
+            let pipe = local.open(format!(r"\\.\pipe\{}", lab.local))?;
+            let mut back = vec![0u8; size];
+            let mut reply = vec![0u8; size + 64];
+            time(count, || {
+                s.write_all(&msg)?;
+                s.read_exact(&mut back)?;
+                let r = pipe.transact(&msg, &mut reply)?;
+                check(r.len == size)
             })
         }
         other => Err(io::Error::other(format!("no smb case {other}"))),
@@ -495,8 +570,9 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
                 r.p99 = Some(crate::stats::median(&p99[vi][ci]));
             }
             r.baseline = match *case {
-                "replay-wire" | "tcp-echo" | "npa-direct" => None,
+                "replay-wire" | "tcp-echo" | "npa-direct" | "hops" => None,
                 "replay" => Some(format!("smb/replay-wire/{variant}")),
+                "gateway" => Some(format!("smb/tcp-echo/{variant}")),
                 _ => Some(format!("smb/replay/{variant}")),
             };
             if let Some(e) = errors[vi][ci].take() {
@@ -531,6 +607,30 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
             "bulk through Samba at least as fast as smb-rs, 60000 B".into(),
             key("pipeslot", "60000 B"),
             vec![key("smb-rs", "60000 B")],
+            1.0,
+        ),
+        TargetDef::ratio(
+            "transact through our gateway ≤ 1.5× a raw TCP echo on loopback, 64 B".into(),
+            key("gateway", "64 B"),
+            vec![key("tcp-echo", "64 B")],
+            1.5,
+        ),
+        TargetDef::ratio(
+            "transact through our gateway ≤ 1.5× its two hops alone (TCP echo, then local pipe), 64 B".into(),
+            key("gateway", "64 B"),
+            vec![key("hops", "64 B")],
+            1.5,
+        ),
+        TargetDef::ratio(
+            "transact through our gateway faster than through Samba (same client), 64 B".into(),
+            key("gateway", "64 B"),
+            vec![key("pipeslot", "64 B")],
+            1.0,
+        ),
+        TargetDef::ratio_at_least(
+            "bulk through our gateway at least as fast as through Samba, 60000 B".into(),
+            key("gateway", "60000 B"),
+            vec![key("pipeslot", "60000 B")],
             1.0,
         ),
     ];

@@ -202,3 +202,83 @@ fn the_systemd_unit_verifies() {
         assert!(out.status.success() && said.trim().is_empty(), "{said}");
     });
 }
+
+/// The seed's story across machines: five daemons on one host send their
+/// lines to `\\GW\pipe\logs`, where the gateway (on port 445, as for
+/// Windows) hands them to one `serve` monitor. Two network namespaces on a
+/// veth pair are the two hosts.
+#[test]
+fn five_senders_on_another_host_into_one_monitor_through_the_gateway() {
+    use super::netns::{self, Lab};
+    if !netns::available("five_senders_on_another_host") {
+        return;
+    }
+    test("gateway-hosts", Duration::from_secs(120), |ctx| {
+        let mut lab = Lab::new("gw");
+        let gw = lab.namespace("gw");
+        let hosts = lab.namespace("hosts");
+        lab.veth(&gw, "eth0", &hosts, "eth0");
+        lab.address(&gw, "eth0", "10.88.0.1/24");
+        lab.address(&hosts, "eth0", "10.88.0.2/24");
+        let inside = |ns: &str, args: &[&str]| {
+            let mut c = std::process::Command::new("ip");
+            c.args(["netns", "exec", ns, super::util::BIN])
+                .args(args)
+                .env("PIPESLOT_DIR", &ctx.dir)
+                .env_remove("PIPESLOT_LOG")
+                .env_remove("PIPESLOT_SMB_PORT");
+            c
+        };
+        let logs = ctx.name("logs");
+        let monitor = ctx.spawn_cmd(inside(
+            &gw,
+            &["serve", &logs, "--message", "--instances", "8", "--accept-remote"],
+        ));
+        ctx.wait_listening(&logs, 8);
+        let config = ctx.dir.join("hosts-gateway.toml");
+        ctx.run_with_stdin(
+            &["gateway", "user", "add", "daemon", "--config", config.to_str().unwrap()],
+            b"s3cret\n",
+        )
+        .success();
+        let users = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(
+            &config,
+            format!("listen = \"10.88.0.1:445\"\nexports = [\"{logs}\"]\n{users}"),
+        )
+        .unwrap();
+        let gateway = ctx.spawn_cmd(inside(&gw, &["gateway", "--config", config.to_str().unwrap()]));
+        gateway.wait_stdout("the listening line", |o| o.contains(&b'\n'));
+        const LINES: usize = 200;
+        let senders: Vec<_> = (0..5)
+            .map(|d| {
+                // Names are case-insensitive across the network too.
+                let remote = format!(r"\\10.88.0.1\pipe\{}", logs.to_uppercase());
+                let mut c = inside(&hosts, &["send", &remote]);
+                c.env("PIPESLOT_USER", "daemon").env("PIPESLOT_PASSWORD", "s3cret");
+                let mut p = ctx.spawn_cmd(c);
+                let text: String = (0..LINES)
+                    .map(|i| format!("daemon{d} line {i:04} {}\n", "x".repeat(i % 97)))
+                    .collect();
+                p.feed(text.as_bytes());
+                p.close_stdin();
+                p
+            })
+            .collect();
+        for s in senders {
+            s.wait().success();
+        }
+        let seen = monitor.wait_stdout("every line", |o| o.iter().filter(|b| **b == b'\n').count() >= 5 * LINES);
+        let got = lines(&seen);
+        assert_eq!(got.len(), 5 * LINES, "nothing lost, nothing duplicated");
+        for d in 0..5 {
+            let mine: Vec<&String> = got.iter().filter(|l| l.starts_with(&format!("daemon{d} "))).collect();
+            assert_eq!(mine.len(), LINES, "daemon{d}");
+            for (i, l) in mine.iter().enumerate() {
+                // Whole lines, in each sender's order: no torn or mixed message.
+                assert_eq!(**l, format!("daemon{d} line {i:04} {}", "x".repeat(i % 97)));
+            }
+        }
+        drop(gateway);
+    });
+}

@@ -4,9 +4,11 @@
 //! message pipe opened by one client: a write is a request, a read waits
 //! for its answer.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
-use std::sync::{Condvar, Mutex};
+
+use tokio::sync::Notify;
 
 use pipeslot_smb::srvsvc::Srvsvc;
 
@@ -26,30 +28,28 @@ struct State {
     closed: bool,
 }
 
+/// Lives on its connection's thread (the gateway runs each connection on a
+/// runtime of its own), so a `RefCell` is enough.
 pub(super) struct Builtin {
-    state: Mutex<State>,
-    ready: Condvar,
-}
-
-fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    state: RefCell<State>,
+    ready: Notify,
 }
 
 impl Builtin {
     pub(super) fn srvsvc(computer: &str) -> Builtin {
         Builtin {
-            state: Mutex::new(State {
+            state: RefCell::new(State {
                 svc: Srvsvc::new(computer, "pipeslot gateway"),
                 out: VecDeque::new(),
                 read_from: 0,
                 closed: false,
             }),
-            ready: Condvar::new(),
+            ready: Notify::new(),
         }
     }
 
     pub(super) fn write_msg(&self, msg: &[u8]) -> io::Result<()> {
-        let mut s = lock(&self.state);
+        let mut s = self.state.borrow_mut();
         if s.closed {
             return Err(err(Win32Error::ERROR_NO_DATA, "the pipe is closing"));
         }
@@ -58,15 +58,23 @@ impl Builtin {
             .handle(msg)
             .map_err(|e| err(Win32Error::ERROR_INVALID_PARAMETER, format!("srvsvc: {e}")))?;
         s.out.push_back(answer);
-        self.ready.notify_all();
+        self.ready.notify_waiters();
         Ok(())
     }
 
-    pub(super) fn read_msg(&self, buf: &mut [u8]) -> io::Result<MsgRead> {
-        let mut s = lock(&self.state);
-        while s.out.is_empty() && !s.closed {
-            s = self.ready.wait(s).unwrap_or_else(|p| p.into_inner());
+    /// Cancel safe: nothing is taken until it returns.
+    pub(super) async fn read_msg(&self, buf: &mut [u8]) -> io::Result<MsgRead> {
+        loop {
+            let woken = self.ready.notified();
+            {
+                let s = self.state.borrow();
+                if !s.out.is_empty() || s.closed {
+                    break;
+                }
+            }
+            woken.await;
         }
+        let mut s = self.state.borrow_mut();
         if s.closed {
             return Err(err(Win32Error::ERROR_BROKEN_PIPE, "the pipe was closed"));
         }
@@ -85,16 +93,16 @@ impl Builtin {
     }
 
     /// TransactNamedPipe: refused while an answer is still unread.
-    pub(super) fn transact(&self, msg: &[u8], reply: &mut [u8]) -> io::Result<MsgRead> {
-        if !lock(&self.state).out.is_empty() {
+    pub(super) async fn transact(&self, msg: &[u8], reply: &mut [u8]) -> io::Result<MsgRead> {
+        if !self.state.borrow().out.is_empty() {
             return Err(err(Win32Error::ERROR_PIPE_BUSY, "an unread message waits on the pipe"));
         }
         self.write_msg(msg)?;
-        self.read_msg(reply)
+        self.read_msg(reply).await
     }
 
     pub(super) fn peek(&self, buf: &mut [u8]) -> PeekInfo {
-        let s = lock(&self.state);
+        let s = self.state.borrow();
         let Some(front) = s.out.front() else {
             return PeekInfo {
                 read: 0,
@@ -114,13 +122,13 @@ impl Builtin {
 
     /// Bytes of answers not yet read.
     pub(super) fn queued(&self) -> usize {
-        let s = lock(&self.state);
+        let s = self.state.borrow();
         s.out.iter().map(Vec::len).sum::<usize>() - s.read_from
     }
 
     /// The client closed it: a read that waits ends.
     pub(super) fn abort(&self) {
-        lock(&self.state).closed = true;
-        self.ready.notify_all();
+        self.state.borrow_mut().closed = true;
+        self.ready.notify_waiters();
     }
 }

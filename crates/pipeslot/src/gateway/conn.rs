@@ -1,14 +1,18 @@
-//! One client connection of the gateway: frames in, the state machine's
-//! answers out, and a worker thread per open pipe for what may wait.
+//! One client connection of the gateway, on a thread of its own running
+//! tokio's current-thread scheduler: frames in, the state machine's answers
+//! out, and a task per open pipe for what may wait. Everything of one
+//! connection lives on that one thread, so an answer takes no hand-off
+//! between threads (the pipe's reply wakes the same thread that writes the
+//! SMB answer, as in smbd), and a connection cannot hold up another.
 
-use std::collections::HashMap;
-use std::io::{self, Read, Write};
-use std::net::TcpStream;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, Sender};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
 
+use pipeslot_proto::name::escape_controls;
 use pipeslot_smb::create::FileId;
 use pipeslot_smb::info::PipeLocalInfo;
 use pipeslot_smb::server::{
@@ -16,59 +20,125 @@ use pipeslot_smb::server::{
 };
 use pipeslot_smb::status::NtStatus;
 use pipeslot_smb::transport::message_len;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::builtin::{self, Builtin};
-use super::GatewayHandle;
-use crate::blocking::{ClientOptions, NamedPipeClient};
-use crate::error::{Error, Win32Error};
+use super::{GatewayHandle, GatewayOptions};
+use crate::error::{err, Error, Win32Error};
 use crate::pipe::{MsgRead, PeekInfo, PipeEnd, PipeMode};
 use crate::remote::session::{filetime_now, random};
-use pipeslot_proto::name::escape_controls;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::tokio::{ClientOptions, NamedPipeClient};
 
 /// The largest frame a client may send: a 64 KiB write or transact and its
 /// headers, with room to spare.
 const MAX_FRAME: usize = 1 << 18;
 
-/// What a pipe's worker does next.
-enum Op {
-    Read(Req, u32),
-    Write(Req, Vec<u8>),
-    Transceive(Req, Vec<u8>, u32),
-    Flush(Req),
-}
+/// How long an operation may take before the client is told it is pending
+/// (STATUS_PENDING): most transacts are answered before, in one frame.
+const INTERIM_AFTER: Duration = Duration::from_micros(500);
 
-/// The parts the connection and its workers share.
+/// The socket and what is queued for it. Frames go out in the order they
+/// are made; a full socket buffer leaves the rest to the writer task.
 struct Wire {
-    server: Mutex<Server>,
-    out: Mutex<TcpStream>,
+    server: RefCell<Server>,
+    sock: TcpStream,
+    out: RefCell<VecDeque<Vec<u8>>>,
+    /// Bytes of the front frame already written.
+    written: Cell<usize>,
+    writer: Notify,
+    dead: Cell<bool>,
     peer: String,
 }
 
 impl Wire {
-    fn send(&self, frame: &[u8]) {
-        if lock(&self.out).write_all(frame).is_err() {
-            let _ = lock(&self.out).shutdown(std::net::Shutdown::Both);
+    fn send(&self, frame: Vec<u8>) {
+        if self.dead.get() {
+            return;
+        }
+        self.out.borrow_mut().push_back(frame);
+        if self.out.borrow().len() == 1 {
+            self.flush();
+        }
+    }
+
+    /// Writes what the socket takes now; the writer task waits for room.
+    fn flush(&self) {
+        let mut out = self.out.borrow_mut();
+        while let Some(front) = out.front() {
+            match self.sock.try_write(&front[self.written.get()..]) {
+                Ok(n) => {
+                    let at = self.written.get() + n;
+                    if at == front.len() {
+                        out.pop_front();
+                        self.written.set(0);
+                    } else {
+                        self.written.set(at);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.writer.notify_one();
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.dead.set(true);
+                    out.clear();
+                    self.writer.notify_one();
+                    return;
+                }
+            }
         }
     }
 
     fn answer(&self, req: Req, a: Answer<'_>) {
-        let f = lock(&self.server).answer(req, a);
-        self.send(&f);
+        let f = self.server.borrow_mut().answer(req, a);
+        self.send(f);
+    }
+
+    fn interim(&self, req: Req) -> Req {
+        let (req, f) = self.server.borrow_mut().interim(req, req.message_id);
+        self.send(f);
+        req
     }
 }
 
-pub(super) fn run(stream: TcpStream, shared: &GatewayHandle, seq: u64, full: bool) {
+/// The writer task: waits for room whenever the socket was full.
+async fn write_when_ready(wire: Rc<Wire>) {
+    loop {
+        wire.writer.notified().await;
+        while !wire.out.borrow().is_empty() && !wire.dead.get() {
+            if wire.sock.writable().await.is_err() {
+                wire.dead.set(true);
+            }
+            wire.flush();
+        }
+        if wire.dead.get() {
+            return;
+        }
+    }
+}
+
+pub(super) fn run(stream: std::net::TcpStream, shared: &GatewayHandle, seq: u64, full: bool) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return tracing::warn!("gateway: no runtime for a connection: {e}"),
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, serve(stream, shared.clone(), seq, full));
+}
+
+async fn serve(stream: std::net::TcpStream, shared: GatewayHandle, seq: u64, full: bool) {
     // The terms a connection logs on with are those of when it came; each
     // open asks the current options (a reload's exports apply at once).
     let opts = shared.current();
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let _ = stream.set_nodelay(true);
-    let Ok(out) = stream.try_clone() else { return };
-    let server = Server::new(
+    let sock = match stream.set_nonblocking(true).and_then(|()| TcpStream::from_std(stream)) {
+        Ok(s) => s,
+        Err(e) => return tracing::warn!("gateway: {peer}: {e}"),
+    };
+    let mut server = Server::new(
         ServerConfig {
             server_guid: random(),
             domain: opts.domain.clone(),
@@ -88,18 +158,21 @@ pub(super) fn run(stream: TcpStream, shared: &GatewayHandle, seq: u64, full: boo
             nonce_prefix: random(),
         },
     );
-    let mut server = server;
     if full {
         server.refuse_logons();
     }
-    let wire = Arc::new(Wire {
-        server: Mutex::new(server),
-        out: Mutex::new(out),
+    let wire = Rc::new(Wire {
+        server: RefCell::new(server),
+        sock,
+        out: RefCell::new(VecDeque::new()),
+        written: Cell::new(0),
+        writer: Notify::new(),
+        dead: Cell::new(false),
         peer,
     });
     tracing::info!("gateway: connection from {}", wire.peer);
+    let writer = tokio::task::spawn_local(write_when_ready(Rc::clone(&wire)));
     let mut opens: Opens = HashMap::new();
-    let mut reader = stream;
     loop {
         // Idle: nothing open and nothing said for the idle time. With pipes
         // open a client may be quiet for ever (a monitor waiting on a log).
@@ -108,29 +181,16 @@ pub(super) fn run(stream: TcpStream, shared: &GatewayHandle, seq: u64, full: boo
             (false, true) => Some(opts.idle_timeout),
             (false, false) => None,
         };
-        let mut th = [0u8; 4];
-        match read_within(&mut reader, &mut th, idle, opts.frame_timeout) {
-            Ok(()) => {}
+        let mut msg = match read_frame(&wire.sock, idle, opts.frame_timeout).await {
+            Ok(m) => m,
             Err(e) => {
-                if e.kind() == io::ErrorKind::TimedOut {
+                if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::InvalidData) {
                     tracing::info!("gateway: {}: {e}; closed", wire.peer);
                 }
                 break;
             }
-        }
-        let Ok(n) = message_len(th) else { break };
-        if n > MAX_FRAME {
-            tracing::warn!("gateway: {} sent a frame of {n} bytes; closed", wire.peer);
-            break;
-        }
-        let mut msg = vec![0u8; n];
-        if let Err(e) = read_within(&mut reader, &mut msg, Some(opts.frame_timeout), opts.frame_timeout) {
-            if e.kind() == io::ErrorKind::TimedOut {
-                tracing::info!("gateway: {}: {e}; closed", wire.peer);
-            }
-            break;
-        }
-        let out = lock(&wire.server).receive(&msg);
+        };
+        let out = wire.server.borrow_mut().receive_mut(&mut msg);
         let out = match out {
             Ok(o) => o,
             Err(e) => {
@@ -138,66 +198,103 @@ pub(super) fn run(stream: TcpStream, shared: &GatewayHandle, seq: u64, full: boo
                 break;
             }
         };
-        for f in &out.send {
+        for f in out.send {
             wire.send(f);
         }
         let now = shared.current();
         for e in out.events {
             handle(&wire, &now, &mut opens, e);
         }
+        if wire.dead.get() {
+            break;
+        }
     }
     // The client is gone: its pipes end now, even those a read waits on.
     for (_, open) in opens.drain() {
-        drop(open.tx);
-        open.client.abort();
+        open.target.abort();
     }
-    let _ = lock(&wire.out).shutdown(std::net::Shutdown::Both);
+    wire.dead.set(true);
+    writer.abort();
+    let _ = wire.sock.try_write(&[]);
     tracing::info!("gateway: {} gone", wire.peer);
 }
 
-/// Fills `buf`: the first byte within `first` (None: no limit), the rest
-/// within `rest` of it, so a frame sent byte by byte cannot hold a
-/// connection (and its thread) for ever.
-fn read_within(r: &mut TcpStream, buf: &mut [u8], first: Option<Duration>, rest: Duration) -> io::Result<()> {
-    let mut at = 0;
-    let mut deadline = first.map(|d| Instant::now() + d);
-    while at < buf.len() {
-        let left = deadline.map(|d| {
-            d.saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(1))
-        });
-        r.set_read_timeout(left)?;
-        match r.read(&mut buf[at..]) {
+/// Reads one frame: its first byte within `first` (None: no limit), the
+/// rest within `rest` of it, so a frame sent byte by byte cannot hold a
+/// connection for ever.
+async fn read_frame(sock: &TcpStream, first: Option<Duration>, rest: Duration) -> io::Result<Vec<u8>> {
+    let mut head = [0u8; 4];
+    let n = match first {
+        Some(t) => tokio::time::timeout(t, read_some(sock, &mut head))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "idle too long"))??,
+        None => read_some(sock, &mut head).await?,
+    };
+    let whole = async {
+        read_exact(sock, &mut head[n..]).await?;
+        let len = message_len(head).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        if len > MAX_FRAME {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a frame of {len} bytes"),
+            ));
+        }
+        let mut msg = vec![0u8; len];
+        read_exact(sock, &mut msg).await?;
+        Ok(msg)
+    };
+    tokio::time::timeout(rest, whole)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "a frame left half-sent too long"))?
+}
+
+async fn read_some(sock: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        sock.readable().await?;
+        match sock.try_read(buf) {
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => {
-                if at == 0 {
-                    deadline = Some(Instant::now() + rest);
-                }
-                at += n;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                let what = if at == 0 && first != Some(rest) {
-                    "idle"
-                } else {
-                    "a frame left half-sent"
-                };
-                return Err(io::Error::new(io::ErrorKind::TimedOut, format!("{what} too long")));
-            }
+            Ok(n) => return Ok(n),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
             Err(e) => return Err(e),
         }
+    }
+}
+
+async fn read_exact(sock: &TcpStream, buf: &mut [u8]) -> io::Result<()> {
+    let mut at = 0;
+    while at < buf.len() {
+        at += read_some(sock, &mut buf[at..]).await?;
     }
     Ok(())
 }
 
-/// One open pipe: its worker's queue, the pipe (to end it, peek and query
-/// it from here), and how many reads are with the worker (a PEEK then
-/// finds nothing, as a read waiting on the pipe would take it first).
-struct Open {
-    tx: Sender<Op>,
-    client: Arc<Target>,
-    reading: Arc<AtomicUsize>,
+/// What a pipe's task does next.
+enum Op {
+    Read(u32),
+    Write(Vec<u8>),
+    Transceive(Vec<u8>, u32),
+    Flush,
 }
+
+/// One operation for a pipe's task, and the client's way to cancel it.
+struct Job {
+    req: Req,
+    op: Op,
+    cancelled: oneshot::Receiver<()>,
+}
+
+/// One open pipe: its task's queue, the pipe (to end it, peek and query it
+/// from here), how many reads are with the task (a PEEK then finds nothing,
+/// as a read waiting on the pipe takes what comes first), and the cancel
+/// switches of the jobs not yet answered, by message id.
+struct Open {
+    tx: mpsc::UnboundedSender<Job>,
+    target: Rc<Target>,
+    reading: Rc<Cell<usize>>,
+    cancels: Rc<RefCell<HashMap<u64, oneshot::Sender<()>>>>,
+}
+
+type Opens = HashMap<FileId, Open>;
 
 /// What an open reaches: a local pipe, or one the gateway serves itself.
 enum Target {
@@ -206,30 +303,30 @@ enum Target {
 }
 
 impl Target {
-    fn read_msg(&self, buf: &mut [u8]) -> io::Result<MsgRead> {
+    async fn read_msg(&self, buf: &mut [u8]) -> io::Result<MsgRead> {
         match self {
-            Target::Local(c) => c.read_msg(buf),
-            Target::Builtin(b) => b.read_msg(buf),
+            Target::Local(c) => c.read_msg(buf).await,
+            Target::Builtin(b) => b.read_msg(buf).await,
         }
     }
 
-    fn write_msg(&self, msg: &[u8]) -> io::Result<()> {
+    async fn write_msg(&self, msg: &[u8]) -> io::Result<()> {
         match self {
-            Target::Local(c) => c.write_msg(msg),
+            Target::Local(c) => c.write_msg(msg).await,
             Target::Builtin(b) => b.write_msg(msg),
         }
     }
 
-    fn transact(&self, msg: &[u8], reply: &mut [u8]) -> io::Result<MsgRead> {
+    async fn transact(&self, msg: &[u8], reply: &mut [u8]) -> io::Result<MsgRead> {
         match self {
-            Target::Local(c) => c.transact(msg, reply),
-            Target::Builtin(b) => b.transact(msg, reply),
+            Target::Local(c) => c.transact(msg, reply).await,
+            Target::Builtin(b) => b.transact(msg, reply).await,
         }
     }
 
-    fn flush_buffers(&self) -> io::Result<()> {
+    async fn flush_buffers(&self) -> io::Result<()> {
         match self {
-            Target::Local(c) => c.flush_buffers(),
+            Target::Local(c) => c.flush_buffers().await,
             // Answers are read by our own client, not by a server.
             Target::Builtin(_) => Ok(()),
         }
@@ -253,10 +350,7 @@ impl Target {
         match self {
             Target::Local(c) => c.set_read_mode(mode),
             Target::Builtin(_) if mode == PipeMode::Message => Ok(()),
-            Target::Builtin(_) => Err(crate::error::err(
-                Win32Error::ERROR_INVALID_PARAMETER,
-                "srvsvc is read as messages",
-            )),
+            Target::Builtin(_) => Err(err(Win32Error::ERROR_INVALID_PARAMETER, "srvsvc is read as messages")),
         }
     }
 
@@ -268,9 +362,7 @@ impl Target {
     }
 }
 
-type Opens = HashMap<FileId, Open>;
-
-fn handle(wire: &Arc<Wire>, opts: &super::GatewayOptions, opens: &mut Opens, e: Event) {
+fn handle(wire: &Rc<Wire>, opts: &GatewayOptions, opens: &mut Opens, e: Event) {
     match e {
         Event::Open {
             req,
@@ -317,55 +409,67 @@ fn handle(wire: &Arc<Wire>, opts: &super::GatewayOptions, opens: &mut Opens, e: 
                 }
             }
         }
-        Event::Read { req, file, length } => queue(wire, opens, file, req, Op::Read(req, length)),
-        Event::Write { req, file, data } => queue(wire, opens, file, req, Op::Write(req, data)),
+        Event::Read { req, file, length } => queue(wire, opens, file, req, Op::Read(length)),
+        Event::Write { req, file, data } => queue(wire, opens, file, req, Op::Write(data)),
         Event::Transceive {
             req,
             file,
             input,
             max_output,
-        } => queue(wire, opens, file, req, Op::Transceive(req, input, max_output)),
+        } => queue(wire, opens, file, req, Op::Transceive(input, max_output)),
+        Event::Flush { req, file } => queue(wire, opens, file, req, Op::Flush),
         Event::Wait { req, pipe, timeout } => {
             if !opts.exports(&pipe) {
                 return wire.answer(req, Answer::Status(NtStatus::STATUS_OBJECT_NAME_NOT_FOUND));
             }
-            let (req, f) = lock(&wire.server).interim(req, req.message_id);
-            wire.send(&f);
-            let wire = Arc::clone(wire);
             let t = match timeout {
                 // 100 ns units; an i64::MAX is "for ever".
                 Some(t) if (0..i64::MAX).contains(&t) => {
-                    crate::WaitTimeout::After(std::time::Duration::from_nanos((t as u64).saturating_mul(100)))
+                    crate::WaitTimeout::After(Duration::from_nanos((t as u64).saturating_mul(100)))
                 }
                 Some(_) => crate::WaitTimeout::Forever,
                 None => crate::WaitTimeout::Default,
             };
-            let _ = std::thread::Builder::new()
-                .name("pipeslot-gateway-wait".into())
-                .spawn(move || {
-                    let a = match crate::wait_named_pipe(format!(r"\\.\pipe\{pipe}"), t) {
-                        Ok(()) => Answer::Data(&[]),
-                        Err(e) if Error::win32(&e) == Some(Win32Error::ERROR_SEM_TIMEOUT) => {
-                            Answer::Status(NtStatus::STATUS_IO_TIMEOUT)
-                        }
-                        Err(e) => Answer::Status(status_of(&e)),
-                    };
-                    wire.answer(req, a);
-                });
+            let wire = Rc::clone(wire);
+            tokio::task::spawn_local(async move {
+                let waited = answer_later(
+                    &wire,
+                    req,
+                    crate::tokio::wait_named_pipe(format!(r"\\.\pipe\{pipe}"), t),
+                );
+                let (req, r) = waited.await;
+                let a = match r {
+                    Ok(()) => Answer::Data(&[]),
+                    Err(e) if Error::win32(&e) == Some(Win32Error::ERROR_SEM_TIMEOUT) => {
+                        Answer::Status(NtStatus::STATUS_IO_TIMEOUT)
+                    }
+                    Err(e) => Answer::Status(status_of(&e)),
+                };
+                wire.answer(req, a);
+            });
         }
         Event::Close { file } => {
             // As a handle's close on Windows: what waits on it ends.
             if let Some(open) = opens.remove(&file) {
-                drop(open.tx);
-                open.client.abort();
+                open.target.abort();
             }
         }
-        Event::Flush { req, file } => queue(wire, opens, file, req, Op::Flush(req)),
+        Event::Cancel { req } => {
+            // A cancel names its request by message id (or async id, which
+            // is the same here). Only what can be given up without losing
+            // data stops: a read not yet begun, a wait; a transact whose
+            // request is written is answered when the pipe answers.
+            for open in opens.values() {
+                if let Some(stop) = open.cancels.borrow_mut().remove(&req.message_id) {
+                    let _ = stop.send(());
+                }
+            }
+        }
         Event::Peek { req, file } => {
             let Some(open) = opens.get(&file) else {
                 return wire.answer(req, Answer::Status(NtStatus::STATUS_FILE_CLOSED));
             };
-            if open.reading.load(Ordering::Acquire) > 0 {
+            if open.reading.get() > 0 {
                 // A read waits on the pipe: whatever comes is its.
                 return wire.answer(
                     req,
@@ -378,9 +482,9 @@ fn handle(wire: &Arc<Wire>, opts: &super::GatewayOptions, opens: &mut Opens, e: 
                 );
             }
             let mut buf = vec![0u8; 1 << 16];
-            match open.client.peek(&mut buf) {
+            match open.target.peek(&mut buf) {
                 Ok(p) => {
-                    let message = open.client.is_message();
+                    let message = open.target.is_message();
                     let next = if message { p.read + p.left_in_message } else { 0 };
                     wire.answer(
                         req,
@@ -409,14 +513,11 @@ fn handle(wire: &Arc<Wire>, opts: &super::GatewayOptions, opens: &mut Opens, e: 
                 return wire.answer(req, Answer::Status(NtStatus::STATUS_FILE_CLOSED));
             };
             let mode = if message { PipeMode::Message } else { PipeMode::Byte };
-            match open.client.set_read_mode(mode) {
+            match open.target.set_read_mode(mode) {
                 Ok(()) => wire.answer(req, Answer::Done),
                 Err(e) => wire.answer(req, Answer::Status(status_of(&e))),
             }
         }
-        // A pipe read cannot be taken back without losing what it may
-        // bring: the request is answered when the pipe answers.
-        Event::Cancel { .. } => {}
         Event::LoggedOn { user, sealed } => tracing::info!(
             "gateway: {} logged on as {}\\{} ({:?}{}) from {}",
             escape_controls(&user.workstation),
@@ -439,66 +540,144 @@ fn handle(wire: &Arc<Wire>, opts: &super::GatewayOptions, opens: &mut Opens, e: 
     }
 }
 
-/// Starts the worker of a new open and answers the CREATE.
-fn start(wire: &Arc<Wire>, opens: &mut Opens, req: Req, file: FileId, target: Target) {
-    let (tx, rx) = channel();
-    let client = Arc::new(target);
-    let reading = Arc::new(AtomicUsize::new(0));
-    let worker = {
-        let (wire, client, reading) = (Arc::clone(wire), Arc::clone(&client), Arc::clone(&reading));
-        std::thread::Builder::new()
-            .name("pipeslot-gateway-pipe".into())
-            .spawn(move || {
-                for op in rx {
-                    work(&wire, &client, &reading, op);
-                }
-            })
+/// Starts the task of a new open and answers the CREATE.
+fn start(wire: &Rc<Wire>, opens: &mut Opens, req: Req, file: FileId, target: Target) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let open = Open {
+        tx,
+        target: Rc::new(target),
+        reading: Rc::new(Cell::new(0)),
+        cancels: Rc::default(),
     };
-    if worker.is_err() {
-        client.abort();
-        return wire.answer(req, Answer::Status(NtStatus::STATUS_INSUFFICIENT_RESOURCES));
-    }
-    opens.insert(file, Open { tx, client, reading });
+    tokio::task::spawn_local(pipe_task(
+        Rc::clone(wire),
+        Rc::clone(&open.target),
+        Rc::clone(&open.reading),
+        Rc::clone(&open.cancels),
+        rx,
+    ));
+    opens.insert(file, open);
     wire.answer(req, Answer::Opened);
 }
 
-/// Hands an operation to its pipe's worker, first telling the client it
-/// may wait (an interim answer; the final one comes from the worker).
-fn queue(wire: &Arc<Wire>, opens: &Opens, file: FileId, req: Req, op: Op) {
+/// Hands an operation to its pipe's task, in order.
+fn queue(wire: &Rc<Wire>, opens: &Opens, file: FileId, req: Req, op: Op) {
     let Some(open) = opens.get(&file) else {
         return wire.answer(req, Answer::Status(NtStatus::STATUS_FILE_CLOSED));
     };
-    let op = match op {
-        Op::Read(r, n) => {
-            let (r, f) = lock(&wire.server).interim(r, r.message_id);
-            wire.send(&f);
-            open.reading.fetch_add(1, Ordering::AcqRel);
-            Op::Read(r, n)
-        }
-        Op::Transceive(r, input, n) => {
-            let (r, f) = lock(&wire.server).interim(r, r.message_id);
-            wire.send(&f);
-            open.reading.fetch_add(1, Ordering::AcqRel);
-            Op::Transceive(r, input, n)
-        }
-        Op::Flush(r) => {
-            let (r, f) = lock(&wire.server).interim(r, r.message_id);
-            wire.send(&f);
-            Op::Flush(r)
-        }
-        w => w,
-    };
-    if open.tx.send(op).is_err() {
+    if matches!(op, Op::Read(_) | Op::Transceive(..)) {
+        open.reading.set(open.reading.get() + 1);
+    }
+    let (stop, cancelled) = oneshot::channel();
+    open.cancels.borrow_mut().insert(req.message_id, stop);
+    if open.tx.send(Job { req, op, cancelled }).is_err() {
         wire.answer(req, Answer::Status(NtStatus::STATUS_PIPE_BROKEN));
+    }
+}
+
+/// Runs `fut`; when it has not finished after [`INTERIM_AFTER`], tells the
+/// client it is pending first. Gives the `Req` the final answer must use.
+async fn answer_later<T>(wire: &Wire, req: Req, fut: impl Future<Output = T>) -> (Req, T) {
+    let mut fut = std::pin::pin!(fut);
+    match tokio::time::timeout(INTERIM_AFTER, &mut fut).await {
+        Ok(v) => (req, v),
+        Err(_) => {
+            let req = wire.interim(req);
+            (req, fut.await)
+        }
+    }
+}
+
+/// One open pipe's operations, one after another, as the client sent them.
+async fn pipe_task(
+    wire: Rc<Wire>,
+    target: Rc<Target>,
+    reading: Rc<Cell<usize>>,
+    cancels: Rc<RefCell<HashMap<u64, oneshot::Sender<()>>>>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+) {
+    // One buffer for the pipe's replies, grown to the largest asked for.
+    let mut buf = Vec::new();
+    while let Some(job) = rx.recv().await {
+        let Job { req, op, mut cancelled } = job;
+        run_job(&wire, &target, req, op, &mut cancelled, &reading, &mut buf).await;
+        cancels.borrow_mut().remove(&req.message_id);
+    }
+}
+
+async fn run_job(
+    wire: &Wire,
+    target: &Target,
+    req: Req,
+    op: Op,
+    cancelled: &mut oneshot::Receiver<()>,
+    reading: &Cell<usize>,
+    buf: &mut Vec<u8>,
+) {
+    // A read is no longer waiting once its call returns, before the answer
+    // goes out: a PEEK the client sends after it sees the answer.
+    let done_reading = || reading.set(reading.get().saturating_sub(1));
+    match op {
+        Op::Read(n) => {
+            buf.resize(n.max(1) as usize, 0);
+            let buf = &mut buf[..n.max(1) as usize];
+            // A read not yet begun, or waiting with nothing come, stops on a
+            // cancel without losing a byte (the read is cancel safe until
+            // the first byte of a message arrives).
+            let read = async {
+                tokio::select! {
+                    biased;
+                    r = target.read_msg(buf) => Some(r),
+                    _ = &mut *cancelled => None,
+                }
+            };
+            let (req, r) = answer_later(wire, req, read).await;
+            done_reading();
+            match r {
+                None => wire.answer(req, Answer::Status(NtStatus::STATUS_CANCELLED)),
+                Some(Ok(m)) if m.more => wire.answer(req, Answer::Part(&buf[..m.len])),
+                Some(Ok(m)) => wire.answer(req, Answer::Data(&buf[..m.len])),
+                Some(Err(e)) => wire.answer(req, Answer::Status(status_of(&e))),
+            }
+        }
+        // A full pipe holds a write back (the server reads slowly).
+        Op::Write(data) => match answer_later(wire, req, target.write_msg(&data)).await {
+            (req, Ok(())) => wire.answer(req, Answer::Written(data.len() as u32)),
+            (req, Err(e)) => wire.answer(req, Answer::Status(status_of(&e))),
+        },
+        Op::Transceive(input, n) => {
+            buf.resize(n.max(1) as usize, 0);
+            let buf = &mut buf[..n.max(1) as usize];
+            let (req, r) = answer_later(wire, req, target.transact(&input, buf)).await;
+            done_reading();
+            match r {
+                Ok(m) if m.more => wire.answer(req, Answer::Part(&buf[..m.len])),
+                Ok(m) => wire.answer(req, Answer::Data(&buf[..m.len])),
+                Err(e) => wire.answer(req, Answer::Status(status_of(&e))),
+            }
+        }
+        Op::Flush => {
+            let flush = async {
+                tokio::select! {
+                    biased;
+                    r = target.flush_buffers() => Some(r),
+                    _ = &mut *cancelled => None,
+                }
+            };
+            match answer_later(wire, req, flush).await {
+                (req, None) => wire.answer(req, Answer::Status(NtStatus::STATUS_CANCELLED)),
+                (req, Some(Ok(()))) => wire.answer(req, Answer::Done),
+                (req, Some(Err(e))) => wire.answer(req, Answer::Status(status_of(&e))),
+            }
+        }
     }
 }
 
 /// What QUERY_INFO reports: the local pipe's info, state and queue.
 fn pipe_state(open: &Open) -> io::Result<PipeState> {
-    let c = match &*open.client {
+    let c = match &*open.target {
         Target::Local(c) => c,
         Target::Builtin(b) => {
-            let bytes = b.queued();
             return Ok(PipeState {
                 local: PipeLocalInfo {
                     pipe_type: 1,
@@ -506,7 +685,7 @@ fn pipe_state(open: &Open) -> io::Result<PipeState> {
                     max_instances: 255,
                     current_instances: 1,
                     inbound_quota: 4280,
-                    read_data_available: bytes as u32,
+                    read_data_available: b.queued() as u32,
                     outbound_quota: 4280,
                     write_quota_available: 4280,
                     state: FILE_PIPE_CONNECTED_STATE,
@@ -519,7 +698,7 @@ fn pipe_state(open: &Open) -> io::Result<PipeState> {
     };
     let info = c.info()?;
     let hs = c.handle_state()?;
-    let available = match open.reading.load(Ordering::Acquire) {
+    let available = match open.reading.get() {
         0 => c.peek(&mut []).map_or(0, |p| p.available as u32),
         _ => 0,
     };
@@ -540,42 +719,6 @@ fn pipe_state(open: &Open) -> io::Result<PipeState> {
         message_read: hs.read_mode == PipeMode::Message,
         nonblocking: false,
     })
-}
-
-fn work(wire: &Wire, client: &Target, reading: &AtomicUsize, op: Op) {
-    // A read is no longer waiting once its call returns, before the answer
-    // goes out: a PEEK the client sends after it sees the answer.
-    let done_reading = || reading.fetch_sub(1, Ordering::AcqRel);
-    match op {
-        Op::Flush(req) => match client.flush_buffers() {
-            Ok(()) => wire.answer(req, Answer::Done),
-            Err(e) => wire.answer(req, Answer::Status(status_of(&e))),
-        },
-        Op::Read(req, n) => {
-            let mut buf = vec![0u8; n.max(1) as usize];
-            let r = client.read_msg(&mut buf);
-            done_reading();
-            match r {
-                Ok(m) if m.more => wire.answer(req, Answer::Part(&buf[..m.len])),
-                Ok(m) => wire.answer(req, Answer::Data(&buf[..m.len])),
-                Err(e) => wire.answer(req, Answer::Status(status_of(&e))),
-            }
-        }
-        Op::Write(req, data) => match client.write_msg(&data) {
-            Ok(()) => wire.answer(req, Answer::Written(data.len() as u32)),
-            Err(e) => wire.answer(req, Answer::Status(status_of(&e))),
-        },
-        Op::Transceive(req, input, n) => {
-            let mut buf = vec![0u8; n.max(1) as usize];
-            let r = client.transact(&input, &mut buf);
-            done_reading();
-            match r {
-                Ok(m) if m.more => wire.answer(req, Answer::Part(&buf[..m.len])),
-                Ok(m) => wire.answer(req, Answer::Data(&buf[..m.len])),
-                Err(e) => wire.answer(req, Answer::Status(status_of(&e))),
-            }
-        }
-    }
 }
 
 /// The NTSTATUS a Windows server answers for a local pipe failure.

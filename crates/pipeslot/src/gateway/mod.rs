@@ -2,11 +2,12 @@
 //! `\\HOST\pipe\NAME` over SMB2 on an IPC$ share of our own.
 //!
 //! The protocol is `pipeslot_smb::server` (sans I/O); this is its driver:
-//! a listener, a thread per connection that reads frames and answers what
-//! the state machine answers itself, and a thread per open pipe that does
-//! the pipe's reads, writes and transacts on the local pipe (opened on the
-//! remote user's behalf, so `reject_remote_clients` applies), so a READ that
-//! waits never holds up another open of the same connection.
+//! a listener, and per connection a thread running tokio's current-thread
+//! scheduler, where one task reads frames and answers what the state
+//! machine answers itself, and a task per open pipe does the pipe's reads,
+//! writes and transacts on the local pipe (opened on the remote user's
+//! behalf, so `reject_remote_clients` applies), so a READ that waits never
+//! holds up another open of the same connection.
 //!
 //! Only exported names are visible: any other is STATUS_OBJECT_NAME_NOT_FOUND,
 //! as if it did not exist.
