@@ -31,7 +31,10 @@ pub(crate) fn run(config: &Path) -> io::Result<()> {
         })
         .map_err(|e| wrap(e, "starting the reload thread"))?;
     // One line for whoever started it (and for tests): where it listens.
-    crate::output::line(&format!("gateway listening on {}", g.local_addr()?))?;
+    match g.local_addr() {
+        Ok(addr) => crate::output::line(&format!("gateway listening on {addr}"))?,
+        Err(_) => crate::output::line("gateway serving the exports as smbd's external pipes")?,
+    }
     g.serve()
 }
 

@@ -32,6 +32,7 @@ pub mod info;
 pub mod io;
 pub mod ioctl;
 pub mod negotiate;
+pub mod npa;
 pub mod ntlm;
 pub mod server;
 pub mod session;

@@ -471,3 +471,40 @@ fn tshark_reads_the_pipe_requests_our_state_machine_signs() {
         assert_eq!(f[7], "", "tshark finds nothing malformed: {f:?}");
     }
 }
+
+/// smbd 4.17's `named_pipe_auth_req` for impacket opening `\pipe\probe` as
+/// pipetest: the addresses from the front, the unix name from the end.
+#[test]
+fn samba_s_named_pipe_auth_request_names_the_client_and_its_unix_user() {
+    use pipeslot_smb::npa::NpaRequest;
+    let v = vector("samba417_named_pipe_auth_req");
+    let len = u32::from_be_bytes(v[..4].try_into().unwrap()) as usize;
+    assert_eq!(len, v.len() - 4);
+    let r = NpaRequest::parse(&v[4..]).unwrap();
+    assert_eq!(
+        r,
+        NpaRequest {
+            level: 7,
+            client_name: Some("vm".into()),
+            client_addr: Some("127.0.0.1".into()),
+            client_port: 33258,
+            server_name: Some("vm".into()),
+            server_addr: Some("127.0.0.1".into()),
+            server_port: 4455,
+            unix_name: Some("pipetest".into()),
+        }
+    );
+    // Cut anywhere, or with a byte of the tail changed, it never passes for
+    // another user: refused, or the same name.
+    for cut in [5, 40, 100, 400, v.len() - 5] {
+        assert!(NpaRequest::parse(&v[4..cut]).is_err(), "cut at {cut}");
+    }
+    for at in v.len() - 40..v.len() {
+        let mut m = v[4..].to_vec();
+        m[at - 4] ^= 0x01;
+        if let Ok(r) = NpaRequest::parse(&m) {
+            let name = r.unix_name.unwrap();
+            assert!(name == "pipetest" || name.len() == 8, "{at}: {name}");
+        }
+    }
+}

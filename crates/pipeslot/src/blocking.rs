@@ -347,6 +347,15 @@ impl NamedPipeClient {
         }
     }
 
+    /// Ends a local pipe now, from any thread: a read blocked on it
+    /// returns, and the server sees the client gone (the gateway's Samba
+    /// mode, when smbd's client went away).
+    pub(crate) fn abort(&self) {
+        if let Link::Local(c) = &self.link {
+            let _ = rustix::net::shutdown(&**c, rustix::net::Shutdown::Both);
+        }
+    }
+
     fn conn(&self) -> io::Result<Arc<Conn>> {
         match &self.link {
             Link::Local(c) => Ok(Arc::clone(c)),

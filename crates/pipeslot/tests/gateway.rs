@@ -186,8 +186,10 @@ fn tokio_through_the_gateway() {
     });
 }
 
-#[test]
-fn impacket_through_the_gateway() {
+/// Runs impacket's client (Debian's python3-impacket) against `port`: a
+/// transact, a write and a read on `pipe`, as `user`. None (skipped) when
+/// impacket is missing outside CI.
+fn impacket(port: u16, pipe: &str, user: &str, password: &str) -> Option<Vec<String>> {
     let python = "/usr/bin/python3";
     let has = std::process::Command::new(python)
         .args(["-c", "import impacket.smbconnection"])
@@ -200,34 +202,43 @@ fn impacket_through_the_gateway() {
             "CI must install python3-impacket"
         );
         eprintln!("skipped: needs Debian's python3-impacket");
-        return;
+        return None;
     }
-    let name = util::name("gw-impacket");
-    echo_server(&name, 2, false);
-    let port = gateway(&[&name]).port();
-    let bare = name.rsplit('\\').next().unwrap().to_owned();
     let script = r#"
 import sys
 from impacket.smbconnection import SMBConnection
 c = SMBConnection("127.0.0.1", "127.0.0.1", sess_port=int(sys.argv[1]), timeout=10)
-c.login("alice", "wonderland")
+c.login(sys.argv[3], sys.argv[4])
 tid = c.connectTree("IPC$")
-fid = c.openFile(tid, "\\" + sys.argv[2], desiredAccess=0x12019f, creationOption=0x40, fileAttributes=0x80)
+fid = c.openFile(tid, sys.argv[2], desiredAccess=0x12019f, creationOption=0x40, fileAttributes=0x80)
 print(c.transactNamedPipe(tid, fid, b"from impacket").decode())
 c.writeFile(tid, fid, b"who")
 print(c.readFile(tid, fid).decode())
 c.closeFile(tid, fid)
 print("dialect", hex(c.getDialect()))
 "#;
+    let args = [port.to_string(), pipe.to_owned(), user.to_owned(), password.to_owned()];
     let out = watchdog(Duration::from_secs(60), move || {
         std::process::Command::new("timeout")
-            .args(["30", python, "-c", script, &port.to_string(), &bare])
+            .args(["30", python, "-c", script])
+            .args(&args)
             .output()
             .unwrap()
     });
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<&str> = text.lines().collect();
+    Some(text.lines().map(str::to_owned).collect())
+}
+
+#[test]
+fn impacket_through_the_gateway() {
+    let name = util::name("gw-impacket");
+    echo_server(&name, 2, false);
+    let port = gateway(&[&name]).port();
+    let bare = name.rsplit('\\').next().unwrap().to_owned();
+    let Some(lines) = impacket(port, &bare, "alice", "wonderland") else {
+        return;
+    };
     assert_eq!(lines[0], "from impacket");
     assert_eq!(lines[1], "me");
     assert!(lines[2].starts_with("dialect 0x"), "{lines:?}");
@@ -745,4 +756,120 @@ fn limits_connections_opens_idle_clients_and_half_sent_frames() {
         let r = three.transact(b"room", &mut reply).unwrap();
         assert_eq!(&reply[..r.len], b"room");
     });
+}
+
+/// The Samba mode: a private smbd does the SMB and the log-on; the gateway
+/// serves the exports as its external pipes, and our client, tokio's and
+/// impacket reach them through smbd.
+#[test]
+fn the_samba_mode_serves_the_exports_through_smbd() {
+    use crate::remote::smbd::{Smbd, PASSWORD, USER};
+    let Some(smbd) = Smbd::start("gw-samba", "") else {
+        return;
+    };
+    let port = smbd.port;
+    let name = util::name("gw-samba").to_lowercase();
+    let who = util::name("gw-samba-who").to_lowercase();
+    let local_only = util::name("gw-samba-local").to_lowercase();
+    echo_server(&name, 4, false);
+    echo_server(&local_only, 1, true);
+    let identity = echo_once(accepting_remote(&who));
+    let np_dir = smbd.np_socket("x").parent().unwrap().to_owned();
+    let mut g = GatewayOptions::new("127.0.0.1:0".parse().unwrap());
+    g.samba(&np_dir)
+        .own_server(false)
+        .export(&name)
+        .export(&who)
+        .export(&local_only);
+    let gw = g.bind().unwrap();
+    assert!(gw.local_addr().is_err(), "no SMB listener of our own");
+    let handle = gw.handle();
+    std::thread::spawn(move || gw.serve());
+    let through_smbd = move || {
+        let mut o = ClientOptions::new();
+        o.pipe_mode(PipeMode::Message)
+            .smb_port(port)
+            .smb_credentials(SmbCredentials::new(USER, PASSWORD));
+        o
+    };
+    let (n2, w2, l2) = (name.clone(), who.clone(), local_only.clone());
+    watchdog(Duration::from_secs(60), move || {
+        let pipe = through_smbd().open(remote(&n2)).unwrap();
+        let mut reply = [0u8; 64];
+        let r = pipe.transact(b"via smbd", &mut reply).unwrap();
+        assert_eq!(&reply[..r.len], b"via smbd");
+        pipe.write_msg(b"0123456789").unwrap();
+        let mut small = [0u8; 4];
+        let a = pipe.read_msg(&mut small).unwrap();
+        assert_eq!((&small[..a.len], a.more), (&b"0123"[..], true));
+        let mut rest = [0u8; 64];
+        let b = pipe.read_msg(&mut rest).unwrap();
+        assert_eq!(&rest[..b.len], b"456789");
+        let big: Vec<u8> = (0..60_000u32).map(|i| (i % 251) as u8).collect();
+        let mut back = vec![0u8; 65_536];
+        let r = pipe.transact(&big, &mut back).unwrap();
+        assert!(r.len == big.len() && back[..r.len] == big[..]);
+        // Who the local server sees: the unix user smbd mapped the log-on to.
+        let p = through_smbd().open(remote(&w2)).unwrap();
+        p.transact(b"hi", &mut reply).unwrap();
+        // Not exported: smbd finds no socket. A local-only pipe: refused.
+        let e = through_smbd().open(remote("not-exported-anywhere")).unwrap_err();
+        assert_eq!(code(&e), Some(Win32Error::ERROR_FILE_NOT_FOUND), "{e}");
+        // A local-only pipe refuses; smbd 4.17 passes no status on, so the
+        // gateway fails the open by closing (smbd: STATUS_CONNECTION_DISCONNECTED).
+        let e = through_smbd().open(remote(&l2)).unwrap_err();
+        assert!(e.to_string().contains("STATUS_CONNECTION_DISCONNECTED"), "{e}");
+    });
+    let who_was = identity.join().unwrap();
+    assert_eq!(who_was.remote_user.as_deref(), Some(USER), "{who_was:?}");
+    assert!(
+        who_was
+            .remote_address
+            .as_deref()
+            .is_some_and(|a| a.starts_with("127.0.0.1:")),
+        "{who_was:?}"
+    );
+    // tokio's client, through the same smbd.
+    let n3 = name.clone();
+    watchdog(Duration::from_secs(30), move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let mut o = pipeslot::tokio::ClientOptions::new();
+                o.pipe_mode(PipeMode::Message)
+                    .smb_port(port)
+                    .smb_credentials(SmbCredentials::new(USER, PASSWORD));
+                let pipe = o.open(remote(&n3)).unwrap();
+                let mut reply = [0u8; 16];
+                let r = pipe.transact(b"async", &mut reply).await.unwrap();
+                assert_eq!(&reply[..r.len], b"async");
+            })
+    });
+    // A reload: a new export gets its socket in smbd's folder, a dropped
+    // one loses it.
+    let late = util::name("gw-samba-late").to_lowercase();
+    let late_bare = late.rsplit('\\').next().unwrap().to_owned();
+    g.export(&late);
+    handle.update(g.clone()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !np_dir.join(&late_bare).exists() {
+        assert!(std::time::Instant::now() < deadline, "no socket for {late_bare}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut fewer = GatewayOptions::new("127.0.0.1:0".parse().unwrap());
+    fewer.samba(&np_dir).own_server(false).export(&name).export(&late);
+    handle.update(fewer).unwrap();
+    let gone = who.rsplit('\\').next().unwrap().to_owned();
+    while np_dir.join(&gone).exists() {
+        assert!(std::time::Instant::now() < deadline, "{gone} still served");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // impacket, through the same smbd.
+    let bare = name.rsplit('\\').next().unwrap().to_owned();
+    if let Some(lines) = impacket(port, &bare, USER, PASSWORD) {
+        assert_eq!(lines[..2], ["from impacket", "me"], "{lines:?}");
+    }
+    drop(smbd);
 }

@@ -12,7 +12,7 @@ use pipeslot::{PipeMode, SmbCredentials, Win32Error};
 use crate::util::{assert_win32, code, watchdog};
 
 #[path = "../../pipeslot-smb/tests/support/smbd.rs"]
-mod smbd;
+pub(crate) mod smbd;
 use smbd::{Answer, NpaPipe, Smbd, PASSWORD, USER};
 #[path = "../../pipeslot-smb/tests/support/dcerpc.rs"]
 mod dcerpc;

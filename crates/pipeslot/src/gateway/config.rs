@@ -12,6 +12,10 @@
 //! idle_timeout_secs = 900       # default: a connection with nothing open
 //! exports = ["logs", "upper"]   # nothing is reachable until listed
 //!
+//! [samba]                       # the Samba mode: smbd serves SMB, we serve the pipes
+//! np_dir = "/run/samba/ncalrpc/np"   # smbd's `ncalrpc dir` + /np; with [samba] and no
+//!                                    # `listen`, our own SMB server is off
+//!
 //! [[users]]                     # `pipeslot gateway user add NAME` writes these
 //! name = "alice"
 //! nt_hash = "8846f7eaee8fb117ad06bdd830b7586c"
@@ -45,8 +49,16 @@ struct File {
     idle_timeout_secs: Option<u64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     exports: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    samba: Option<Samba>,
     #[serde(default)]
     users: Vec<User>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Samba {
+    np_dir: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -130,6 +142,9 @@ impl GatewayOptions {
             .parse()
             .map_err(|_| bad(path, "listen is ADDRESS:PORT"))?;
         let mut o = GatewayOptions::new(listen);
+        if let Some(s) = &f.samba {
+            o.samba(&s.np_dir).own_server(f.listen.is_some());
+        }
         o.require_signing(f.require_signing.unwrap_or(true));
         o.guest(f.guest.unwrap_or(false));
         o.encryption(match f.encryption.as_deref().map(str::to_ascii_lowercase).as_deref() {

@@ -722,7 +722,7 @@ fn pipe_state(open: &Open) -> io::Result<PipeState> {
 }
 
 /// The NTSTATUS a Windows server answers for a local pipe failure.
-fn status_of(e: &io::Error) -> NtStatus {
+pub(super) fn status_of(e: &io::Error) -> NtStatus {
     match Error::win32(e) {
         Some(Win32Error::ERROR_FILE_NOT_FOUND) => NtStatus::STATUS_OBJECT_NAME_NOT_FOUND,
         Some(Win32Error::ERROR_PIPE_BUSY) => NtStatus::STATUS_PIPE_NOT_AVAILABLE,

@@ -15,13 +15,15 @@
 mod builtin;
 mod config;
 mod conn;
+mod samba;
 
 pub use config::add_user;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Duration;
 
 pub use pipeslot_smb::server::Encryption;
@@ -44,6 +46,10 @@ pub struct GatewayOptions {
     max_opens: usize,
     idle_timeout: Duration,
     frame_timeout: Duration,
+    /// The Samba mode: smbd's folder of external pipes.
+    samba: Option<PathBuf>,
+    /// Our own SMB2 server on `listen` (off in a Samba-only set-up).
+    own_server: bool,
 }
 
 impl std::fmt::Debug for GatewayOptions {
@@ -59,6 +65,8 @@ impl std::fmt::Debug for GatewayOptions {
             .field("max_opens", &self.max_opens)
             .field("idle_timeout", &self.idle_timeout)
             .field("frame_timeout", &self.frame_timeout)
+            .field("samba", &self.samba)
+            .field("own_server", &self.own_server)
             .finish()
     }
 }
@@ -86,7 +94,26 @@ impl GatewayOptions {
             max_opens: 64,
             idle_timeout: Duration::from_secs(15 * 60),
             frame_timeout: Duration::from_secs(30),
+            samba: None,
+            own_server: true,
         }
+    }
+
+    /// The Samba mode: serve the exports as smbd's external pipes, unix
+    /// sockets in `np_dir` (smbd's `ncalrpc dir` + `/np`; Debian:
+    /// `/run/samba/ncalrpc/np`), so Samba does the SMB, the log-on
+    /// (Kerberos, Active Directory) and the encryption. Needs root (the
+    /// folder is root's, and only root may connect there).
+    pub fn samba(&mut self, np_dir: impl Into<PathBuf>) -> &mut Self {
+        self.samba = Some(np_dir.into());
+        self
+    }
+
+    /// Whether to run our own SMB2 server on `listen` too (default: yes).
+    /// Off for a host where smbd owns port 445 and the Samba mode serves.
+    pub fn own_server(&mut self, on: bool) -> &mut Self {
+        self.own_server = on;
+        self
     }
 
     /// Let anonymous clients and unknown user names in, as a guest or a null
@@ -159,20 +186,43 @@ impl GatewayOptions {
     /// `ERROR_INVALID_PARAMETER (87)` without users; the bind's own error
     /// (e.g. `ERROR_ACCESS_DENIED` for port 445 without the capability).
     pub fn bind(&self) -> io::Result<Gateway> {
-        if self.users.is_empty() && !self.guest {
+        if self.own_server && self.users.is_empty() && !self.guest {
             return Err(err(
                 Win32Error::ERROR_INVALID_PARAMETER,
                 "the gateway needs at least one user, or guest access turned on",
             ));
         }
-        let listener =
-            TcpListener::bind(self.listen).map_err(|e| Error::from_io(&e, format!("listening on {}", self.listen)))?;
+        if !self.own_server && self.samba.is_none() {
+            return Err(err(
+                Win32Error::ERROR_INVALID_PARAMETER,
+                "the gateway needs its own server, the Samba mode, or both",
+            ));
+        }
+        let listener = match self.own_server {
+            true => Some(
+                TcpListener::bind(self.listen)
+                    .map_err(|e| Error::from_io(&e, format!("listening on {}", self.listen)))?,
+            ),
+            false => None,
+        };
+        let handle = GatewayHandle {
+            opts: Arc::new(RwLock::new(Arc::new(self.clone()))),
+            changed: Arc::new((Mutex::new(0), Condvar::new())),
+        };
+        let endpoints = match &self.samba {
+            Some(dir) => {
+                samba::check_np_dir(dir)?;
+                let mut e = samba::Endpoints::new(dir.clone());
+                e.reconcile(self, &handle)?;
+                Some(e)
+            }
+            None => None,
+        };
         Ok(Gateway {
             listener,
-            handle: GatewayHandle {
-                opts: Arc::new(RwLock::new(Arc::new(self.clone()))),
-            },
+            handle,
             connections: Arc::new(AtomicUsize::new(0)),
+            endpoints,
         })
     }
 
@@ -193,9 +243,11 @@ pub fn random_password() -> String {
 /// A bound gateway; [`serve`](Gateway::serve) runs it.
 #[derive(Debug)]
 pub struct Gateway {
-    listener: TcpListener,
+    listener: Option<TcpListener>,
     handle: GatewayHandle,
     connections: Arc<AtomicUsize>,
+    /// The Samba mode's sockets (removed when the gateway goes).
+    endpoints: Option<samba::Endpoints>,
 }
 
 /// Changes a running gateway's options (a reload): exports, users, guest,
@@ -205,6 +257,8 @@ pub struct Gateway {
 #[derive(Debug, Clone)]
 pub struct GatewayHandle {
     opts: Arc<RwLock<Arc<GatewayOptions>>>,
+    /// Bumped by each update (the Samba mode's sockets follow it).
+    changed: Arc<(Mutex<u64>, Condvar)>,
 }
 
 impl GatewayHandle {
@@ -229,13 +283,23 @@ impl GatewayHandle {
                 ),
             ));
         }
-        if new.users.is_empty() && !new.guest {
+        if new.own_server && new.users.is_empty() && !new.guest {
             return Err(err(
                 Win32Error::ERROR_INVALID_PARAMETER,
                 "the gateway needs at least one user, or guest access turned on",
             ));
         }
+        if new.samba != w.samba || new.own_server != w.own_server {
+            return Err(err(
+                Win32Error::ERROR_INVALID_PARAMETER,
+                "the Samba mode or the own server changed: restart the gateway for that",
+            ));
+        }
         *w = Arc::new(new);
+        drop(w);
+        let (n, cv) = &*self.changed;
+        *n.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        cv.notify_all();
         Ok(())
     }
 }
@@ -246,7 +310,13 @@ impl Gateway {
     /// # Errors
     /// As `TcpListener::local_addr`.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        match &self.listener {
+            Some(l) => l.local_addr(),
+            None => Err(err(
+                Win32Error::ERROR_INVALID_FUNCTION,
+                "no SMB listener of our own (the Samba mode alone)",
+            )),
+        }
     }
 
     /// A handle to change the options while [`serve`](Self::serve) runs.
@@ -259,9 +329,40 @@ impl Gateway {
     ///
     /// # Errors
     /// Only when accepting itself fails for good.
-    pub fn serve(self) -> io::Result<()> {
+    pub fn serve(mut self) -> io::Result<()> {
+        if let Some(mut endpoints) = self.endpoints.take() {
+            // Keeps smbd's sockets in step with reloads.
+            let handle = self.handle.clone();
+            let mut follow = move || {
+                let mut seen = 0;
+                loop {
+                    let (n, cv) = &*handle.changed;
+                    let mut g = n.lock().unwrap_or_else(|p| p.into_inner());
+                    while *g == seen {
+                        g = cv.wait(g).unwrap_or_else(|p| p.into_inner());
+                    }
+                    seen = *g;
+                    drop(g);
+                    if let Err(e) = endpoints.reconcile(&handle.current(), &handle) {
+                        tracing::warn!("gateway: the Samba mode's sockets: {e}");
+                    }
+                }
+            };
+            match self.listener {
+                Some(_) => {
+                    std::thread::Builder::new()
+                        .name("pipeslot-gateway-samba".into())
+                        .spawn(follow)
+                        .map_err(|e| Error::from_io(&e, "starting the Samba mode"))?;
+                }
+                None => follow(),
+            }
+        }
+        let Some(listener) = self.listener.take() else {
+            return Ok(());
+        };
         let mut salt_seq = 0u64;
-        for s in self.listener.incoming() {
+        for s in listener.incoming() {
             let s = match s {
                 Ok(s) => s,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
