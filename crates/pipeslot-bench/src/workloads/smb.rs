@@ -19,6 +19,8 @@
 //! - `gateway`: our client through our own gateway (in this process, on
 //!   loopback) to a local pipeslot echo server: the path of
 //!   `pipeslot gateway`, against Samba's (`pipeslot`) with the same client.
+//! - `samba-mode`: our client through smbd to the same local echo server,
+//!   the gateway in the Samba mode serving it as one of smbd's external pipes.
 //! - `tcp-echo`: a raw TCP echo on loopback, the floor of any network
 //!   round trip; `npa-direct`: the pipe server's socket without smbd.
 //! - `hops`: a TCP echo and then a local pipe transact to the gateway's
@@ -45,10 +47,11 @@ const PIPE: &str = "benchecho";
 const BULK: usize = 60_000;
 
 /// The clients, in report order.
-const CASES: [&str; 10] = [
+const CASES: [&str; 11] = [
     "pipeslot",
     "pipeslot-tokio",
     "gateway",
+    "samba-mode",
     "replay-wire",
     "replay",
     "smb-rs",
@@ -104,6 +107,20 @@ fn gateway_lab() -> io::Result<(u16, String)> {
     Ok((port, local))
 }
 
+/// The same local echo server behind smbd: the gateway in the Samba mode.
+fn samba_mode_lab(smbd: &smbd::Smbd, local: &str) -> io::Result<()> {
+    let np_dir = smbd
+        .np_socket("x")
+        .parent()
+        .map(std::path::Path::to_owned)
+        .ok_or_else(|| io::Error::other("no np folder"))?;
+    let mut g = pipeslot::gateway::GatewayOptions::new(([127, 0, 0, 1], 0).into());
+    g.samba(np_dir).own_server(false).export(local);
+    let g = g.bind()?;
+    std::thread::spawn(move || g.serve());
+    Ok(())
+}
+
 fn lab() -> io::Result<Lab> {
     // Under CI the test support insists on root and smbd; here a missing
     // piece only skips the workload.
@@ -136,6 +153,7 @@ fn lab() -> io::Result<Lab> {
         }
     });
     let (gateway, local) = gateway_lab()?;
+    samba_mode_lab(&smbd, &local)?;
     Ok(Lab {
         smbd,
         _echo: echo,
@@ -182,6 +200,14 @@ fn series(lab: &Lab, case: &str, size: usize, count: usize) -> io::Result<Vec<Du
             }),
         "gateway" => {
             let pipe = options(lab.gateway).open(format!(r"\\127.0.0.1\pipe\{}", lab.local))?;
+            let mut reply = vec![0u8; size + 64];
+            time(count, || {
+                let r = pipe.transact(&msg, &mut reply)?;
+                check(r.len == size && !r.more)
+            })
+        }
+        "samba-mode" => {
+            let pipe = options(port).open(format!(r"\\127.0.0.1\pipe\{}", lab.local))?;
             let mut reply = vec![0u8; size + 64];
             time(count, || {
                 let r = pipe.transact(&msg, &mut reply)?;
@@ -573,6 +599,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
                 "replay-wire" | "tcp-echo" | "npa-direct" | "hops" => None,
                 "replay" => Some(format!("smb/replay-wire/{variant}")),
                 "gateway" => Some(format!("smb/tcp-echo/{variant}")),
+                "samba-mode" => Some(format!("smb/pipeslot/{variant}")),
                 _ => Some(format!("smb/replay/{variant}")),
             };
             if let Some(e) = errors[vi][ci].take() {
@@ -625,6 +652,12 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
             "transact through our gateway faster than through Samba (same client), 64 B".into(),
             key("gateway", "64 B"),
             vec![key("pipeslot", "64 B")],
+            1.0,
+        ),
+        TargetDef::ratio(
+            "transact through our gateway faster than through the Samba mode, 64 B".into(),
+            key("gateway", "64 B"),
+            vec![key("samba-mode", "64 B")],
             1.0,
         ),
         TargetDef::ratio_at_least(

@@ -121,3 +121,75 @@ fn send_and_wait_on_a_remote_message_pipe() {
     });
     drop(smbd);
 }
+
+/// `pipeslot gateway` in the Samba mode: `serve` monitors behind smbd, the
+/// seed's story (three senders into one monitor) and a `call`, with smbd
+/// doing the SMB and the log-on.
+#[test]
+fn the_gateway_s_samba_mode_serves_local_pipes_through_smbd() {
+    let Some(smbd) = Smbd::start("cli-samba-mode", "") else {
+        return;
+    };
+    let port = smbd.port;
+    let np_dir = smbd.np_socket("x").parent().unwrap().to_owned();
+    test("samba-mode", Duration::from_secs(60), move |ctx| {
+        let logs = ctx.name("logs").to_lowercase();
+        let upper = ctx.name("upper").to_lowercase();
+        let monitor = ctx.serve(&logs, &["--message", "--accept-remote"], 4);
+        let _upper = ctx.serve(
+            &upper,
+            &["--message", "--accept-remote", "--exec", "sed", "-u", r"s/.*/\U&/"],
+            4,
+        );
+        let config = ctx.dir.join("samba-mode.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "exports = [\"{logs}\", \"{upper}\"]\n[samba]\nnp_dir = \"{}\"\n",
+                np_dir.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let gw = ctx.spawn(&["gateway", "--config", config.to_str().unwrap()]);
+        gw.wait_stdout("the serving line", |o| o.contains(&b'\n'));
+        assert!(String::from_utf8_lossy(&gw.stdout()).contains("smbd's external pipes"));
+        let senders: Vec<_> = (0..3)
+            .map(|i| {
+                let a = format!("host{i} one");
+                let b = format!("host{i} two");
+                ctx.spawn_cmd(remote(
+                    ctx,
+                    port,
+                    &["send", &format!(r"\\127.0.0.1\pipe\{logs}"), &a, &b],
+                ))
+            })
+            .collect();
+        for s in senders {
+            s.wait().success();
+        }
+        let seen = monitor.wait_stdout("6 lines", |o| o.iter().filter(|b| **b == b'\n').count() >= 6);
+        let mut got = lines(&seen);
+        got.sort();
+        let mut want: Vec<String> = (0..3)
+            .flat_map(|i| [format!("host{i} one"), format!("host{i} two")])
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+        let out = ctx
+            .spawn_cmd(remote(
+                ctx,
+                port,
+                &["call", &format!(r"\\127.0.0.1\pipe\{upper}"), "through samba"],
+            ))
+            .wait();
+        assert_eq!(out.success(), "THROUGH SAMBA\n");
+        let log = String::from_utf8_lossy(&gw.stderr()).into_owned();
+        assert!(
+            log.contains(&format!("{USER} from 127.0.0.1:")) && log.contains("(through smbd)"),
+            "{log}"
+        );
+    });
+    drop(smbd);
+}
