@@ -31,9 +31,17 @@ pub(crate) fn run(config: &Path) -> io::Result<()> {
         })
         .map_err(|e| wrap(e, "starting the reload thread"))?;
     // One line for whoever started it (and for tests): where it listens.
-    match g.local_addr() {
-        Ok(addr) => crate::output::line(&format!("gateway listening on {addr}"))?,
-        Err(_) => crate::output::line("gateway serving the exports as smbd's external pipes")?,
+    if let Ok(addr) = g.local_addr() {
+        crate::output::line(&format!("gateway listening on {addr}"))?;
+    }
+    if let Some(dir) = g.samba_dir() {
+        crate::output::line(&format!(
+            "gateway serving the exports as smbd's external pipes in {}",
+            dir.display()
+        ))?;
+    }
+    if let Some(addr) = g.mailslot_addr() {
+        crate::output::line(&format!("gateway receiving mailslot datagrams on UDP {addr}"))?;
     }
     g.serve()
 }

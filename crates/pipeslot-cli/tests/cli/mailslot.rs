@@ -510,3 +510,56 @@ fn serve_network_without_the_right_to_bind_the_port_is_access_denied() {
         ctx.run(&["info", &name]).error("ERROR_FILE_NOT_FOUND", 2, &name);
     });
 }
+
+/// The gateway as the host's mailslot datagram service: it holds the port,
+/// a `serve --network` stands by and still hears remote writes through it,
+/// and takes the port over when the gateway stops.
+#[test]
+fn the_gateway_s_datagram_service_delivers_to_network_mailslots() {
+    test("ms-net-gateway", LIMIT, |ctx| {
+        let port = free_udp_port();
+        let config = ctx.dir.join("gateway.toml");
+        ctx.run_with_stdin(
+            &["gateway", "user", "add", "u", "--config", config.to_str().unwrap()],
+            b"p\n",
+        )
+        .success();
+        let users = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(
+            &config,
+            format!("listen = \"127.0.0.1:0\"\n{users}\n[mailslots]\nlisten = \"127.0.0.1:{port}\"\n"),
+        )
+        .unwrap();
+        let mut gw = ctx.spawn_cmd(net_cmd(ctx, port, &["gateway", "--config", config.to_str().unwrap()]));
+        let said = gw.wait_stdout("the datagram line", |o| {
+            String::from_utf8_lossy(o).contains("mailslot datagrams on UDP")
+        });
+        assert!(String::from_utf8_lossy(&said).contains(&format!("127.0.0.1:{port}")));
+        let name = slot(ctx, "ViaGateway");
+        let server = serve_cmd(
+            ctx,
+            &name,
+            net_cmd(ctx, port, &["serve", &name, "--network", "--max-messages", "2"]),
+        );
+        let remote = name.replacen(r"\\.\", r"\\127.0.0.1\", 1);
+        ctx.spawn_cmd(net_cmd(ctx, port, &["send", &remote, "through the gateway"]))
+            .wait()
+            .success();
+        server.wait_stdout("the first message", |o| o.ends_with(b"through the gateway\n"));
+        // The gateway goes; the mailslot's own receiver takes the port.
+        let _ = gw.child.kill();
+        let _ = gw.child.wait();
+        wait_bound(port);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            ctx.spawn_cmd(net_cmd(ctx, port, &["send", &remote, "after it"]))
+                .wait()
+                .success();
+            thread::sleep(Duration::from_millis(200));
+            if String::from_utf8_lossy(&server.stdout()).contains("after it") || Instant::now() > deadline {
+                break;
+            }
+        }
+        assert_eq!(server.wait().success(), "through the gateway\nafter it\n");
+    });
+}

@@ -12,6 +12,9 @@
 //! idle_timeout_secs = 900       # default: a connection with nothing open
 //! exports = ["logs", "upper"]   # nothing is reachable until listed
 //!
+//! [mailslots]                   # the host's mailslot datagram service
+//! listen = "0.0.0.0:138"        # UDP; remote writes reach local network mailslots
+//!
 //! [samba]                       # the Samba mode: smbd serves SMB, we serve the pipes
 //! np_dir = "/run/samba/ncalrpc/np"   # smbd's `ncalrpc dir` + /np; with [samba] and no
 //!                                    # `listen`, our own SMB server is off
@@ -51,6 +54,8 @@ struct File {
     exports: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     samba: Option<Samba>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mailslots: Option<Mailslots>,
     #[serde(default)]
     users: Vec<User>,
 }
@@ -59,6 +64,12 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct Samba {
     np_dir: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Mailslots {
+    listen: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -144,6 +155,15 @@ impl GatewayOptions {
         let mut o = GatewayOptions::new(listen);
         if let Some(s) = &f.samba {
             o.samba(&s.np_dir).own_server(f.listen.is_some());
+        }
+        if let Some(m) = &f.mailslots {
+            let addr = m
+                .listen
+                .as_deref()
+                .unwrap_or("0.0.0.0:138")
+                .parse()
+                .map_err(|_| bad(path, "[mailslots] listen is IPv4-ADDRESS:PORT"))?;
+            o.mailslot_service(addr);
         }
         o.require_signing(f.require_signing.unwrap_or(true));
         o.guest(f.guest.unwrap_or(false));

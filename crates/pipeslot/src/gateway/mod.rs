@@ -20,7 +20,7 @@ mod samba;
 pub use config::add_user;
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, SocketAddrV4, TcpListener};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
@@ -50,6 +50,8 @@ pub struct GatewayOptions {
     samba: Option<PathBuf>,
     /// Our own SMB2 server on `listen` (off in a Samba-only set-up).
     own_server: bool,
+    /// The host's mailslot datagram service (UDP 138, or this address).
+    mailslots: Option<SocketAddrV4>,
 }
 
 impl std::fmt::Debug for GatewayOptions {
@@ -67,6 +69,7 @@ impl std::fmt::Debug for GatewayOptions {
             .field("frame_timeout", &self.frame_timeout)
             .field("samba", &self.samba)
             .field("own_server", &self.own_server)
+            .field("mailslots", &self.mailslots)
             .finish()
     }
 }
@@ -96,7 +99,18 @@ impl GatewayOptions {
             frame_timeout: Duration::from_secs(30),
             samba: None,
             own_server: true,
+            mailslots: None,
         }
+    }
+
+    /// Runs the host's mailslot datagram service on `addr` (`0.0.0.0:138`
+    /// is Windows'; a port under 1024 needs CAP_NET_BIND_SERVICE): remote
+    /// writes to `\\HOST\mailslot\NAME` reach the local mailslots made with
+    /// `network(true)`, which then need not bind the port themselves (their
+    /// own receivers stand by while the gateway holds it).
+    pub fn mailslot_service(&mut self, addr: SocketAddrV4) -> &mut Self {
+        self.mailslots = Some(addr);
+        self
     }
 
     /// The Samba mode: serve the exports as smbd's external pipes, unix
@@ -192,10 +206,10 @@ impl GatewayOptions {
                 "the gateway needs at least one user, or guest access turned on",
             ));
         }
-        if !self.own_server && self.samba.is_none() {
+        if !self.own_server && self.samba.is_none() && self.mailslots.is_none() {
             return Err(err(
                 Win32Error::ERROR_INVALID_PARAMETER,
-                "the gateway needs its own server, the Samba mode, or both",
+                "the gateway needs its own server, the Samba mode or the mailslot service",
             ));
         }
         let listener = match self.own_server {
@@ -218,11 +232,22 @@ impl GatewayOptions {
             }
             None => None,
         };
+        let mailslots = match self.mailslots {
+            Some(addr) => {
+                let mut cfg = crate::mailslot::NetConfig::from_env()?;
+                cfg.bind(*addr.ip()).port(addr.port());
+                let r = crate::mailslot::DatagramReceiver::bind(&cfg)?.spawn()?;
+                tracing::info!("gateway: mailslot datagrams on UDP {}", r.local_addr());
+                Some(r)
+            }
+            None => None,
+        };
         Ok(Gateway {
             listener,
             handle,
             connections: Arc::new(AtomicUsize::new(0)),
             endpoints,
+            mailslots,
         })
     }
 
@@ -248,6 +273,8 @@ pub struct Gateway {
     connections: Arc<AtomicUsize>,
     /// The Samba mode's sockets (removed when the gateway goes).
     endpoints: Option<samba::Endpoints>,
+    /// The mailslot datagram service (stops when the gateway goes).
+    mailslots: Option<crate::mailslot::ReceiverHandle>,
 }
 
 /// Changes a running gateway's options (a reload): exports, users, guest,
@@ -319,6 +346,16 @@ impl Gateway {
         }
     }
 
+    /// smbd's folder the Samba mode serves in, when it runs.
+    pub fn samba_dir(&self) -> Option<PathBuf> {
+        self.handle.current().samba.clone()
+    }
+
+    /// Where the mailslot datagram service listens, when it runs.
+    pub fn mailslot_addr(&self) -> Option<SocketAddr> {
+        self.mailslots.as_ref().map(crate::mailslot::ReceiverHandle::local_addr)
+    }
+
     /// A handle to change the options while [`serve`](Self::serve) runs.
     pub fn handle(&self) -> GatewayHandle {
         self.handle.clone()
@@ -359,6 +396,12 @@ impl Gateway {
             }
         }
         let Some(listener) = self.listener.take() else {
+            // The mailslot service alone: it serves on its own thread.
+            if self.mailslots.is_some() {
+                loop {
+                    std::thread::park();
+                }
+            }
             return Ok(());
         };
         let mut salt_seq = 0u64;
