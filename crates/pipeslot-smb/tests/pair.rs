@@ -802,3 +802,28 @@ fn a_cancel_must_be_signed_on_a_signing_session_and_names_its_request_by_async_i
     bare[48..64].fill(0);
     assert!(s.receive(&bare).unwrap().events.is_empty());
 }
+
+#[test]
+fn with_signing_required_an_unsigned_request_is_refused_and_one_signed_served() {
+    let (mut c, mut s) = log_on(&ALL_DIALECTS, "wonderland").unwrap();
+    let signed = c.request(Command::ECHO, 0, &[4, 0, 0, 0], 0).unwrap();
+    let mut bare = unframe(&signed.frame).to_vec();
+    bare[16] &= !0x08; // SMB2_FLAGS_SIGNED off
+    bare[48..64].fill(0);
+    let out = s.receive(&bare).unwrap();
+    let h = Header::new_checked(unframe(&out.send[0])).unwrap();
+    assert_eq!(h.status(), NtStatus::STATUS_ACCESS_DENIED);
+    // Not required: the same unsigned request is served.
+    let (mut c, mut s) = log_on_with(
+        client(&ALL_DIALECTS, "wonderland"),
+        server_with(|cfg| cfg.require_signing = false),
+    )
+    .unwrap();
+    let signed = c.request(Command::ECHO, 0, &[4, 0, 0, 0], 0).unwrap();
+    let mut bare = unframe(&signed.frame).to_vec();
+    bare[16] &= !0x08;
+    bare[48..64].fill(0);
+    let out = s.receive(&bare).unwrap();
+    let h = Header::new_checked(unframe(&out.send[0])).unwrap();
+    assert_eq!(h.status(), NtStatus::STATUS_SUCCESS);
+}

@@ -272,7 +272,12 @@ fn busy_through_the_gateway_and_a_wait_that_ends_when_an_instance_frees() {
     watchdog(Duration::from_secs(60), move || {
         let e = client(port).open(remote(&name)).unwrap_err();
         assert_eq!(code(&e), Some(Win32Error::ERROR_PIPE_BUSY), "{e}");
-        // The gateway has no FSCTL_PIPE_WAIT yet: the wait probes.
+        // FSCTL_PIPE_WAIT, served by a local wait: a short one times out
+        // (STATUS_IO_TIMEOUT), a longer one ends when the instance frees.
+        let e = client(port)
+            .wait(remote(&name), pipeslot::WaitTimeout::After(Duration::from_millis(200)))
+            .unwrap_err();
+        assert_eq!(code(&e), Some(Win32Error::ERROR_SEM_TIMEOUT), "{e}");
         let t = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(300));
             tx.send(()).unwrap();
@@ -872,4 +877,42 @@ fn the_samba_mode_serves_the_exports_through_smbd() {
         assert_eq!(lines[..2], ["from impacket", "me"], "{lines:?}");
     }
     drop(smbd);
+}
+
+#[test]
+fn a_read_waiting_on_one_pipe_holds_up_no_transact_on_another_of_the_same_connection() {
+    let echo = util::name("gw-free");
+    let quiet = util::name("gw-quiet");
+    echo_server(&echo, 2, false);
+    let slow = accepting_remote(&quiet);
+    let port = gateway(&[&echo, &quiet]).port();
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let serving = std::thread::spawn(move || {
+        slow.connect().unwrap();
+        wait.recv().unwrap();
+        slow.write_msg(b"at last").unwrap();
+        slow
+    });
+    watchdog(Duration::from_secs(30), move || {
+        // Both opens share one connection and session (the client pools them).
+        let waiting = client(port).open(remote(&quiet)).unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 16];
+            let m = waiting.read_msg(&mut buf).unwrap();
+            buf[..m.len].to_vec()
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let other = client(port).open(remote(&echo)).unwrap();
+        let t = std::time::Instant::now();
+        let mut reply = [0u8; 16];
+        for _ in 0..20 {
+            let r = other.transact(b"meanwhile", &mut reply).unwrap();
+            assert_eq!(&reply[..r.len], b"meanwhile");
+        }
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        assert!(!reader.is_finished(), "the read still waits");
+        go.send(()).unwrap();
+        assert_eq!(reader.join().unwrap(), b"at last");
+    });
+    drop(serving.join().unwrap());
 }
