@@ -11,8 +11,10 @@ use clap::{Args, Parser, Subcommand};
 /// NAME is `NAME` (meaning `\\.\pipe\NAME`), `\\.\pipe\NAME`, `//./pipe/NAME`
 /// or a mailslot name `\\.\mailslot\NAME` (writers also `\\HOST\mailslot\NAME`,
 /// `\\DOMAIN\mailslot\NAME`, `\\*\mailslot\NAME`). Every verb uses the namespace
-/// root in `PIPESLOT_DIR` (default /tmp/pipeslot). Errors: exit 1 and one
-/// line `pipeslot: ERROR_X (N): …` on stderr.
+/// root in `PIPESLOT_DIR` (default /run/pipeslot). Errors: exit 1 and one
+/// line `pipeslot: ERROR_X (N): …` on stderr; a command line that does not
+/// parse: exit 2, one line `pipeslot: ERROR_INVALID_PARAMETER (87): …`. A
+/// TIME is milliseconds, a unit (500ms, 5s, 2m) or `forever`.
 #[derive(Debug, Parser)]
 #[command(name = "pipeslot", version)]
 pub(crate) struct RawArgs {
@@ -124,9 +126,10 @@ pub(crate) struct SendArgs {
     /// where on message pipes and mailslots each line is one message.
     #[arg(value_name = "MSG")]
     pub(crate) msgs: Vec<OsString>,
-    /// Pipes: when every instance is busy, wait up to MS milliseconds for one.
-    #[arg(long, value_name = "MS")]
-    pub(crate) wait: Option<u64>,
+    /// Pipes: when every instance is busy, wait up to TIME for one
+    /// (milliseconds, 500ms, 5s, 2m, or `forever`).
+    #[arg(long, value_name = "TIME", value_parser = crate::time::parse, allow_hyphen_values = true)]
+    pub(crate) wait: Option<crate::time::Time>,
     /// Each MSG (or stdin line) is hex.
     #[arg(long)]
     pub(crate) hex: bool,
@@ -142,10 +145,10 @@ pub(crate) struct CallArgs {
     /// The message; '-': all of stdin (less one final newline).
     #[arg(value_name = "MSG")]
     pub(crate) msg: OsString,
-    /// How long to wait for an instance: MS milliseconds or `forever`
-    /// (default: the pipe's default timeout).
-    #[arg(long, value_name = "MS")]
-    pub(crate) timeout: Option<String>,
+    /// How long to wait for an instance: a TIME (milliseconds, 500ms, 5s,
+    /// 2m, or `forever`; default: the pipe's default timeout).
+    #[arg(long, value_name = "TIME", value_parser = crate::time::parse, allow_hyphen_values = true)]
+    pub(crate) timeout: Option<crate::time::Time>,
     /// The message is hex and the reply is printed as hex.
     #[arg(long)]
     pub(crate) hex: bool,
@@ -158,9 +161,10 @@ pub(crate) struct TransactArgs {
     /// The messages, transacted in turn on one open.
     #[arg(value_name = "MSG", required = true)]
     pub(crate) msgs: Vec<OsString>,
-    /// When every instance is busy, wait up to MS milliseconds for one.
-    #[arg(long, value_name = "MS")]
-    pub(crate) wait: Option<u64>,
+    /// When every instance is busy, wait up to TIME for one (milliseconds,
+    /// 500ms, 5s, 2m, or `forever`).
+    #[arg(long, value_name = "TIME", value_parser = crate::time::parse, allow_hyphen_values = true)]
+    pub(crate) wait: Option<crate::time::Time>,
     /// Messages are hex and replies are printed as hex.
     #[arg(long)]
     pub(crate) hex: bool,
@@ -170,9 +174,10 @@ pub(crate) struct TransactArgs {
 pub(crate) struct WaitArgs {
     /// The pipe to wait for.
     pub(crate) name: String,
-    /// MS milliseconds or `forever` (default: the pipe's default timeout).
-    #[arg(long, value_name = "MS")]
-    pub(crate) timeout: Option<String>,
+    /// A TIME (milliseconds, 500ms, 5s, 2m, or `forever`; default: the
+    /// pipe's default timeout).
+    #[arg(long, value_name = "TIME", value_parser = crate::time::parse, allow_hyphen_values = true)]
+    pub(crate) timeout: Option<crate::time::Time>,
 }
 
 #[derive(Debug, Args)]

@@ -49,7 +49,11 @@ pub(crate) fn run() -> io::Result<()> {
 /// The hidden `demo-peer` verb: opens the pipe, says "ready", then blocks
 /// reading until it is killed (or the server goes away).
 pub(crate) fn peer(name: &PipeName) -> io::Result<()> {
-    let client = pipe::open(name, ClientOptions::new().pipe_mode(PipeMode::Message), Some(LIMIT))?;
+    let client = pipe::open(
+        name,
+        ClientOptions::new().pipe_mode(PipeMode::Message),
+        Some(pipeslot::WaitTimeout::After(LIMIT)),
+    )?;
     client.write_msg(b"ready")?;
     let mut buf = vec![0u8; BUF];
     while pipe::read_message(|b| client.read_msg(b), &mut buf)?.is_some() {}
@@ -258,7 +262,11 @@ fn peer_death(name: &PipeName) -> io::Result<()> {
 }
 
 fn open_message(name: &PipeName) -> io::Result<NamedPipeClient> {
-    pipe::open(name, ClientOptions::new().pipe_mode(PipeMode::Message), Some(LIMIT))
+    pipe::open(
+        name,
+        ClientOptions::new().pipe_mode(PipeMode::Message),
+        Some(pipeslot::WaitTimeout::After(LIMIT)),
+    )
 }
 
 /// Runs this binary with `args`; the demo's environment (PIPESLOT_DIR)

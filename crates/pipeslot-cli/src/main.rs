@@ -24,6 +24,7 @@ mod query;
 mod send;
 mod serve;
 mod settings;
+mod time;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -33,10 +34,53 @@ use pipeslot::Name;
 
 use settings::Command;
 
+/// Exit status of a usage error (a bad flag, value or verb); 1 is every
+/// other failure.
+const USAGE: u8 = 2;
+
+/// Help and version as clap prints them; every usage error as one line in
+/// the Win32 style, naming the flag and what it accepts, exit 2.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let text = e.to_string();
+    let what = match e.kind() {
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            "a verb is needed: serve, send, call, transact, wait, list, info, demo, bench or gateway \
+             (pipeslot --help lists them)"
+                .to_owned()
+        }
+        _ => {
+            // clap's message up to its usage block, on one line.
+            let lines: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+                .map(str::trim)
+                .collect();
+            let joined = lines.join(" ");
+            let joined = joined.strip_prefix("error: ").unwrap_or(&joined).to_owned();
+            format!("{joined} (see --help)")
+        }
+    };
+    let _ = writeln!(
+        io::stderr(),
+        "pipeslot: {}: {}",
+        pipeslot::Win32Error::ERROR_INVALID_PARAMETER,
+        pipeslot::escape_controls(&what)
+    );
+    ExitCode::from(USAGE)
+}
+
 fn main() -> ExitCode {
     // `pipeslot bench` runs its peers as re-executed copies of this binary.
     pipeslot_bench::peer_main_if_requested();
-    let raw = args::RawArgs::parse();
+    let raw = match args::RawArgs::try_parse() {
+        Ok(raw) => raw,
+        Err(e) => return usage_error(&e),
+    };
     // The gateway is a service: who logged on, what they opened and what was
     // refused is its log, so it logs without being asked.
     let daemon = matches!(&raw.verb, args::Verb::Gateway(g) if g.action.is_none());

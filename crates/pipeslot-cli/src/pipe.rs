@@ -2,7 +2,7 @@
 //! optional wait for a free instance, and reading whole messages.
 
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use pipeslot::blocking::{ClientOptions, NamedPipeClient};
 use pipeslot::{MsgRead, PipeName, WaitTimeout, Win32Error};
@@ -10,17 +10,25 @@ use pipeslot::{MsgRead, PipeName, WaitTimeout, Win32Error};
 use crate::error::is;
 
 /// Opens `name`. Busy fails at once (`ERROR_PIPE_BUSY`) unless `wait` is
-/// given: then WaitNamedPipe and try again until `wait` has passed, the
-/// client loop Win32 documents (`ERROR_SEM_TIMEOUT` when it runs out).
-pub(crate) fn open(name: &PipeName, opts: &ClientOptions, wait: Option<Duration>) -> io::Result<NamedPipeClient> {
+/// given: then WaitNamedPipe and try again until `wait` has passed (or for
+/// ever), the client loop Win32 documents (`ERROR_SEM_TIMEOUT` when it runs
+/// out).
+pub(crate) fn open(name: &PipeName, opts: &ClientOptions, wait: Option<WaitTimeout>) -> io::Result<NamedPipeClient> {
     let addr = name.to_string();
-    let deadline = wait.map(|w| Instant::now() + w);
+    let deadline = match wait {
+        Some(WaitTimeout::After(w)) => Some(Instant::now().checked_add(w)),
+        Some(_) => Some(None),
+        None => None,
+    };
     loop {
         match opts.open(&addr) {
             Err(e) if is(&e, Win32Error::ERROR_PIPE_BUSY) => {
-                let Some(deadline) = deadline else { return Err(e) };
-                let left = deadline.saturating_duration_since(Instant::now());
-                pipeslot::wait_named_pipe(&addr, WaitTimeout::After(left))?;
+                let t = match deadline {
+                    None => return Err(e),
+                    Some(Some(d)) => WaitTimeout::After(d.saturating_duration_since(Instant::now())),
+                    Some(None) => WaitTimeout::Forever,
+                };
+                pipeslot::wait_named_pipe(&addr, t)?;
             }
             r => return r,
         }

@@ -7,7 +7,6 @@ use std::ffi::{OsStr, OsString};
 use std::fmt::Display;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::time::Duration;
 
 use pipeslot::{MailslotName, Name, PipeMode, PipeName, PipeSecurity, WaitTimeout, Win32Error};
 
@@ -86,7 +85,7 @@ pub(crate) enum Input {
 pub(crate) struct Send {
     pub(crate) input: Input,
     /// Pipes only (settings refuses it for mailslots).
-    pub(crate) wait: Option<Duration>,
+    pub(crate) wait: Option<WaitTimeout>,
     pub(crate) progress: bool,
 }
 
@@ -100,7 +99,7 @@ pub(crate) struct Call {
 #[derive(Debug)]
 pub(crate) struct Transact {
     pub(crate) msgs: Vec<Vec<u8>>,
-    pub(crate) wait: Option<Duration>,
+    pub(crate) wait: Option<WaitTimeout>,
     pub(crate) hex: bool,
 }
 
@@ -127,7 +126,7 @@ pub(crate) fn validate(raw: RawArgs) -> io::Result<Command> {
                 name,
                 Send {
                     input,
-                    wait: a.wait.map(Duration::from_millis),
+                    wait: a.wait.map(wait_timeout),
                     progress: a.progress,
                 },
             )
@@ -144,7 +143,7 @@ pub(crate) fn validate(raw: RawArgs) -> io::Result<Command> {
                 name,
                 Call {
                     msg,
-                    timeout: timeout(a.timeout.as_deref())?,
+                    timeout: a.timeout.map_or(WaitTimeout::Default, wait_timeout),
                     hex: a.hex,
                 },
             )
@@ -153,11 +152,14 @@ pub(crate) fn validate(raw: RawArgs) -> io::Result<Command> {
             two_way("transact", name(&a.name)?)?,
             Transact {
                 msgs: payloads(&a.msgs, a.hex)?,
-                wait: a.wait.map(Duration::from_millis),
+                wait: a.wait.map(wait_timeout),
                 hex: a.hex,
             },
         ),
-        Verb::Wait(a) => Command::Wait(two_way("wait", name(&a.name)?)?, timeout(a.timeout.as_deref())?),
+        Verb::Wait(a) => Command::Wait(
+            two_way("wait", name(&a.name)?)?,
+            a.timeout.map_or(WaitTimeout::Default, wait_timeout),
+        ),
         Verb::List => Command::List,
         Verb::Info(a) => Command::Info(name(&a.name)?),
         Verb::Demo => Command::Demo,
@@ -288,20 +290,10 @@ fn name(s: &str) -> io::Result<Name> {
     Name::parse(s).map_err(|e| pipeslot::Error::from(e).into())
 }
 
-/// `MS` or `forever`; none means the pipe's default timeout.
-fn timeout(s: Option<&str>) -> io::Result<WaitTimeout> {
-    match s {
-        None => Ok(WaitTimeout::Default),
-        Some("forever") => Ok(WaitTimeout::Forever),
-        Some(ms) => ms
-            .parse::<u64>()
-            .map(|ms| WaitTimeout::After(Duration::from_millis(ms)))
-            .map_err(|_| {
-                fail(
-                    Win32Error::ERROR_INVALID_PARAMETER,
-                    format!("timeout {ms:?} is neither milliseconds nor `forever`"),
-                )
-            }),
+fn wait_timeout(t: crate::time::Time) -> WaitTimeout {
+    match t {
+        crate::time::Time::After(d) => WaitTimeout::After(d),
+        crate::time::Time::Forever => WaitTimeout::Forever,
     }
 }
 

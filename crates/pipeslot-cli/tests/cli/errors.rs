@@ -115,8 +115,10 @@ fn bad_input_is_reported_before_anything_runs() {
             .error("ERROR_NONE_MAPPED", 1332, "no-such-user-pipeslot");
         ctx.run(&["serve", &name, "--allow-group", "no-such-group-pipeslot"])
             .error("ERROR_NONE_MAPPED", 1332, "no-such-group-pipeslot");
-        ctx.run(&["wait", &name, "--timeout", "soon"])
-            .error("ERROR_INVALID_PARAMETER", 87, "soon");
+        // A time that does not parse is a usage error (exit 2), in the same style.
+        let out = ctx.run(&["wait", &name, "--timeout", "soon"]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).starts_with("pipeslot: ERROR_INVALID_PARAMETER (87): "));
         // Nothing was created on the way.
         assert_eq!(ctx.run(&["list"]).success(), "");
     });
@@ -153,5 +155,45 @@ fn usage_errors_exit_2() {
             assert!(!out.stderr.is_empty());
         }
         assert!(ctx.run(&["--help"]).success().contains("serve"));
+    });
+}
+
+#[test]
+fn every_usage_error_is_one_win32_line_naming_the_flag() {
+    test("usage-line", LIMIT, |ctx| {
+        for (args, names) in [
+            (vec!["serve", "x", "--instances", "0"], "--instances"),
+            (vec!["send", "x", "--bogus"], "--bogus"),
+            (vec!["send", "x", "--wait", "soon", "m"], "--wait"),
+            (vec!["send", "x", "--wait", "-5", "m"], "negative"),
+            (vec!["call", "x"], "<MSG>"),
+            (vec!["serve", "x", "--echo", "--exec", "cat"], "--exec"),
+            (vec![], "a verb is needed"),
+        ] {
+            let out = ctx.run(&args);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err:?}");
+            assert!(
+                err.starts_with("pipeslot: ERROR_INVALID_PARAMETER (87): ") && err.contains(names),
+                "{args:?}: {err:?}"
+            );
+        }
+    });
+}
+
+#[test]
+fn times_take_milliseconds_units_and_forever_in_any_case() {
+    test("times", LIMIT, |ctx| {
+        // Parsed (the name does not exist: exit 1, not a usage error).
+        for t in ["250", "250ms", "1s", "0.5s", "FOREVER", "Forever"] {
+            let out = ctx.run(&["send", "no-such-pipe", "--wait", t, "m"]);
+            assert_eq!(out.status.code(), Some(1), "--wait {t}: {out:?}");
+            let out = ctx.run(&["wait", "no-such-pipe", "--timeout", t]);
+            assert_eq!(out.status.code(), Some(1), "--timeout {t}: {out:?}");
+        }
+        for t in ["5 s", "1.5", "-1s", "later"] {
+            assert_eq!(ctx.run(&["wait", "x", "--timeout", t]).status.code(), Some(2), "{t}");
+        }
     });
 }
