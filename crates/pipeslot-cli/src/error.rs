@@ -35,7 +35,26 @@ pub(crate) fn line(e: &io::Error) -> String {
     };
     // One line, and nothing in it (a name holds what its creator chose)
     // steers the terminal.
-    pipeslot::escape_controls(&text).into_owned()
+    shorten(&pipeslot::escape_controls(&text))
+}
+
+/// The longest run without a space an error line shows whole; a longer one
+/// (a 10,000-character name) keeps its start and end around an ellipsis.
+const LONGEST_WORD: usize = 160;
+
+fn shorten(line: &str) -> String {
+    line.split(' ')
+        .map(|w| {
+            let n = w.chars().count();
+            if n <= LONGEST_WORD {
+                return w.to_owned();
+            }
+            let head: String = w.chars().take(100).collect();
+            let tail: String = w.chars().skip(n - 40).collect();
+            format!("{head}…({} characters)…{tail}", n - 140)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `ERROR_NOT_SUPPORTED` for a kind of name a verb does not take: kinds the
@@ -55,6 +74,17 @@ pub(crate) fn is(e: &io::Error, code: Win32Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_words_are_cut_in_the_middle_and_short_lines_left_alone() {
+        let name = format!(r"\\.\pipe\{}", "n".repeat(10_000));
+        let line = shorten(&format!("ERROR_FILE_NOT_FOUND (2): no pipe named {name} exists"));
+        assert!(line.len() < 300, "{}", line.len());
+        assert!(line.starts_with(r"ERROR_FILE_NOT_FOUND (2): no pipe named \\.\pipe\nnn"));
+        assert!(line.ends_with("nnn exists") && line.contains("characters)…"));
+        let short = "ERROR_PIPE_BUSY (231): all instances of \\\\.\\pipe\\x are busy";
+        assert_eq!(shorten(short), short);
+    }
 
     #[test]
     fn lines_name_the_win32_error() {

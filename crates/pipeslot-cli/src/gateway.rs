@@ -43,6 +43,7 @@ pub(crate) fn run(config: &Path) -> io::Result<()> {
     if let Some(addr) = g.mailslot_addr() {
         crate::output::line(&format!("gateway receiving mailslot datagrams on UDP {addr}"))?;
     }
+    crate::ready::notify_ready();
     g.serve()
 }
 

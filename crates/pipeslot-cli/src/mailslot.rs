@@ -30,7 +30,10 @@ pub(crate) fn serve(name: &MailslotName, s: MailslotServe) -> io::Result<()> {
     if s.network {
         check_reception(name)?;
     }
-    tracing::info!("reading {name} (max size {}, network {})", s.max_size, s.network);
+    crate::ready::announce(&format!(
+        "reading {name} (max size {}, network {})",
+        s.max_size, s.network
+    ));
     // Without --max-messages: u64::MAX messages, for ever in practice.
     for _ in 0..s.max_messages.unwrap_or(u64::MAX) {
         let msg = slot.read_message()?;

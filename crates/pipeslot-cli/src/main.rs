@@ -21,6 +21,7 @@ mod output;
 mod pipe;
 mod progress;
 mod query;
+mod ready;
 mod send;
 mod serve;
 mod settings;

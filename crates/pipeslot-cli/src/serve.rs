@@ -35,7 +35,12 @@ pub(crate) fn run(name: &PipeName, s: Serve) -> io::Result<()> {
     let servers = (0..wanted)
         .map(|_| opts.create(name.to_string()))
         .collect::<io::Result<Vec<_>>>()?;
-    tracing::info!("serving {name}: {wanted} instance(s), {:?}", s.mode);
+    let mode = if s.mode == PipeMode::Message {
+        "message mode"
+    } else {
+        "byte mode"
+    };
+    crate::ready::announce(&format!("serving {name}: {wanted} instance(s), {mode}"));
     let tickets = Arc::new(Tickets(s.max_clients.map(AtomicU64::new)));
     let s = Arc::new(s);
     let (done_tx, done_rx) = mpsc::channel::<io::Result<()>>();

@@ -25,7 +25,9 @@ pub const MAX_NAME_CHARS: usize = 256;
 
 /// Why a name was refused. Always `ERROR_INVALID_NAME (123)`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{reason}: {name:?}")]
+// The name as written (single backslashes), its control characters
+// escaped: never Rust's quoted form, which doubles every backslash.
+#[error("{reason}: {}", escape_controls(.name))]
 pub struct NameError {
     /// What is wrong with the name.
     pub reason: &'static str,

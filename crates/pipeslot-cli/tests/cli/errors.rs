@@ -197,3 +197,23 @@ fn times_take_milliseconds_units_and_forever_in_any_case() {
         }
     });
 }
+
+#[test]
+fn names_in_errors_are_written_as_typed_and_long_ones_cut() {
+    test("name-style", LIMIT, |ctx| {
+        let long = format!(r"\\.\pipe\{}", "n".repeat(10_000));
+        let out = ctx.run(&["info", &long]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.len() < 400,
+            "a 10,000-character name makes a short line: {} bytes",
+            err.len()
+        );
+        assert!(err.contains(r"\\.\pipe\nnn") && err.contains("characters)…"), "{err}");
+        assert!(
+            !err.contains(r"\\\\"),
+            "single backslashes, not Rust's escaped form: {err}"
+        );
+    });
+}

@@ -195,3 +195,33 @@ fn a_closed_stdout_ends_serve_quietly() {
         assert!(out.ok() && out.stderr.is_empty(), "quiet exit 0: {out:?}");
     });
 }
+
+/// `serve` says when it is ready: READY=1 to `NOTIFY_SOCKET` (systemd's
+/// `Type=notify`), by then every instance listens; a path or an abstract name.
+#[test]
+fn serve_tells_systemd_when_every_instance_listens() {
+    test("serve-notify", Duration::from_secs(30), |ctx| {
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::net::{SocketAddr, UnixDatagram};
+        let path = ctx.dir.join("notify.sock");
+        let by_path = UnixDatagram::bind(&path).unwrap();
+        let tag = format!("pipeslot-notify-{}", std::process::id());
+        let by_name = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(tag.as_bytes()).unwrap()).unwrap();
+        for (sock, env) in [
+            (&by_path, path.to_str().unwrap().to_owned()),
+            (&by_name, format!("@{tag}")),
+        ] {
+            let name = ctx.name("ready");
+            let mut c = ctx.cmd(&["serve", &name, "--instances", "3"]);
+            c.env("NOTIFY_SOCKET", &env);
+            let _server = ctx.spawn_cmd(c);
+            sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut buf = [0u8; 64];
+            let n = sock.recv(&mut buf).expect("READY=1 arrives");
+            assert_eq!(&buf[..n], b"READY=1", "{env}");
+            // Ready means listening: no polling needed.
+            let info = ctx.run(&["info", &name]).success();
+            assert!(info.contains("listening: 3\n"), "{info}");
+        }
+    });
+}
