@@ -136,6 +136,11 @@ pub(crate) struct SendArgs {
     /// Show bytes sent and the rate on stderr.
     #[arg(long)]
     pub(crate) progress: bool,
+    /// When the name does not exist yet, try again for up to TIME (a
+    /// server still starting); without it, a missing name fails at once, as
+    /// WaitNamedPipe does.
+    #[arg(long, value_name = "TIME", value_parser = crate::time::parse, allow_hyphen_values = true)]
+    pub(crate) retry: Option<crate::time::Time>,
 }
 
 #[derive(Debug, Args)]
@@ -152,6 +157,11 @@ pub(crate) struct CallArgs {
     /// The message is hex and the reply is printed as hex.
     #[arg(long)]
     pub(crate) hex: bool,
+    /// When the name does not exist yet, try again for up to TIME (a
+    /// server still starting); without it, a missing name fails at once, as
+    /// WaitNamedPipe does.
+    #[arg(long, value_name = "TIME", value_parser = crate::time::parse, allow_hyphen_values = true)]
+    pub(crate) retry: Option<crate::time::Time>,
 }
 
 #[derive(Debug, Args)]
@@ -168,6 +178,11 @@ pub(crate) struct TransactArgs {
     /// Messages are hex and replies are printed as hex.
     #[arg(long)]
     pub(crate) hex: bool,
+    /// When the name does not exist yet, try again for up to TIME (a
+    /// server still starting); without it, a missing name fails at once, as
+    /// WaitNamedPipe does.
+    #[arg(long, value_name = "TIME", value_parser = crate::time::parse, allow_hyphen_values = true)]
+    pub(crate) retry: Option<crate::time::Time>,
 }
 
 #[derive(Debug, Args)]
@@ -178,6 +193,11 @@ pub(crate) struct WaitArgs {
     /// pipe's default timeout).
     #[arg(long, value_name = "TIME", value_parser = crate::time::parse, allow_hyphen_values = true)]
     pub(crate) timeout: Option<crate::time::Time>,
+    /// When the name does not exist yet, try again for up to TIME (a
+    /// server still starting); without it, a missing name fails at once, as
+    /// WaitNamedPipe does.
+    #[arg(long, value_name = "TIME", value_parser = crate::time::parse, allow_hyphen_values = true)]
+    pub(crate) retry: Option<crate::time::Time>,
 }
 
 #[derive(Debug, Args)]

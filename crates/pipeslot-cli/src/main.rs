@@ -118,6 +118,10 @@ fn run(cmd: Command) -> io::Result<()> {
         },
         Command::Gateway(config) => gateway::run(&config),
         Command::GatewayUserAdd(config, name) => gateway::add_user(&config, &name),
+        Command::Retrying(pipe, retry, then) => {
+            pipe::await_name(&pipe, retry)?;
+            run(*then)
+        }
         // Names settings never pairs with these verbs, and kinds added later.
         Command::Serve(..)
         | Command::Send(..)

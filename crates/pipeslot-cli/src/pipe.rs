@@ -30,9 +30,56 @@ pub(crate) fn open(name: &PipeName, opts: &ClientOptions, wait: Option<WaitTimeo
                 };
                 pipeslot::wait_named_pipe(&addr, t)?;
             }
+            Err(e) if is(&e, Win32Error::ERROR_ACCESS_DENIED) && name.is_local() => return Err(refused(name, e)),
             r => return r,
         }
     }
+}
+
+/// `--retry`: waits until `name` exists (an instance of it anywhere, busy
+/// or not), for up to `retry`; then the verb runs and meets the pipe as it
+/// is. `ERROR_FILE_NOT_FOUND` when it never came.
+pub(crate) fn await_name(name: &PipeName, retry: WaitTimeout) -> io::Result<()> {
+    let addr = name.to_string();
+    let deadline = match retry {
+        WaitTimeout::After(d) => Instant::now().checked_add(d),
+        _ => None,
+    };
+    loop {
+        let exists = match pipeslot::wait_named_pipe(&addr, WaitTimeout::After(std::time::Duration::ZERO)) {
+            Ok(()) => true,
+            Err(e) if is(&e, Win32Error::ERROR_FILE_NOT_FOUND) => false,
+            // Busy (a time-out) or refused: it exists; the verb says the rest.
+            Err(_) => true,
+        };
+        if exists {
+            return Ok(());
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(crate::error::fail(
+                Win32Error::ERROR_FILE_NOT_FOUND,
+                format!("no pipe named {name} came within the --retry time"),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// An access refusal that says why and what to do: whose the name is, and
+/// how its server lets others in.
+fn refused(name: &PipeName, e: io::Error) -> io::Error {
+    let Ok(p) = pipeslot::pipe_listing(&name.to_string()) else {
+        return e;
+    };
+    crate::error::fail(
+        Win32Error::ERROR_ACCESS_DENIED,
+        format!(
+            "{name} refuses this client: it is {}'s, whose server admits others only with \
+             --allow-user NAME, --allow-group GROUP or --everyone (and remote clients with \
+             --accept-remote); or the pipe's direction forbids what was asked",
+            crate::query::owner(p.owner, p.owner_name.as_deref())
+        ),
+    )
 }
 
 /// Reads one whole message with `read` (a `read_msg`), however long: parts

@@ -36,6 +36,21 @@ pub(crate) enum Command {
     Gateway(std::path::PathBuf),
     /// `gateway user add NAME --config FILE`.
     GatewayUserAdd(std::path::PathBuf, String),
+    /// `--retry TIME`: wait for the pipe's name to exist, then run the verb.
+    Retrying(PipeName, WaitTimeout, Box<Command>),
+}
+
+/// Wraps a client verb on a pipe in its `--retry`.
+fn retrying(cmd: Command, retry: Option<crate::time::Time>) -> Command {
+    let Some(t) = retry else { return cmd };
+    let pipe = match &cmd {
+        Command::Send(Name::Pipe(p), _)
+        | Command::Call(Name::Pipe(p), _)
+        | Command::Transact(Name::Pipe(p), _)
+        | Command::Wait(Name::Pipe(p), _) => p.clone(),
+        _ => return cmd,
+    };
+    Command::Retrying(pipe, wait_timeout(t), Box::new(cmd))
 }
 
 /// What `serve` does with each client.
@@ -114,7 +129,12 @@ pub(crate) fn validate(raw: RawArgs) -> io::Result<Command> {
         Verb::Send(a) => {
             let name = name(&a.name)?;
             if let Name::Mailslot(m) = &name {
-                refuse(&[("--wait", a.wait.is_some())], "pipe", m, "mailslot")?;
+                refuse(
+                    &[("--wait", a.wait.is_some()), ("--retry", a.retry.is_some())],
+                    "pipe",
+                    m,
+                    "mailslot",
+                )?;
             }
             let stdin = a.msgs.is_empty() || (a.msgs.len() == 1 && a.msgs[0] == "-");
             let input = if stdin {
@@ -122,13 +142,16 @@ pub(crate) fn validate(raw: RawArgs) -> io::Result<Command> {
             } else {
                 Input::Args(payloads(&a.msgs, a.hex)?)
             };
-            Command::Send(
-                name,
-                Send {
-                    input,
-                    wait: a.wait.map(wait_timeout),
-                    progress: a.progress,
-                },
+            retrying(
+                Command::Send(
+                    name,
+                    Send {
+                        input,
+                        wait: a.wait.map(wait_timeout),
+                        progress: a.progress,
+                    },
+                ),
+                a.retry,
             )
         }
         Verb::Call(a) => {
@@ -139,26 +162,35 @@ pub(crate) fn validate(raw: RawArgs) -> io::Result<Command> {
             } else {
                 payload(&a.msg, a.hex)?
             };
-            Command::Call(
-                name,
-                Call {
-                    msg,
-                    timeout: a.timeout.map_or(WaitTimeout::Default, wait_timeout),
-                    hex: a.hex,
-                },
+            retrying(
+                Command::Call(
+                    name,
+                    Call {
+                        msg,
+                        timeout: a.timeout.map_or(WaitTimeout::Default, wait_timeout),
+                        hex: a.hex,
+                    },
+                ),
+                a.retry,
             )
         }
-        Verb::Transact(a) => Command::Transact(
-            two_way("transact", name(&a.name)?)?,
-            Transact {
-                msgs: payloads(&a.msgs, a.hex)?,
-                wait: a.wait.map(wait_timeout),
-                hex: a.hex,
-            },
+        Verb::Transact(a) => retrying(
+            Command::Transact(
+                two_way("transact", name(&a.name)?)?,
+                Transact {
+                    msgs: payloads(&a.msgs, a.hex)?,
+                    wait: a.wait.map(wait_timeout),
+                    hex: a.hex,
+                },
+            ),
+            a.retry,
         ),
-        Verb::Wait(a) => Command::Wait(
-            two_way("wait", name(&a.name)?)?,
-            a.timeout.map_or(WaitTimeout::Default, wait_timeout),
+        Verb::Wait(a) => retrying(
+            Command::Wait(
+                two_way("wait", name(&a.name)?)?,
+                a.timeout.map_or(WaitTimeout::Default, wait_timeout),
+            ),
+            a.retry,
         ),
         Verb::List => Command::List,
         Verb::Info(a) => Command::Info(name(&a.name)?),

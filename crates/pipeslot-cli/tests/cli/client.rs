@@ -127,3 +127,26 @@ fn send_progress_reports_bytes_and_rate_on_stderr() {
         );
     });
 }
+
+#[test]
+fn retry_waits_for_a_name_that_does_not_exist_yet() {
+    test("retry", Duration::from_secs(30), |ctx| {
+        let name = ctx.name("late");
+        // Win32's default: a missing name fails at once.
+        ctx.run(&["send", &name, "x"]).error("ERROR_FILE_NOT_FOUND", 2, &name);
+        let t = std::time::Instant::now();
+        ctx.run(&["wait", &name, "--retry", "300ms"])
+            .error("ERROR_FILE_NOT_FOUND", 2, "--retry");
+        assert!(t.elapsed() >= Duration::from_millis(300), "{:?}", t.elapsed());
+        // A sender started before its server: it waits, then sends.
+        let sender = ctx.spawn(&["send", &name, "early bird", "--retry", "10s"]);
+        std::thread::sleep(Duration::from_millis(300));
+        // (Spawned, not waited for: the sender takes the instance at once.)
+        let server = ctx.spawn(&["serve", &name, "--message", "--max-clients", "1"]);
+        sender.wait().success();
+        assert_eq!(server.wait().success(), "early bird\n");
+        // Mailslots take no --retry (their writers never wait).
+        ctx.run(&["send", r"\\.\mailslot\x", "m", "--retry", "1s"])
+            .error("ERROR_INVALID_PARAMETER", 87, "--retry");
+    });
+}
