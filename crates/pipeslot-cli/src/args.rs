@@ -40,7 +40,7 @@ pub(crate) enum Verb {
     /// WaitNamedPipe: exit 0 once an instance of NAME listens.
     Wait(WaitArgs),
     /// Every live pipe, then every mailslot, one line each, starting with the name.
-    List,
+    List(ListArgs),
     /// What a pipe or local mailslot is, as `key: value` lines.
     Info(InfoArgs),
     /// Show the whole model working, in one command, on a private name.
@@ -204,6 +204,18 @@ pub(crate) struct WaitArgs {
 pub(crate) struct InfoArgs {
     /// The pipe, or the local mailslot.
     pub(crate) name: String,
+    /// One JSON object with the same keys, for scripts.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// Only names whose last part matches (`*` and `?`, any case), e.g. 'log*'.
+    pub(crate) pattern: Option<String>,
+    /// One JSON object per name (JSON Lines), for scripts.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]

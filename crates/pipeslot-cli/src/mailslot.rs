@@ -89,11 +89,11 @@ pub(crate) fn send(name: &MailslotName, s: Send) -> io::Result<()> {
 
 /// `key: value` lines about a local mailslot (GetMailslotInfo, exact, plus
 /// who reads it).
-pub(crate) fn info(name: &MailslotName) -> io::Result<()> {
+pub(crate) fn info(name: &MailslotName, json: bool) -> io::Result<()> {
     let info = mailslot_info(name.to_string())?;
     let reader = listing(name)?;
     let lines = [
-        ("name", pipeslot::escape_controls(&reader.name).into_owned()),
+        ("name", reader.name.clone()),
         (
             "owner",
             format!(
@@ -113,10 +113,7 @@ pub(crate) fn info(name: &MailslotName) -> io::Result<()> {
         ("reader_pid", reader.reader_pid.to_string()),
         ("network", reader.network.to_string()),
     ];
-    for (key, value) in lines {
-        output::line(&format!("{key}: {value}"))?;
-    }
-    Ok(())
+    output::record(&lines, json)
 }
 
 /// The listing entry of `name`: its creator's spelling, reader and network
@@ -142,20 +139,30 @@ fn read_timeout(t: ReadTimeout) -> String {
     }
 }
 
-/// The `list` lines after the pipes':
-/// `NAME\tmailslot\tmax_size N\tqueued N\tpid P\towner USER` (max_size 0: any size).
-pub(crate) fn list() -> io::Result<()> {
-    for m in list_mailslots()? {
-        output::line(&format!(
-            "{}\tmailslot\tmax_size {}\tqueued {}\tpid {}\towner {}",
-            pipeslot::escape_controls(&m.name),
-            m.max_message_size,
-            m.message_count,
-            m.reader_pid,
-            crate::query::owner(m.owner, m.owner_name.as_deref())
-        ))?;
-    }
-    Ok(())
+/// The `list` rows after the pipes' (see `query::LIST_HEADER`): a mailslot
+/// is one message-mode reader, its queue counted.
+pub(crate) fn rows(pattern: Option<&str>) -> io::Result<Vec<Vec<String>>> {
+    Ok(list_mailslots()?
+        .into_iter()
+        .filter(|m| crate::query::matches(pattern, &m.name))
+        .map(|m| {
+            vec![
+                m.name.clone(),
+                "mailslot".to_owned(),
+                "message".to_owned(),
+                "1".to_owned(),
+                if m.max_message_size == 0 {
+                    "any size".to_owned()
+                } else {
+                    format!("{} B", m.max_message_size)
+                },
+                "-".to_owned(),
+                m.message_count.to_string(),
+                crate::query::owner(m.owner, m.owner_name.as_deref()),
+                m.reader_pid.to_string(),
+            ]
+        })
+        .collect())
 }
 
 /// `ERROR_INVALID_FUNCTION (1)` — what Win32 answers a pipe call on a handle

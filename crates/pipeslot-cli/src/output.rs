@@ -57,3 +57,93 @@ pub(crate) fn message(msg: &[u8], as_hex: bool) -> io::Result<()> {
 pub(crate) fn line(text: &str) -> io::Result<()> {
     write(&[text.as_bytes(), b"\n"])
 }
+
+/// `key: value` lines, or (`json`) one JSON object with the same keys:
+/// numbers and `true`/`false` as such, space-separated pids as an array,
+/// the rest as strings (names unescaped: JSON has its own escapes).
+pub(crate) fn record(pairs: &[(&str, String)], json: bool) -> io::Result<()> {
+    if !json {
+        for (key, value) in pairs {
+            line(&format!("{key}: {}", pipeslot::escape_controls(value)))?;
+        }
+        return Ok(());
+    }
+    let mut map = serde_json::Map::new();
+    for (key, value) in pairs {
+        map.insert((*key).to_owned(), typed(key, value));
+    }
+    line(&serde_json::Value::Object(map).to_string())
+}
+
+/// A value as JSON: numbers, booleans, pid lists, else the string.
+pub(crate) fn typed(key: &str, value: &str) -> serde_json::Value {
+    use serde_json::Value;
+    if key.ends_with("pids") {
+        return Value::Array(
+            value
+                .split([' ', ','])
+                .filter_map(|p| p.parse::<u64>().ok())
+                .map(Value::from)
+                .collect(),
+        );
+    }
+    if let Ok(n) = value.parse::<u64>() {
+        return Value::from(n);
+    }
+    match value {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        _ => Value::String(value.to_owned()),
+    }
+}
+
+/// Rows as columns aligned under a header (nothing at all when there are
+/// no rows), or (`json`) one object per row, keyed by the header in lower
+/// case.
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>], json: bool) -> io::Result<()> {
+    if json {
+        for r in rows {
+            let mut map = serde_json::Map::new();
+            for (h, v) in header.iter().zip(r) {
+                let key = h.to_lowercase();
+                if v != "-" {
+                    map.insert(key.clone(), typed(&key, v));
+                }
+            }
+            line(&serde_json::Value::Object(map).to_string())?;
+        }
+        return Ok(());
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| pipeslot::escape_controls(c).into_owned()).collect())
+        .collect();
+    let width = |i: usize| {
+        rows.iter()
+            .map(|r| r[i].chars().count())
+            .chain([header[i].len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..header.len()).map(width).collect();
+    let render = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(c);
+                s.push_str(&" ".repeat(widths[i] - c.chars().count() + 2));
+            }
+        }
+        s
+    };
+    line(&render(header.to_vec()))?;
+    for r in &rows {
+        line(&render(r.iter().map(String::as_str).collect()))?;
+    }
+    Ok(())
+}

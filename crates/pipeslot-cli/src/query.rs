@@ -13,24 +13,66 @@ pub(crate) fn wait(name: &PipeName, timeout: WaitTimeout) -> io::Result<()> {
     crate::pipe::bounded(name, timeout, move || pipeslot::wait_named_pipe(addr, timeout))
 }
 
-/// One line per live pipe:
-/// `NAME\tTYPE\tinstances N/MAX (L listening)\tpids P,…\towner USER`, then one
-/// per mailslot. Tabs, because pipe names may hold spaces; control
-/// characters in names (any user may pick them) are printed escaped.
-pub(crate) fn list() -> io::Result<()> {
+/// What `list` shows, one row per name: aligned under a header, or JSON.
+pub(crate) const LIST_HEADER: [&str; 9] = [
+    "NAME",
+    "KIND",
+    "MODE",
+    "INSTANCES",
+    "MAX",
+    "LISTENING",
+    "QUEUED",
+    "OWNER",
+    "PIDS",
+];
+
+/// Every live pipe, then every mailslot, whose bare name matches `pattern`
+/// (`*` and `?`, any case; none: all). Names are printed as their creators
+/// spelled them, control characters escaped.
+pub(crate) fn list(pattern: Option<&str>, json: bool) -> io::Result<()> {
+    let mut rows = Vec::new();
     for p in pipeslot::list_pipes()? {
-        output::line(&format!(
-            "{}\t{}\tinstances {}/{} ({} listening)\tpids {}\towner {}",
-            pipeslot::escape_controls(&p.name),
-            mode(p.mode),
-            p.instances,
+        if !matches(pattern, &p.name) {
+            continue;
+        }
+        rows.push(vec![
+            p.name.clone(),
+            "pipe".to_owned(),
+            mode(p.mode).to_owned(),
+            p.instances.to_string(),
             max(&p),
-            p.listening,
-            pids(&p, ","),
+            p.listening.to_string(),
+            "-".to_owned(),
             owner(p.owner, p.owner_name.as_deref()),
-        ))?;
+            pids(&p, ","),
+        ]);
     }
-    crate::mailslot::list()
+    rows.extend(crate::mailslot::rows(pattern)?);
+    output::table(&LIST_HEADER, &rows, json)
+}
+
+/// Whether `name`'s last part (after `\pipe\` or `\mailslot\`) matches a
+/// glob: `*` any run, `?` one character, case-insensitive as names are.
+pub(crate) fn matches(pattern: Option<&str>, name: &str) -> bool {
+    let Some(pattern) = pattern else { return true };
+    let bare = ["\\pipe\\", "\\mailslot\\"]
+        .iter()
+        .find_map(|sep| {
+            let lower = name.to_lowercase();
+            lower.find(sep).map(|i| lower[i + sep.len()..].to_owned())
+        })
+        .unwrap_or_else(|| name.to_owned());
+    fn glob(p: &[char], s: &[char]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some('*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
+            (Some('?'), Some(_)) => glob(&p[1..], &s[1..]),
+            (Some(a), Some(b)) => a == b && glob(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    let fold = |t: &str| t.to_lowercase().chars().collect::<Vec<_>>();
+    glob(&fold(pattern), &fold(&bare))
 }
 
 /// A name's owner for `list` (`root`, or the uid when it has no name).
@@ -41,14 +83,14 @@ pub(crate) fn owner(uid: u32, name: Option<&str>) -> String {
     }
 }
 
-/// `key: value` lines about one pipe.
-pub(crate) fn info(name: &PipeName) -> io::Result<()> {
+/// `key: value` lines about one pipe (or one JSON object).
+pub(crate) fn info(name: &PipeName, json: bool) -> io::Result<()> {
     if !name.is_local() {
-        return remote_info(name);
+        return remote_info(name, json);
     }
     let p = pipeslot::pipe_listing(&name.to_string())?;
     let lines = [
-        ("name", pipeslot::escape_controls(&p.name).into_owned()),
+        ("name", p.name.clone()),
         (
             "owner",
             format!("{} (uid {})", owner(p.owner, p.owner_name.as_deref()), p.owner),
@@ -67,34 +109,25 @@ pub(crate) fn info(name: &PipeName) -> io::Result<()> {
         ("server_pids", pids(&p, " ")),
         ("namespace", namespace_root()),
     ];
-    for (key, value) in lines {
-        output::line(&format!("{key}: {value}"))?;
-    }
-    Ok(())
+    output::record(&lines, json)
 }
 
 /// A remote pipe: what its server reports once opened (an open takes an
 /// instance for a moment, as on Windows), and the SMB session.
-fn remote_info(name: &PipeName) -> io::Result<()> {
+fn remote_info(name: &PipeName, json: bool) -> io::Result<()> {
     let client = pipeslot::blocking::ClientOptions::new()
         .read(false)
         .write(false)
         .open(name.to_string())?;
     let i = client.info()?;
     let session = client.remote_session().expect("a remote name opens a remote pipe");
-    let mut lines = vec![
-        ("name", pipeslot::escape_controls(&name.to_string()).into_owned()),
-        ("session", session.to_string()),
-    ];
+    let mut lines = vec![("name", name.to_string()), ("session", session.to_string())];
     if !session.pipe_info_reported {
         lines.push((
             "type",
             "unknown (the server does not report pipe information)".to_owned(),
         ));
-        for (key, value) in lines {
-            output::line(&format!("{key}: {value}"))?;
-        }
-        return Ok(());
+        return output::record(&lines, json);
     }
     lines.extend([
         ("type", mode(i.mode).to_owned()),
@@ -110,10 +143,7 @@ fn remote_info(name: &PipeName) -> io::Result<()> {
         ("in_buffer_size", i.in_buffer_size.to_string()),
         ("out_buffer_size", i.out_buffer_size.to_string()),
     ]);
-    for (key, value) in lines {
-        output::line(&format!("{key}: {value}"))?;
-    }
-    Ok(())
+    output::record(&lines, json)
 }
 
 /// The namespace root the library uses: `$PIPESLOT_DIR` or this user's default.

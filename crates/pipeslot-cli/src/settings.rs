@@ -26,8 +26,10 @@ pub(crate) enum Command {
     Call(Name, Call),
     Transact(Name, Transact),
     Wait(Name, WaitTimeout),
-    List,
-    Info(Name),
+    /// `list [PATTERN] [--json]`.
+    List(Option<String>, bool),
+    /// `info NAME [--json]`.
+    Info(Name, bool),
     Demo,
     DemoPeer(Name),
     /// `bench`: the arguments go to the bench as they are.
@@ -192,8 +194,8 @@ pub(crate) fn validate(raw: RawArgs) -> io::Result<Command> {
             ),
             a.retry,
         ),
-        Verb::List => Command::List,
-        Verb::Info(a) => Command::Info(name(&a.name)?),
+        Verb::List(a) => Command::List(a.pattern, a.json),
+        Verb::Info(a) => Command::Info(name(&a.name)?, a.json),
         Verb::Demo => Command::Demo,
         Verb::DemoPeer(a) => Command::DemoPeer(name(&a.name)?),
         Verb::Bench(b) => Command::Bench(b.args),

@@ -172,11 +172,13 @@ fn info_is_exact_for_a_reader_that_does_not_read() {
         ctx.run(&["send", &name, "a", "bb", ""]).success();
         info("1", 3);
         let listed = format!(
-            "{name}\tmailslot\tmax_size 64\tqueued 3\tpid {}\towner {}\n",
+            "{{\"instances\":1,\"kind\":\"mailslot\",\"max\":\"64 B\",\"mode\":\"message\",\"name\":{},\
+             \"owner\":\"{}\",\"pids\":[{}],\"queued\":3}}\n",
+            serde_json::Value::from(name.clone()),
+            super::query::me(),
             std::process::id(),
-            super::query::me()
         );
-        assert_eq!(ctx.run(&["list"]).success(), listed);
+        assert_eq!(ctx.run(&["list", "--json"]).success(), listed);
         assert_eq!(reader.read_message().expect("read"), b"a");
         info("2", 2);
         drop(reader);
@@ -210,18 +212,24 @@ fn list_shows_mailslots_after_the_pipes() {
         let _pipe = ctx.serve(&pipe, &["--message", "--instances", "1"], 1);
         let server = serve(ctx, &name, &["--max-size", "424"]);
         let listed = lines(ctx.run(&["list"]).success().as_bytes());
-        assert_eq!(listed.len(), 2, "{listed:?}");
-        assert!(
-            listed[0].starts_with(&format!(r"\\.\pipe\{pipe}	message	")),
-            "{listed:?}"
-        );
+        assert_eq!(listed.len(), 3, "{listed:?}");
+        assert!(listed[1].starts_with(&format!(r"\\.\pipe\{pipe} ")), "{listed:?}");
+        assert!(listed[2].starts_with(&format!("{name} ")), "{listed:?}");
+        let row: Vec<&str> = listed[2].split_whitespace().collect();
         assert_eq!(
-            listed[1],
-            format!(
-                "{name}\tmailslot\tmax_size 424\tqueued 0\tpid {}\towner {}",
-                server.child.id(),
-                super::query::me()
-            )
+            row[1..],
+            [
+                "mailslot",
+                "message",
+                "1",
+                "424",
+                "B",
+                "-",
+                "0",
+                &super::query::me(),
+                &server.child.id().to_string()
+            ],
+            "{listed:?}"
         );
     });
 }

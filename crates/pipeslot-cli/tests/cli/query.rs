@@ -27,20 +27,42 @@ fn list_shows_each_pipe_with_its_creators_spelling() {
         let byte = ctx.name("b");
         let a = ctx.serve(&msg, &["--message", "--instances", "3"], 3);
         let b = ctx.serve(&byte, &["--instances", "2"], 2);
-        let listed = lines(ctx.run(&["list"]).success().as_bytes());
-        assert_eq!(listed.len(), 2, "{listed:?}");
-        let want_a = format!(
-            "\\\\.\\pipe\\{msg}\tmessage\tinstances 3/3 (3 listening)\tpids {}\towner {}",
-            a.child.id(),
-            me()
+        // For people: a header and aligned columns.
+        let table = lines(ctx.run(&["list"]).success().as_bytes());
+        assert_eq!(table.len(), 3, "{table:?}");
+        assert!(table[0].starts_with("NAME ") && table[0].contains("KIND") && table[0].ends_with("PIDS"));
+        let col = table[0].find("KIND").unwrap();
+        for row in &table[1..] {
+            assert_eq!(&row[col..col + 4], "pipe", "KIND lines up: {table:?}");
+        }
+        assert!(
+            table.iter().any(|l| l.starts_with(&format!(r"\\.\pipe\{msg} "))),
+            "{table:?}"
         );
-        let want_b = format!(
-            "\\\\.\\pipe\\{byte}\tbyte\tinstances 2/2 (2 listening)\tpids {}\towner {}",
-            b.child.id(),
-            me()
+        // For scripts: one JSON object per name.
+        let json: Vec<serde_json::Value> = lines(ctx.run(&["list", "--json"]).success().as_bytes())
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let find = |n: &str| {
+            json.iter()
+                .find(|o| o["name"] == format!(r"\\.\pipe\{n}"))
+                .unwrap_or_else(|| panic!("{n}: {json:?}"))
+                .clone()
+        };
+        let (oa, ob) = (find(&msg), find(&byte));
+        assert_eq!(
+            (&oa["kind"], &oa["mode"], &oa["instances"], &oa["max"], &oa["listening"]),
+            (&"pipe".into(), &"message".into(), &3.into(), &3.into(), &3.into())
         );
-        assert!(listed.contains(&want_a), "{listed:?}");
-        assert!(listed.contains(&want_b), "{listed:?}");
+        assert_eq!(oa["pids"], serde_json::json!([a.child.id()]));
+        assert_eq!(oa["owner"], me());
+        assert_eq!((&ob["mode"], &ob["instances"]), (&"byte".into(), &2.into()));
+        assert_eq!(ob["pids"], serde_json::json!([b.child.id()]));
+        // A pattern, as pipelist's filter: the last part of the name, any case.
+        let only = lines(ctx.run(&["list", "--json", "MIXED-*"]).success().as_bytes());
+        assert_eq!(only.len(), 1, "{only:?}");
+        assert!(only[0].contains("Mixed-Case"));
     });
 }
 
@@ -63,6 +85,15 @@ fn info_gives_key_value_lines() {
             ctx.dir.display()
         );
         assert_eq!(info, want);
+        // The same keys as one JSON object, numbers as numbers.
+        let o: serde_json::Value =
+            serde_json::from_str(ctx.run(&["info", &name, "--json"]).success().trim_end()).unwrap();
+        assert_eq!(
+            (&o["instances"], &o["listening"], &o["busy"]),
+            (&2.into(), &1.into(), &1.into())
+        );
+        assert_eq!(o["server_pids"], serde_json::json!([server.child.id()]));
+        assert_eq!(o["type"], "message");
     });
 }
 
@@ -100,7 +131,7 @@ fn pipeslot_dir_keeps_namespaces_apart() {
         assert!(String::from_utf8_lossy(&out.stderr).starts_with("pipeslot: ERROR_FILE_NOT_FOUND (2): "));
         let listed = ctx.cmd(&["list"]).env("PIPESLOT_DIR", &other).output().unwrap();
         assert!(listed.status.success() && listed.stdout.is_empty());
-        assert_eq!(lines(ctx.run(&["list"]).success().as_bytes()).len(), 1);
+        assert_eq!(lines(ctx.run(&["list", "--json"]).success().as_bytes()).len(), 1);
     });
 }
 
@@ -116,11 +147,20 @@ fn control_characters_in_names_are_escaped_in_list_info_and_errors() {
             .replace('\t', r"\x09");
         let listed = ctx.run(&["list"]).success();
         assert!(!listed.contains('\x1b') && !listed.contains('\x07'), "{listed:?}");
-        assert_eq!(lines(listed.as_bytes()).len(), 1, "one line per name: {listed:?}");
+        assert_eq!(
+            lines(listed.as_bytes()).len(),
+            2,
+            "a header and one line per name: {listed:?}"
+        );
         assert!(
-            listed.starts_with(&format!(r"\\.\pipe\{escaped}	message	")),
+            lines(listed.as_bytes())[1].starts_with(&format!(r"\\.\pipe\{escaped} ")),
             "{listed:?}"
         );
+        // JSON carries the name exactly (its own escapes keep the terminal safe).
+        let json = ctx.run(&["list", "--json"]).success();
+        assert!(!json.contains('\x1b'), "{json:?}");
+        let o: serde_json::Value = serde_json::from_str(json.trim_end()).unwrap();
+        assert_eq!(o["name"], format!(r"\\.\pipe\{name}"));
         let info = ctx.run(&["info", &name]).success();
         assert!(
             info.starts_with(&format!(
