@@ -120,3 +120,33 @@ fn from_child(server: &NamedPipeServer, mode: PipeMode, stdout: ChildStdout) -> 
         }
     }
 }
+
+/// Checks at start that `--exec`'s program can run: an executable file at
+/// that path, or on `PATH` for a bare name. `ERROR_FILE_NOT_FOUND (2)`
+/// naming it otherwise, before any client is served.
+pub(crate) fn check_program(program: &std::ffi::OsStr) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable =
+        |p: &std::path::Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let path = std::path::Path::new(program);
+    let found = if program.as_encoded_bytes().contains(&b'/') {
+        runnable(path)
+    } else {
+        std::env::var_os("PATH").is_some_and(|dirs| std::env::split_paths(&dirs).any(|d| runnable(&d.join(path))))
+    };
+    if found {
+        return Ok(());
+    }
+    Err(crate::error::fail(
+        pipeslot::Win32Error::ERROR_FILE_NOT_FOUND,
+        format!(
+            "--exec: cannot run {}: no such executable{}",
+            program.to_string_lossy(),
+            if program.as_encoded_bytes().contains(&b'/') {
+                ""
+            } else {
+                " on PATH"
+            }
+        ),
+    ))
+}

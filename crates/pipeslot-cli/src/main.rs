@@ -98,6 +98,19 @@ fn main() -> ExitCode {
 }
 
 fn run(cmd: Command) -> io::Result<()> {
+    let prints = match &cmd {
+        Command::Serve(_, s) => matches!(s.action, settings::Action::Print { .. }),
+        Command::Call(..)
+        | Command::Transact(..)
+        | Command::List(..)
+        | Command::Info(..)
+        | Command::ServeMailslot(..)
+        | Command::Demo => true,
+        _ => false,
+    };
+    if prints {
+        output::require_stdout()?;
+    }
     match cmd {
         Command::Serve(Name::Pipe(p), s) => serve::run(&p, s),
         Command::Send(Name::Pipe(p), s) => send::run(&p, s),

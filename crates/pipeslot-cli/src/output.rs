@@ -35,6 +35,33 @@ fn stdout_error(e: io::Error) -> io::Error {
     }
 }
 
+/// Fails when stdout was closed (`>&-`): Rust's runtime reopens a closed
+/// stdout as /dev/null at start, and a reply nobody sees must not pass for
+/// success. (A reader that leaves, `| head`, is EPIPE later: that ends
+/// quietly.) The runtime opens it read-write; a shell's `> /dev/null`,
+/// which asks for the output to go, opens it write-only and is left alone.
+pub(crate) fn require_stdout() -> io::Result<()> {
+    use std::os::fd::AsFd;
+    let fd = io::stdout();
+    let fd = fd.as_fd();
+    let closed = match (rustix::fs::fstat(fd), rustix::fs::fcntl_getfl(fd)) {
+        (Ok(st), Ok(fl)) => {
+            let dev_null = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::CharacterDevice
+                && rustix::fs::major(st.st_rdev) == 1
+                && rustix::fs::minor(st.st_rdev) == 3;
+            dev_null && fl & rustix::fs::OFlags::RWMODE == rustix::fs::OFlags::RDWR
+        }
+        _ => true,
+    };
+    if closed {
+        return Err(crate::error::fail(
+            pipeslot::Win32Error::ERROR_INVALID_HANDLE,
+            "standard output is closed: what this verb prints would be lost",
+        ));
+    }
+    Ok(())
+}
+
 /// Writes `parts` under one stdout lock and flushes.
 pub(crate) fn write(parts: &[&[u8]]) -> io::Result<()> {
     let mut out = io::stdout().lock();

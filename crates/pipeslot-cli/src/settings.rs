@@ -255,6 +255,7 @@ fn serve_pipe(name: PipeName, a: ServeArgs) -> io::Result<Command> {
     let action = if a.echo {
         Action::Echo
     } else if !a.exec.is_empty() {
+        crate::exec::check_program(&a.exec[0])?;
         Action::Exec(a.exec)
     } else {
         Action::Print { hex: a.hex }

@@ -217,3 +217,48 @@ fn names_in_errors_are_written_as_typed_and_long_ones_cut() {
         );
     });
 }
+
+#[test]
+fn a_closed_stdout_is_an_error_and_a_reader_that_leaves_is_not() {
+    test("stdout-closed", LIMIT, |ctx| {
+        let name = ctx.name("out");
+        let _s = ctx.serve(&name, &["--message", "--echo"], 4);
+        // `>&-`, through a shell as users write it.
+        for verb in ["list".to_owned(), format!("info {name}"), format!("call {name} hi")] {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("exec \"$0\" {verb} >&-"))
+                .arg(super::util::BIN)
+                .env("PIPESLOT_DIR", &ctx.dir)
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(1), "{verb}: {out:?}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.starts_with("pipeslot: ERROR_INVALID_HANDLE (6): standard output is closed"),
+                "{verb}: {err}"
+            );
+        }
+        // `> /dev/null` asks for the output to go: fine. `| head -0`: quiet.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("\"$0\" list > /dev/null && \"$0\" list | head -c 0")
+            .arg(super::util::BIN)
+            .env("PIPESLOT_DIR", &ctx.dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    });
+}
+
+#[test]
+fn serve_exec_checks_its_program_before_serving() {
+    test("exec-check", LIMIT, |ctx| {
+        let name = ctx.name("x");
+        ctx.run(&["serve", &name, "--exec", "/nonexistent/prog"])
+            .error("ERROR_FILE_NOT_FOUND", 2, "/nonexistent/prog");
+        ctx.run(&["serve", &name, "--exec", "no-such-program-pipeslot"])
+            .error("ERROR_FILE_NOT_FOUND", 2, "on PATH");
+        assert_eq!(ctx.run(&["list"]).success(), "", "nothing was served");
+    });
+}
