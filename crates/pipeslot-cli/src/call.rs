@@ -17,12 +17,19 @@ const CALL_REPLY_MAX: usize = 16 * 1024 * 1024;
 const BUF: usize = 64 * 1024;
 
 pub(crate) fn call(name: &PipeName, s: Call) -> io::Result<()> {
+    let started = std::time::Instant::now();
     let (addr, msg, timeout) = (name.to_string(), s.msg.clone(), s.timeout);
     let (reply, r) = pipe::bounded(name, s.timeout, move || {
         let mut reply = vec![0u8; CALL_REPLY_MAX];
         let r = call_named_pipe(addr, &msg, &mut reply, timeout)?;
         Ok((reply, r))
     })?;
+    tracing::info!(
+        "called {name}: {} bytes out, {} back in {:.1?}",
+        s.msg.len(),
+        r.len,
+        started.elapsed()
+    );
     output::message(&reply[..r.len], s.hex)?;
     if r.more {
         return Err(fail(

@@ -20,9 +20,25 @@ pub(crate) fn open(name: &PipeName, opts: &ClientOptions, wait: Option<WaitTimeo
         Some(_) => Some(None),
         None => None,
     };
+    let started = Instant::now();
     loop {
         match opts.open(&addr) {
+            Ok(c) => {
+                // -v: what was opened, how, and how long it took.
+                if tracing::enabled!(tracing::Level::INFO) {
+                    let how = match (c.info(), c.remote_session()) {
+                        (_, Some(r)) => r.to_string(),
+                        (Ok(i), None) => {
+                            format!("{:?} pipe, {:?} end, max {} instances", i.mode, i.end, i.max_instances)
+                        }
+                        (Err(_), None) => "local".to_owned(),
+                    };
+                    tracing::info!("opened {name} in {:.1?}: {how}", started.elapsed());
+                }
+                return Ok(c);
+            }
             Err(e) if is(&e, Win32Error::ERROR_PIPE_BUSY) => {
+                tracing::debug!("{name} is busy; waiting for an instance");
                 let t = match deadline {
                     None => return Err(e),
                     Some(Some(d)) => WaitTimeout::After(d.saturating_duration_since(Instant::now())),

@@ -10,7 +10,10 @@ use crate::output;
 /// WaitNamedPipe: `Ok` once an instance listens.
 pub(crate) fn wait(name: &PipeName, timeout: WaitTimeout) -> io::Result<()> {
     let addr = name.to_string();
-    crate::pipe::bounded(name, timeout, move || pipeslot::wait_named_pipe(addr, timeout))
+    let started = std::time::Instant::now();
+    crate::pipe::bounded(name, timeout, move || pipeslot::wait_named_pipe(addr, timeout))?;
+    tracing::info!("an instance of {name} listens (waited {:.1?})", started.elapsed());
+    Ok(())
 }
 
 /// What `list` shows, one row per name: aligned under a header, or JSON.

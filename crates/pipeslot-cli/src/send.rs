@@ -16,6 +16,7 @@ const BUF: usize = 256 * 1024;
 
 pub(crate) fn run(name: &PipeName, s: Send) -> io::Result<()> {
     // Write-only, so a server that only reads (PIPE_ACCESS_INBOUND) takes us too.
+    let started = std::time::Instant::now();
     let client = pipe::open(name, ClientOptions::new().read(false), s.wait)?;
     let mode = client.info()?.mode;
     let mut progress = s.progress.then(Progress::new);
@@ -34,6 +35,7 @@ pub(crate) fn run(name: &PipeName, s: Send) -> io::Result<()> {
     if let Some(p) = &progress {
         p.finish(mode == PipeMode::Message);
     }
+    tracing::info!("sent to {name} in {:.1?}", started.elapsed());
     Ok(())
 }
 

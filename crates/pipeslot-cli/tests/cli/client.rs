@@ -150,3 +150,26 @@ fn retry_waits_for_a_name_that_does_not_exist_yet() {
             .error("ERROR_INVALID_PARAMETER", 87, "--retry");
     });
 }
+
+#[test]
+fn verbose_client_verbs_log_what_they_opened_and_how_long_it_took() {
+    test("verbose", LIMIT, |ctx| {
+        let name = ctx.name("v");
+        let _s = ctx.serve(&name, &["--message", "--echo"], 4);
+        for (args, said) in [
+            (vec!["-v", "send", &name, "x"], "opened"),
+            (vec!["-v", "call", &name, "x"], "called"),
+            (vec!["-v", "wait", &name], "listens"),
+        ] {
+            let out = ctx.run(&args);
+            assert!(out.ok(), "{args:?}: {out:?}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains(said) && err.contains(&name) && (err.contains("µs") || err.contains("ms")),
+                "{args:?}: {err}"
+            );
+        }
+        // Without -v: nothing on stderr.
+        assert!(ctx.run(&["send", &name, "x"]).stderr.is_empty());
+    });
+}
