@@ -52,6 +52,13 @@ pub(crate) enum Verb {
     /// Serve exported pipes to other machines over SMB2 (`\\HOST\pipe\NAME`),
     /// as the configuration file says; `gateway user add NAME` adds an account.
     Gateway(GatewayArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `pipeslot man > pipeslot.1`.
+    Man,
     /// The demo's client that gets killed (internal).
     #[command(name = "demo-peer", hide = true)]
     DemoPeer(InfoArgs),

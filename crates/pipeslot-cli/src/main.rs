@@ -105,6 +105,8 @@ fn run(cmd: Command) -> io::Result<()> {
         | Command::List(..)
         | Command::Info(..)
         | Command::ServeMailslot(..)
+        | Command::Completions(..)
+        | Command::Man
         | Command::Demo => true,
         _ => false,
     };
@@ -131,6 +133,21 @@ fn run(cmd: Command) -> io::Result<()> {
         },
         Command::Gateway(config) => gateway::run(&config),
         Command::GatewayUserAdd(config, name) => gateway::add_user(&config, &name),
+        Command::Completions(shell) => {
+            // From the same definitions as the parser: they cannot drift.
+            let mut cmd = <args::RawArgs as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "pipeslot", &mut out);
+            output::write(&[&out])
+        }
+        Command::Man => {
+            let cmd = <args::RawArgs as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut out)
+                .map_err(|e| error::wrap(e, "rendering the manual page"))?;
+            output::write(&[&out])
+        }
         Command::Retrying(pipe, retry, then) => {
             pipe::await_name(&pipe, retry)?;
             run(*then)

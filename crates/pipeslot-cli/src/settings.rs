@@ -38,6 +38,10 @@ pub(crate) enum Command {
     Gateway(std::path::PathBuf),
     /// `gateway user add NAME --config FILE`.
     GatewayUserAdd(std::path::PathBuf, String),
+    /// `completions SHELL`.
+    Completions(clap_complete::Shell),
+    /// `man`.
+    Man,
     /// `--retry TIME`: wait for the pipe's name to exist, then run the verb.
     Retrying(PipeName, WaitTimeout, Box<Command>),
 }
@@ -194,6 +198,8 @@ pub(crate) fn validate(raw: RawArgs) -> io::Result<Command> {
             ),
             a.retry,
         ),
+        Verb::Completions { shell } => Command::Completions(shell),
+        Verb::Man => Command::Man,
         Verb::List(a) => Command::List(a.pattern, a.json),
         Verb::Info(a) => Command::Info(name(&a.name)?, a.json),
         Verb::Demo => Command::Demo,

@@ -177,3 +177,25 @@ fn control_characters_in_names_are_escaped_in_list_info_and_errors() {
         assert!(!err.contains('\x1b') && !err.contains('\x07'), "{err:?}");
     });
 }
+
+#[test]
+fn completions_and_the_manual_come_from_the_same_definitions() {
+    test("completions", LIMIT, |ctx| {
+        let bash = ctx.run(&["completions", "bash"]).success();
+        assert!(bash.contains("_pipeslot()") && bash.contains("gateway") && bash.contains("--retry"));
+        // bash takes it.
+        let script = ctx.dir.join("pipeslot.bash");
+        std::fs::write(&script, &bash).unwrap();
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("source {} && complete -p pipeslot", script.display()))
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains("_pipeslot"), "{out:?}");
+        for shell in ["zsh", "fish"] {
+            assert!(ctx.run(&["completions", shell]).success().contains("serve"), "{shell}");
+        }
+        let man = ctx.run(&["man"]).success();
+        assert!(man.contains(".TH pipeslot 1") && man.contains("gateway"), "{man}");
+    });
+}
