@@ -43,7 +43,45 @@ pub(crate) fn run() -> io::Result<()> {
     peer_death(&name)?;
     server.stop();
     network(&name)?;
+    mailslot(&name)?;
     say(&format!("demo: ok ({:.2} s)", started.elapsed().as_secs_f64()))
+}
+
+/// Step 9: a mailslot: one reader, several writer processes, the exact
+/// counts `info` gives, and one message at a time, whole.
+fn mailslot(base: &PipeName) -> io::Result<()> {
+    let bare = base.to_string();
+    let bare = bare.rsplit('\\').next().unwrap_or("demo");
+    let name = format!(r"\\.\mailslot\{bare}\events");
+    let slot = pipeslot::blocking::MailslotOptions::new().create(&name)?;
+    say(&format!(
+        "9. a mailslot: this process reads {name}; 3 `pipeslot send` processes write to it"
+    ))?;
+    let writers = (1..=3)
+        .map(|i| spawn_self(&["send", &name, &format!("event {i}a"), &format!("event {i}b")]))
+        .collect::<io::Result<Vec<_>>>()?;
+    for w in writers {
+        finish(w)?;
+    }
+    let info = slot.info()?;
+    say(&format!(
+        "   info: {} messages waiting, the next {} bytes (GetMailslotInfo)",
+        info.message_count,
+        info.next_message_size.unwrap_or(0)
+    ))?;
+    if info.message_count != 6 {
+        return Err(surprise(format!(
+            "the mailslot holds {} messages, not 6",
+            info.message_count
+        )));
+    }
+    let mut got = Vec::new();
+    for _ in 0..6 {
+        got.push(String::from_utf8_lossy(&slot.read_message()?).into_owned());
+    }
+    got.sort();
+    say(&format!("   read, whole and once each: {}", got.join(", ")))?;
+    Ok(())
 }
 
 /// The hidden `demo-peer` verb: opens the pipe, says "ready", then blocks

@@ -25,6 +25,9 @@ fn demo_runs_and_tells_the_story() {
             "8. the network: a gateway on 127.0.0.1:",
             "monitor: host 2: second line",
             "a remote `call` through the gateway: the monitor's client is user demo from 127.0.0.1:",
+            "9. a mailslot: this process reads \\\\.\\mailslot\\pipeslot-demo-",
+            "   info: 6 messages waiting, the next 8 bytes (GetMailslotInfo)",
+            "   read, whole and once each: event 1a, event 1b, event 2a, event 2b, event 3a, event 3b",
         ] {
             assert!(out.contains(want), "missing {want:?} in:\n{out}");
         }
