@@ -87,7 +87,8 @@ pub(crate) struct ServeArgs {
     pub(crate) echo: bool,
     /// Run CMD per client with the pipe as its stdin and stdout; takes the
     /// rest of the command line. On message pipes each message is one line
-    /// of its stdin and each line it prints is one reply message.
+    /// of its stdin and each line it prints is one reply message; its
+    /// stdout is then a terminal, so filters such as `tr` answer at once.
     #[arg(long, value_name = "CMD", num_args = 1.., allow_hyphen_values = true)]
     pub(crate) exec: Vec<OsString>,
     /// Exit 0 once K clients have come and gone.

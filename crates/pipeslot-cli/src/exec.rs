@@ -3,13 +3,18 @@
 //!
 //! Byte pipes are copied as bytes. On message pipes each message becomes one
 //! line of the child's stdin and each line the child prints becomes one
-//! message, so line-oriented programs can answer `call` and `transact`. The
+//! message, so line-oriented programs can answer `call` and `transact`.
+//! There the child's stdout is a pseudo-terminal in raw mode: C programs
+//! (`tr`, `grep`, `awk`) buffer a pipe until it fills, but print each line
+//! at once to a terminal, so an ordinary filter answers each message. The
 //! client closing closes the child's stdin; the child's stdout ending (it
 //! exited) disconnects the client.
 
 use std::ffi::OsString;
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::process::{ChildStdin, ChildStdout, Command, Stdio};
+use std::os::fd::OwnedFd;
+use std::process::{ChildStdin, Command, Stdio};
 use std::thread;
 
 use pipeslot::blocking::NamedPipeServer;
@@ -26,17 +31,33 @@ pub(crate) fn serve_client(server: &NamedPipeServer, mode: PipeMode, cmd: &[OsSt
     let (program, args) = cmd
         .split_first()
         .ok_or_else(|| fail(Win32Error::ERROR_INVALID_PARAMETER, "--exec needs a command"))?;
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+    let mut command = Command::new(program);
+    command.args(args).stdin(Stdio::piped());
+    // Message pipes: a terminal for stdout (read from its master side).
+    let terminal = match mode {
+        PipeMode::Message => {
+            let (master, slave) = raw_pty().map_err(|e| wrap(e, "making a pseudo-terminal for --exec"))?;
+            command.stdout(Stdio::from(slave));
+            Some(master)
+        }
+        _ => {
+            command.stdout(Stdio::piped());
+            None
+        }
+    };
+    let mut child = command
         .spawn()
         .map_err(|e| wrap(e, format!("cannot run {:?}", program.to_string_lossy())))?;
-    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-        return Err(fail(
-            Win32Error::ERROR_GEN_FAILURE,
-            "the child's stdin or stdout is missing",
-        ));
+    // The parent's copy of the slave is gone with `command`: the master
+    // reads end when the child (and its children) close theirs.
+    drop(command);
+    let stdout: Box<dyn Read + Send> = match (terminal, child.stdout.take()) {
+        (Some(master), _) => Box::new(Terminal(File::from(master))),
+        (None, Some(out)) => Box::new(out),
+        (None, None) => return Err(fail(Win32Error::ERROR_GEN_FAILURE, "the child's stdout is missing")),
+    };
+    let Some(stdin) = child.stdin.take() else {
+        return Err(fail(Win32Error::ERROR_GEN_FAILURE, "the child's stdin is missing"));
     };
     tracing::info!("started {:?} (pid {}) for this client", program, child.id());
     thread::scope(|scope| {
@@ -90,8 +111,40 @@ fn to_child(server: &NamedPipeServer, mode: PipeMode, mut stdin: ChildStdin) -> 
     Ok(())
 }
 
+/// A pseudo-terminal in raw mode (no newline translation, no echo): the
+/// master, and the slave for the child's stdout.
+fn raw_pty() -> io::Result<(OwnedFd, OwnedFd)> {
+    use rustix::pty::OpenptFlags;
+    let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
+    rustix::pty::grantpt(&master)?;
+    rustix::pty::unlockpt(&master)?;
+    let path = rustix::pty::ptsname(&master, Vec::new())?;
+    let slave = rustix::fs::open(
+        path.as_c_str(),
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    let mut t = rustix::termios::tcgetattr(&slave)?;
+    t.make_raw();
+    rustix::termios::tcsetattr(&slave, rustix::termios::OptionalActions::Now, &t)?;
+    Ok((master, slave))
+}
+
+/// The master side of the child's terminal: once every slave is closed
+/// Linux answers reads with EIO, which here is the end of the output.
+struct Terminal(File);
+
+impl Read for Terminal {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.0.read(buf) {
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::IO.raw_os_error()) => Ok(0),
+            r => r,
+        }
+    }
+}
+
 /// Child's stdout → client, until the child closes its stdout.
-fn from_child(server: &NamedPipeServer, mode: PipeMode, stdout: ChildStdout) -> io::Result<()> {
+fn from_child(server: &NamedPipeServer, mode: PipeMode, stdout: Box<dyn Read + Send>) -> io::Result<()> {
     match mode {
         PipeMode::Message => {
             let mut lines = BufReader::with_capacity(BUF, stdout);

@@ -225,3 +225,18 @@ fn serve_tells_systemd_when_every_instance_listens() {
         }
     });
 }
+
+/// The README's own example, as written: `tr` buffers a pipe but not a
+/// terminal, and `--exec` gives message pipes' children a terminal.
+#[test]
+fn the_readme_s_exec_example_answers_each_message() {
+    test("exec-tr", Duration::from_secs(30), |ctx| {
+        let name = ctx.name("upper");
+        let _server = ctx.serve(&name, &["--message", "--exec", "tr", "a-z", "A-Z"], 4);
+        assert_eq!(ctx.run(&["call", &name, "hello"]).success(), "HELLO\n");
+        assert_eq!(ctx.run(&["transact", &name, "one", "two"]).success(), "ONE\nTWO\n");
+        // Bytes come back as they went: no \r added by the terminal.
+        let out = ctx.run(&["call", &name, "--hex", "61620a63"]).success();
+        assert_eq!(out, "4142\n", "the first line only, unchanged");
+    });
+}
