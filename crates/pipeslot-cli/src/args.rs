@@ -158,8 +158,9 @@ pub(crate) struct CallArgs {
     /// The message; '-': all of stdin (less one final newline).
     #[arg(value_name = "MSG")]
     pub(crate) msg: OsString,
-    /// How long to wait for an instance: a TIME (milliseconds, 500ms, 5s,
-    /// 2m, or `forever`; default: the pipe's default timeout).
+    /// The whole call, waiting for an instance and for the reply: a TIME
+    /// (milliseconds, 500ms, 5s, 2m, or `forever`). Default: 30 s in all
+    /// (the instance wait: the pipe's default timeout).
     #[arg(long, value_name = "TIME", value_parser = crate::time::parse, allow_hyphen_values = true)]
     pub(crate) timeout: Option<crate::time::Time>,
     /// The message is hex and the reply is printed as hex.
@@ -179,6 +180,10 @@ pub(crate) struct TransactArgs {
     /// The messages, transacted in turn on one open.
     #[arg(value_name = "MSG", required = true)]
     pub(crate) msgs: Vec<OsString>,
+    /// The whole command, every reply included: a TIME (milliseconds,
+    /// 500ms, 5s, 2m, or `forever`). Default: 30 s.
+    #[arg(long, value_name = "TIME", value_parser = crate::time::parse, allow_hyphen_values = true)]
+    pub(crate) timeout: Option<crate::time::Time>,
     /// When every instance is busy, wait up to TIME for one (milliseconds,
     /// 500ms, 5s, 2m, or `forever`).
     #[arg(long, value_name = "TIME", value_parser = crate::time::parse, allow_hyphen_values = true)]

@@ -4,7 +4,7 @@
 use std::io;
 
 use pipeslot::blocking::{call_named_pipe, ClientOptions};
-use pipeslot::{PipeMode, PipeName, Win32Error};
+use pipeslot::{PipeMode, PipeName, WaitTimeout, Win32Error};
 
 use crate::error::fail;
 use crate::settings::{Call, Transact};
@@ -16,10 +16,21 @@ const CALL_REPLY_MAX: usize = 16 * 1024 * 1024;
 
 const BUF: usize = 64 * 1024;
 
+/// How long a `call` waits in all (an instance, then the reply) without
+/// `--timeout`: a server that never answers does not hold a script for
+/// ever. `--timeout forever` does wait for ever.
+pub(crate) const CALL_BOUND: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub(crate) fn call(name: &PipeName, s: Call) -> io::Result<()> {
     let started = std::time::Instant::now();
     let (addr, msg, timeout) = (name.to_string(), s.msg.clone(), s.timeout);
-    let (reply, r) = pipe::bounded(name, s.timeout, move || {
+    // The whole call, the reply included: --timeout, or CALL_BOUND.
+    let limit = match s.timeout {
+        WaitTimeout::After(t) => Some(t),
+        WaitTimeout::Forever => None,
+        _ => Some(CALL_BOUND),
+    };
+    let (reply, r) = pipe::bounded(name, limit, move || {
         let mut reply = vec![0u8; CALL_REPLY_MAX];
         let r = call_named_pipe(addr, &msg, &mut reply, timeout)?;
         Ok((reply, r))
@@ -41,6 +52,17 @@ pub(crate) fn call(name: &PipeName, s: Call) -> io::Result<()> {
 }
 
 pub(crate) fn transact(name: &PipeName, s: Transact) -> io::Result<()> {
+    // The whole command, every reply included: --timeout, or CALL_BOUND.
+    let limit = match s.timeout {
+        Some(WaitTimeout::After(t)) => Some(t),
+        Some(_) => None,
+        None => Some(CALL_BOUND),
+    };
+    let pipe_name = name.clone();
+    pipe::bounded(name, limit, move || transact_all(&pipe_name, &s))
+}
+
+fn transact_all(name: &PipeName, s: &Transact) -> io::Result<()> {
     let client = pipe::open(name, ClientOptions::new().pipe_mode(PipeMode::Message), s.wait)?;
     let mut buf = vec![0u8; BUF];
     for msg in &s.msgs {

@@ -119,20 +119,17 @@ pub(crate) fn read_message(
     }
 }
 
-/// Runs a remote operation within `timeout` (`--timeout` bounds all of it:
-/// connecting, logging on, waiting); past it, `ERROR_SEM_TIMEOUT`. Local
-/// names run as they are: their waits are bounded already.
+/// Runs `op` within `limit` (None: for ever): past it, `ERROR_SEM_TIMEOUT`
+/// naming the flag. For remote names this bounds everything (connecting,
+/// logging on, waiting); for `call` it bounds the reply too.
 pub(crate) fn bounded<T: Send + 'static>(
     name: &PipeName,
-    timeout: WaitTimeout,
+    limit: Option<std::time::Duration>,
     op: impl FnOnce() -> io::Result<T> + Send + 'static,
 ) -> io::Result<T> {
-    let WaitTimeout::After(limit) = timeout else {
+    let Some(limit) = limit else {
         return op();
     };
-    if name.is_local() {
-        return op();
-    }
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(op());

@@ -11,7 +11,12 @@ use crate::output;
 pub(crate) fn wait(name: &PipeName, timeout: WaitTimeout) -> io::Result<()> {
     let addr = name.to_string();
     let started = std::time::Instant::now();
-    crate::pipe::bounded(name, timeout, move || pipeslot::wait_named_pipe(addr, timeout))?;
+    // A local wait bounds itself; a remote one is bounded here as a whole.
+    let limit = match timeout {
+        WaitTimeout::After(t) if !name.is_local() => Some(t),
+        _ => None,
+    };
+    crate::pipe::bounded(name, limit, move || pipeslot::wait_named_pipe(addr, timeout))?;
     tracing::info!("an instance of {name} listens (waited {:.1?})", started.elapsed());
     Ok(())
 }

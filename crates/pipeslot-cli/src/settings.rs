@@ -121,6 +121,8 @@ pub(crate) struct Call {
 pub(crate) struct Transact {
     pub(crate) msgs: Vec<Vec<u8>>,
     pub(crate) wait: Option<WaitTimeout>,
+    /// The whole command's bound (None: the default).
+    pub(crate) timeout: Option<WaitTimeout>,
     pub(crate) hex: bool,
 }
 
@@ -186,6 +188,7 @@ pub(crate) fn validate(raw: RawArgs) -> io::Result<Command> {
                 Transact {
                     msgs: payloads(&a.msgs, a.hex)?,
                     wait: a.wait.map(wait_timeout),
+                    timeout: a.timeout.map(wait_timeout),
                     hex: a.hex,
                 },
             ),

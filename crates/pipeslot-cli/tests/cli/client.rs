@@ -173,3 +173,23 @@ fn verbose_client_verbs_log_what_they_opened_and_how_long_it_took() {
         assert!(ctx.run(&["send", &name, "x"]).stderr.is_empty());
     });
 }
+
+#[test]
+fn call_and_transact_are_bounded_even_when_the_server_never_replies() {
+    test("bounded", LIMIT, |ctx| {
+        let name = ctx.name("mute");
+        // Prints what it gets and never answers.
+        let _s = ctx.serve(&name, &["--message"], 4);
+        for args in [
+            vec!["call", name.as_str(), "hi", "--timeout", "300ms"],
+            vec!["transact", name.as_str(), "hi", "--timeout", "300ms"],
+        ] {
+            let t = Instant::now();
+            ctx.run(&args).error("ERROR_SEM_TIMEOUT", 121, "--timeout");
+            assert!(t.elapsed() < Duration::from_secs(5), "{args:?}: {:?}", t.elapsed());
+        }
+        // The default bound is said where users look.
+        assert!(ctx.run(&["call", "--help"]).success().contains("30 s"));
+        assert!(ctx.run(&["transact", "--help"]).success().contains("30 s"));
+    });
+}
