@@ -152,11 +152,11 @@ impl Namespace {
                     let why = if link {
                         format!("is a symbolic link; set {ROOT_ENV} to the folder itself")
                     } else {
-                        "is not a folder".to_owned()
+                        format!("is not a folder (a file stands there); set {ROOT_ENV} to a folder")
                     };
                     return Err(err(
                         Win32Error::ERROR_DIRECTORY,
-                        format!("the namespace root {} {why}", path.display()),
+                        format!("the namespace root {} {why}", shown_root(path)),
                     ));
                 }
                 Err(e) => return Err(root_error(path, e.into())),
@@ -217,8 +217,40 @@ fn default_root() -> PathBuf {
     }
 }
 
+/// The root's path as errors name it, saying where a relative
+/// `PIPESLOT_DIR` came from (processes in other folders would resolve it
+/// elsewhere, and see other names).
+fn shown_root(path: &Path) -> String {
+    match std::env::var_os(ROOT_ENV).filter(|v| !v.is_empty()) {
+        Some(v) if !Path::new(&v).is_absolute() => format!(
+            "{} ({ROOT_ENV}={}, relative: resolved from this process's folder; give an absolute path)",
+            path.display(),
+            Path::new(&v).display()
+        ),
+        _ => path.display().to_string(),
+    }
+}
+
 fn root_error(path: &Path, e: io::Error) -> io::Error {
-    Error::from_io(&e, format!("cannot use the namespace root {}", path.display())).into()
+    let fix = match e.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EPERM) => format!(
+            "; this user may not enter or make it: a root shared by users is root's with mode 1777 \
+             (as /tmp), or set {ROOT_ENV} to a folder of your own"
+        ),
+        Some(libc::ENOENT) => {
+            // Win32's word for a folder on the way that is not there.
+            return err(
+                Win32Error::ERROR_PATH_NOT_FOUND,
+                format!(
+                    "cannot use the namespace root {}: its parent folder does not exist; make it, \
+                     or set {ROOT_ENV} elsewhere",
+                    shown_root(path)
+                ),
+            );
+        }
+        _ => String::new(),
+    };
+    Error::from_io(&e, format!("cannot use the namespace root {}{fix}", shown_root(path))).into()
 }
 
 /// `nobody (uid 65534)`: a user for messages.

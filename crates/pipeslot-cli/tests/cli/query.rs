@@ -199,3 +199,27 @@ fn completions_and_the_manual_come_from_the_same_definitions() {
         assert!(man.contains(".TH pipeslot 1") && man.contains("gateway"), "{man}");
     });
 }
+
+#[test]
+fn pipeslot_dir_errors_name_the_path_and_the_fix() {
+    test("dir-errors", LIMIT, |ctx| {
+        let file = ctx.dir.join("a-file");
+        std::fs::write(&file, "").unwrap();
+        let run = |dir: &str, cwd: &std::path::Path| {
+            let mut c = ctx.cmd(&["serve", "x"]);
+            c.env("PIPESLOT_DIR", dir).current_dir(cwd);
+            ctx.spawn_cmd(c).wait()
+        };
+        let out = run(file.to_str().unwrap(), &ctx.dir);
+        let line = out.error("ERROR_DIRECTORY", 267, file.to_str().unwrap());
+        assert!(line.contains("set PIPESLOT_DIR to a folder"), "{line}");
+        // Relative: resolved, and said so.
+        let out = run("a-file", &ctx.dir);
+        let line = out.error("ERROR_DIRECTORY", 267, "PIPESLOT_DIR=a-file, relative");
+        assert!(line.contains("give an absolute path"), "{line}");
+        // A parent that does not exist.
+        let missing = ctx.dir.join("no-such-parent").join("root");
+        let out = run(missing.to_str().unwrap(), &ctx.dir);
+        out.error("ERROR_PATH_NOT_FOUND", 3, "its parent folder does not exist");
+    });
+}
