@@ -114,6 +114,15 @@ pub(crate) fn typed(key: &str, value: &str) -> serde_json::Value {
                 .collect(),
         );
     }
+    // Names and owners stay strings whatever they spell (an owner without
+    // a user name is its uid, a pipe may be called "42"): a key's type must
+    // not depend on the data.
+    if matches!(
+        key,
+        "name" | "owner" | "kind" | "mode" | "type" | "session" | "namespace"
+    ) {
+        return Value::String(value.to_owned());
+    }
     if let Ok(n) = value.parse::<u64>() {
         return Value::from(n);
     }
@@ -173,4 +182,16 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>], json: bool) -> io::Re
         line(&render(r.iter().map(String::as_str).collect()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod typed_tests {
+    #[test]
+    fn numbers_become_numbers_but_names_and_owners_stay_strings() {
+        assert_eq!(super::typed("instances", "3"), serde_json::json!(3));
+        assert_eq!(super::typed("owner", "1001"), serde_json::json!("1001"));
+        assert_eq!(super::typed("name", "42"), serde_json::json!("42"));
+        assert_eq!(super::typed("pids", "1 2"), serde_json::json!([1, 2]));
+        assert_eq!(super::typed("network", "true"), serde_json::json!(true));
+    }
 }

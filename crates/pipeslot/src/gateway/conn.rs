@@ -215,7 +215,6 @@ async fn serve(stream: std::net::TcpStream, shared: GatewayHandle, seq: u64, ful
     }
     wire.dead.set(true);
     writer.abort();
-    let _ = wire.sock.try_write(&[]);
     tracing::info!("gateway: {} gone", wire.peer);
 }
 
