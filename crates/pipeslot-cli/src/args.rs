@@ -145,8 +145,8 @@ pub(crate) struct SendArgs {
     #[arg(long)]
     pub(crate) progress: bool,
     /// When the name does not exist yet, try again for up to TIME (a
-    /// server still starting); without it, a missing name fails at once, as
-    /// WaitNamedPipe does.
+    /// server, or a local mailslot's reader, still starting); without it, a
+    /// missing name fails at once, as WaitNamedPipe does.
     #[arg(long, value_name = "TIME", value_parser = crate::time::parse, allow_hyphen_values = true)]
     pub(crate) retry: Option<crate::time::Time>,
 }
@@ -220,6 +220,10 @@ pub(crate) struct InfoArgs {
     /// One JSON object with the same keys, for scripts.
     #[arg(long)]
     pub(crate) json: bool,
+    /// When the name does not exist yet, try again for up to TIME (a
+    /// server or mailslot reader still starting).
+    #[arg(long, value_name = "TIME", value_parser = crate::time::parse, allow_hyphen_values = true)]
+    pub(crate) retry: Option<crate::time::Time>,
 }
 
 #[derive(Debug, Args)]

@@ -26,7 +26,7 @@ use crate::pipe;
 const BUF: usize = 64 * 1024;
 
 /// Serves one connected client with a fresh child. Only a child that cannot
-/// start is an error (the command's: every client would fail the same way).
+/// start is an error; what the client and the child do is theirs.
 pub(crate) fn serve_client(server: &NamedPipeServer, mode: PipeMode, cmd: &[OsString]) -> io::Result<()> {
     let (program, args) = cmd
         .split_first()

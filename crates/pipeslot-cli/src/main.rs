@@ -1,7 +1,8 @@
 //! The `pipeslot` command, a thin binary over the library: argv → raw
 //! arguments (`args`) → validated settings (`settings`) → one verb's run.
 //! `main` maps the result to an exit code: 0, or 1 with one line
-//! `pipeslot: ERROR_X (N): …` on stderr; clap's usage errors exit 2; a closed
+//! `pipeslot: ERROR_X (N): …` on stderr; usage errors (clap's, and flags
+//! that do not fit the name or each other) exit 2 in the same style; a closed
 //! stdout ends the command quietly with 0.
 //!
 //! A verb takes a pipe or a mailslot name; its kind picks the module that
@@ -86,15 +87,25 @@ fn main() -> ExitCode {
     // refused is its log, so it logs without being asked.
     let daemon = matches!(&raw.verb, args::Verb::Gateway(g) if g.action.is_none());
     log::init(if daemon { raw.verbose.max(1) } else { raw.verbose });
-    match settings::validate(raw).and_then(run) {
+    let cmd = match settings::validate(raw) {
+        Ok(cmd) => cmd,
+        // A flag that does not fit the name or the others is as much a
+        // usage error as one clap refuses: the same exit status.
+        Err(e) if error::is(&e, pipeslot::Win32Error::ERROR_INVALID_PARAMETER) => return failed(&e, USAGE),
+        Err(e) => return failed(&e, 1),
+    };
+    match run(cmd) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if output::is_stdout_closed(&e) => ExitCode::SUCCESS,
-        Err(e) => {
-            // Nothing sensible is left to do if stderr is closed too.
-            let _ = writeln!(io::stderr(), "pipeslot: {}", error::line(&e));
-            ExitCode::from(1)
-        }
+        Err(e) => failed(&e, 1),
     }
+}
+
+/// The one error line, and the exit status.
+fn failed(e: &io::Error, status: u8) -> ExitCode {
+    // Nothing sensible is left to do if stderr is closed too.
+    let _ = writeln!(io::stderr(), "pipeslot: {}", error::line(e));
+    ExitCode::from(status)
 }
 
 fn run(cmd: Command) -> io::Result<()> {

@@ -5,7 +5,7 @@ use std::io;
 use std::time::Instant;
 
 use pipeslot::blocking::{ClientOptions, NamedPipeClient};
-use pipeslot::{MsgRead, PipeName, WaitTimeout, Win32Error};
+use pipeslot::{MsgRead, Name, PipeName, WaitTimeout, Win32Error};
 
 use crate::error::is;
 
@@ -52,29 +52,39 @@ pub(crate) fn open(name: &PipeName, opts: &ClientOptions, wait: Option<WaitTimeo
     }
 }
 
-/// `--retry`: waits until `name` exists (an instance of it anywhere, busy
-/// or not), for up to `retry`; then the verb runs and meets the pipe as it
-/// is. `ERROR_FILE_NOT_FOUND` when it never came.
-pub(crate) fn await_name(name: &PipeName, retry: WaitTimeout) -> io::Result<()> {
-    let addr = name.to_string();
+/// `--retry`: returns once `name` exists (a pipe with a server, busy or
+/// not, or a local mailslot with its reader), or fails with
+/// `ERROR_FILE_NOT_FOUND` when `retry` runs out first.
+pub(crate) fn await_name(name: &Name, retry: WaitTimeout) -> io::Result<()> {
     let deadline = match retry {
         WaitTimeout::After(d) => Instant::now().checked_add(d),
         _ => None,
     };
     loop {
-        let exists = match pipeslot::wait_named_pipe(&addr, WaitTimeout::After(std::time::Duration::ZERO)) {
-            Ok(()) => true,
-            Err(e) if is(&e, Win32Error::ERROR_FILE_NOT_FOUND) => false,
-            // Busy (a time-out) or refused: it exists; the verb says the rest.
-            Err(_) => true,
-        };
-        if exists {
+        let missing = match name {
+            Name::Pipe(p) => pipeslot::wait_named_pipe(p.to_string(), WaitTimeout::After(std::time::Duration::ZERO)),
+            Name::Mailslot(m) => pipeslot::mailslot::mailslot_info(m.to_string()).map(drop),
+            _ => return Ok(()),
+        }
+        // Busy (a time-out) or refused: it exists; the verb says the rest.
+        // A remote host whose SMB server is still starting refuses the
+        // connection: not there yet either.
+        .is_err_and(|e| {
+            is(&e, Win32Error::ERROR_FILE_NOT_FOUND)
+                || matches!(name, Name::Pipe(p) if !p.is_local()) && is(&e, Win32Error::ERROR_CONNECTION_REFUSED)
+        });
+        if !missing {
             return Ok(());
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
+            let what = match name {
+                Name::Mailslot(m) => format!("no reader of mailslot {m} came"),
+                Name::Pipe(p) => format!("no pipe named {p} came"),
+                _ => "the name did not come".to_owned(),
+            };
             return Err(crate::error::fail(
                 Win32Error::ERROR_FILE_NOT_FOUND,
-                format!("no pipe named {name} came within the --retry time"),
+                format!("{what} within the --retry time"),
             ));
         }
         std::thread::sleep(std::time::Duration::from_millis(20));

@@ -40,7 +40,8 @@ pub(crate) fn run(name: &PipeName, s: Serve) -> io::Result<()> {
     } else {
         "byte mode"
     };
-    crate::ready::announce(&format!("serving {name}: {wanted} instance(s), {mode}"));
+    let plural = if wanted == 1 { "" } else { "s" };
+    crate::ready::announce(&format!("serving {name}: {wanted} instance{plural}, {mode}"));
     let tickets = Arc::new(Tickets(s.max_clients.map(AtomicU64::new)));
     let s = Arc::new(s);
     let (done_tx, done_rx) = mpsc::channel::<io::Result<()>>();
@@ -77,8 +78,9 @@ impl Tickets {
 }
 
 /// One instance: connect, serve, disconnect, for as long as there are tickets.
-/// Errors returned are the command's (stdout closed, CMD cannot start); a
-/// client that misbehaves or vanishes only ends its own connection.
+/// Errors returned are the command's (stdout closed); a client that
+/// misbehaves or vanishes, or whose CMD cannot start, only ends its own
+/// connection.
 fn instance_loop(server: NamedPipeServer, s: &Serve, tickets: &Tickets) -> io::Result<()> {
     let mut buf = vec![0u8; BUF];
     while tickets.take() {
@@ -103,7 +105,16 @@ fn instance_loop(server: NamedPipeServer, s: &Serve, tickets: &Tickets) -> io::R
         let r = match &s.action {
             Action::Print { hex } => print_client(&server, s.mode, *hex, &mut buf),
             Action::Echo => echo_client(&server, s.mode, &mut buf),
-            Action::Exec(cmd) => exec::serve_client(&server, s.mode, cmd),
+            // Checked at start, CMD can still fail later (removed, out of
+            // processes): that client is let go, the others are served.
+            Action::Exec(cmd) => exec::serve_client(&server, s.mode, cmd).or_else(|e| {
+                let _ = writeln!(
+                    io::stderr(),
+                    "pipeslot: {}; this client is disconnected, the server goes on",
+                    crate::error::line(&e)
+                );
+                Ok(())
+            }),
         };
         // Already disconnected when the client left first: nothing to report.
         let _ = server.disconnect();

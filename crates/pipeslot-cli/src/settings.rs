@@ -8,7 +8,7 @@ use std::fmt::Display;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 
-use pipeslot::{MailslotName, Name, PipeMode, PipeName, PipeSecurity, WaitTimeout, Win32Error};
+use pipeslot::{Host, MailslotName, Name, PipeMode, PipeName, PipeSecurity, WaitTimeout, Win32Error};
 
 use crate::args::{RawArgs, ServeArgs, Verb};
 use crate::error::fail;
@@ -42,21 +42,23 @@ pub(crate) enum Command {
     Completions(clap_complete::Shell),
     /// `man`.
     Man,
-    /// `--retry TIME`: wait for the pipe's name to exist, then run the verb.
-    Retrying(PipeName, WaitTimeout, Box<Command>),
+    /// `--retry TIME`: wait for the name (a pipe, or a local mailslot's
+    /// reader) to exist, then run the verb.
+    Retrying(Name, WaitTimeout, Box<Command>),
 }
 
-/// Wraps a client verb on a pipe in its `--retry`.
+/// Wraps a client verb in its `--retry`.
 fn retrying(cmd: Command, retry: Option<crate::time::Time>) -> Command {
     let Some(t) = retry else { return cmd };
-    let pipe = match &cmd {
-        Command::Send(Name::Pipe(p), _)
-        | Command::Call(Name::Pipe(p), _)
-        | Command::Transact(Name::Pipe(p), _)
-        | Command::Wait(Name::Pipe(p), _) => p.clone(),
+    let name = match &cmd {
+        Command::Send(n, _)
+        | Command::Call(n, _)
+        | Command::Transact(n, _)
+        | Command::Wait(n, _)
+        | Command::Info(n, _) => n.clone(),
         _ => return cmd,
     };
-    Command::Retrying(pipe, wait_timeout(t), Box::new(cmd))
+    Command::Retrying(name, wait_timeout(t), Box::new(cmd))
 }
 
 /// What `serve` does with each client.
@@ -137,12 +139,15 @@ pub(crate) fn validate(raw: RawArgs) -> io::Result<Command> {
         Verb::Send(a) => {
             let name = name(&a.name)?;
             if let Name::Mailslot(m) = &name {
-                refuse(
-                    &[("--wait", a.wait.is_some()), ("--retry", a.retry.is_some())],
-                    "pipe",
-                    m,
-                    "mailslot",
-                )?;
+                refuse(&[("--wait", a.wait.is_some())], "pipe", m, "mailslot")?;
+                // A datagram to another host has nobody to ask whether the
+                // reader is there yet.
+                if a.retry.is_some() && *m.host() != Host::Local {
+                    return Err(fail(
+                        Win32Error::ERROR_INVALID_PARAMETER,
+                        format!("--retry waits for a local mailslot's reader, and {m} is written as datagrams"),
+                    ));
+                }
             }
             let stdin = a.msgs.is_empty() || (a.msgs.len() == 1 && a.msgs[0] == "-");
             let input = if stdin {
@@ -204,7 +209,7 @@ pub(crate) fn validate(raw: RawArgs) -> io::Result<Command> {
         Verb::Completions { shell } => Command::Completions(shell),
         Verb::Man => Command::Man,
         Verb::List(a) => Command::List(a.pattern, a.json),
-        Verb::Info(a) => Command::Info(name(&a.name)?, a.json),
+        Verb::Info(a) => retrying(Command::Info(name(&a.name)?, a.json), a.retry),
         Verb::Demo => Command::Demo,
         Verb::DemoPeer(a) => Command::DemoPeer(name(&a.name)?),
         Verb::Bench(b) => Command::Bench(b.args),

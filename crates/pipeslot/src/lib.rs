@@ -156,3 +156,9 @@ pub fn pipe_listing(name: &str) -> std::io::Result<PipeListing> {
         .unwrap_or_else(|| parsed.to_string());
     PipeListing::from_replies(display, dirs.obj.owner(), &replies).ok_or_else(|| ns::not_found(&parsed))
 }
+
+/// The README's Rust example, compiled and run as a doctest (its command
+/// transcripts are run by the command's tests).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

@@ -811,13 +811,9 @@ pub(crate) fn dir_error(e: &io::Error, what: &str) -> io::Error {
     Error::from_io(e, format!("cannot prepare the namespace folder for {what}")).into()
 }
 
-/// The error for a name nobody serves.
+/// The error for a pipe name nobody serves.
 pub(crate) fn not_found(what: impl std::fmt::Display) -> io::Error {
-    Error::new(
-        Win32Error::ERROR_FILE_NOT_FOUND,
-        format!("no pipe or mailslot named {what} exists"),
-    )
-    .into()
+    Error::new(Win32Error::ERROR_FILE_NOT_FOUND, format!("no pipe named {what} exists")).into()
 }
 
 #[cfg(test)]

@@ -145,9 +145,18 @@ fn retry_waits_for_a_name_that_does_not_exist_yet() {
         let server = ctx.spawn(&["serve", &name, "--message", "--max-clients", "1"]);
         sender.wait().success();
         assert_eq!(server.wait().success(), "early bird\n");
-        // Mailslots take no --retry (their writers never wait).
-        ctx.run(&["send", r"\\.\mailslot\x", "m", "--retry", "1s"])
-            .error("ERROR_INVALID_PARAMETER", 87, "--retry");
+        // A local mailslot's writer waits for its reader the same way; a
+        // datagram to another host has nobody to ask, and says so.
+        let slot = format!(r"\\.\mailslot\{}", ctx.name("late-reader"));
+        ctx.run(&["info", &slot, "--retry", "100ms"])
+            .error("ERROR_FILE_NOT_FOUND", 2, "within the --retry time");
+        let writer = ctx.spawn(&["send", &slot, "early note", "--retry", "10s"]);
+        std::thread::sleep(Duration::from_millis(300));
+        let reader = ctx.spawn(&["serve", &slot, "--max-messages", "1"]);
+        writer.wait().success();
+        assert_eq!(reader.wait().success(), "early note\n");
+        ctx.run(&["send", r"\\otherhost\mailslot\x", "m", "--retry", "1s"])
+            .usage("--retry");
     });
 }
 

@@ -107,10 +107,8 @@ fn the_gateway_without_its_config_and_an_unknown_host_say_so() {
 fn bad_input_is_reported_before_anything_runs() {
     test("bad-input", LIMIT, |ctx| {
         let name = ctx.name("bad");
-        ctx.run(&["send", "--hex", &name, "abc"])
-            .error("ERROR_INVALID_PARAMETER", 87, "odd number of digits");
-        ctx.run(&["call", "--hex", &name, "zz"])
-            .error("ERROR_INVALID_PARAMETER", 87, "not a hex digit");
+        ctx.run(&["send", "--hex", &name, "abc"]).usage("odd number of digits");
+        ctx.run(&["call", "--hex", &name, "zz"]).usage("not a hex digit");
         ctx.run(&["serve", &name, "--allow-user", "no-such-user-pipeslot"])
             .error("ERROR_NONE_MAPPED", 1332, "no-such-user-pipeslot");
         ctx.run(&["serve", &name, "--allow-group", "no-such-group-pipeslot"])

@@ -8,6 +8,7 @@ mod mailslot; // serve/send/info/list on mailslots, one-way verbs, datagrams on 
 #[path = "../../../pipeslot/tests/netns.rs"]
 mod netns; // private networks (network namespaces), shared with the library's tests
 mod query; // list, info, PIPESLOT_DIR, name spellings
+mod readme; // the README's transcripts, run as written
 mod remote; // the verbs on remote names through a private Samba
 mod serve; // serve to stdout (message, byte, hex), echo, exec, max-clients, many daemons at once
 pub(crate) mod util; // the test context: temp namespace, processes, watchdog

@@ -240,3 +240,68 @@ fn the_readme_s_exec_example_answers_each_message() {
         assert_eq!(out, "4142\n", "the first line only, unchanged");
     });
 }
+
+/// A person watching sees when the server is ready: one line on stderr
+/// when it is a terminal (here `script`'s pseudo-terminal); in a pipe, as
+/// scripts run it, nothing unless `-v`.
+#[test]
+fn serve_says_it_is_ready_on_a_terminal() {
+    test("ready-tty", Duration::from_secs(30), |ctx| {
+        if !super::util::have("script", "the terminal readiness line") {
+            return;
+        }
+        let name = ctx.name("tty");
+        let line = format!("{} serve {name} --message --instances 2", super::util::BIN);
+        let mut c = std::process::Command::new("script");
+        c.args(["-qfec", &line, "/dev/null"]).env("PIPESLOT_DIR", &ctx.dir);
+        let on_tty = ctx.spawn_cmd(c);
+        let want = format!(r"serving \\.\pipe\{name}: 2 instances, message mode");
+        let seen = on_tty.wait_stdout("the readiness line", |o| String::from_utf8_lossy(o).contains(&want));
+        assert_eq!(String::from_utf8_lossy(&seen).trim_end(), want, "that line only");
+        // By then both instances listen.
+        let info = ctx.run(&["info", &name]).success();
+        assert!(info.contains("listening: 2\n"), "{info}");
+
+        let quiet = ctx.name("pipe");
+        let in_pipe = ctx.serve(&quiet, &["--instances", "1"], 1);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(in_pipe.stderr(), b"", "no line in a pipe");
+        let logged = ctx.name("log");
+        let verbose = ctx.serve(&logged, &["-v"], 4);
+        let want = format!(r"serving \\.\pipe\{logged}: 4 instances, byte mode");
+        verbose.wait_stderr("the readiness log line", |e| e.contains(&want));
+    });
+}
+
+/// `--exec`'s program is checked at start; one that fails later (removed
+/// while serving) fails that client only: said on stderr, and the next
+/// client is served once it is back.
+#[test]
+fn exec_that_fails_later_is_reported_and_the_server_goes_on() {
+    test("exec-later", Duration::from_secs(30), |ctx| {
+        let prog = ctx.dir.join("answer.sh");
+        let write_prog = || {
+            std::fs::write(&prog, "#!/bin/sh\nexec tr a-z A-Z\n").unwrap();
+            std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        };
+        write_prog();
+        let name = ctx.name("later");
+        let server = ctx.serve(
+            &name,
+            &["--message", "--instances", "1", "--exec", prog.to_str().unwrap()],
+            1,
+        );
+        assert_eq!(ctx.run(&["call", &name, "one"]).success(), "ONE\n");
+        std::fs::remove_file(&prog).unwrap();
+        let lost = ctx.run(&["call", &name, "two"]);
+        assert_eq!(lost.status.code(), Some(1), "that client fails: {lost:?}");
+        let said = server.wait_stderr("the report", |e| e.contains("the server goes on"));
+        assert!(
+            said.starts_with("pipeslot: ERROR_FILE_NOT_FOUND (2): ") && said.contains("answer.sh"),
+            "{said}"
+        );
+        write_prog();
+        ctx.wait_listening(&name, 1);
+        assert_eq!(ctx.run(&["call", &name, "three"]).success(), "THREE\n");
+    });
+}

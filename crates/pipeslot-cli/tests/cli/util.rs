@@ -363,6 +363,19 @@ impl Out {
     #[track_caller]
     pub(crate) fn error(&self, code: &str, number: u32, about: &str) -> String {
         assert_eq!(self.status.code(), Some(1), "expected exit 1: {self:?}");
+        self.error_line(code, number, about)
+    }
+
+    /// A usage error: exit 2 with the one line
+    /// `pipeslot: ERROR_INVALID_PARAMETER (87): …` that mentions `about`.
+    #[track_caller]
+    pub(crate) fn usage(&self, about: &str) -> String {
+        assert_eq!(self.status.code(), Some(2), "expected exit 2 (usage): {self:?}");
+        self.error_line("ERROR_INVALID_PARAMETER", 87, about)
+    }
+
+    #[track_caller]
+    fn error_line(&self, code: &str, number: u32, about: &str) -> String {
         let err = self.stderr_str();
         let prefix = format!("pipeslot: {code} ({number}): ");
         assert!(err.starts_with(&prefix), "expected {prefix:?}: {self:?}");
@@ -382,15 +395,32 @@ pub(crate) fn root_or_skip(test: &str) -> bool {
     if unsafe { libc::geteuid() } == 0 {
         return true;
     }
+    skip(test, &format!("it needs root to run a client as uid {NOBODY}"))
+}
+
+/// Skips `test` saying why, and returns false; under CI=true, where a
+/// skip would hide what CI must prove, fails it instead.
+fn skip(test: &str, why: &str) -> bool {
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
-        "{test} needs root to run a client as uid {NOBODY}, and CI=true forbids skipping it"
+        "{test}: {why}, and CI=true forbids skipping it"
     );
-    eprintln!("skipping {test}: it needs root to run a client as uid {NOBODY}");
+    eprintln!("skipping {test}: {why}");
     false
 }
 
 /// Splits stdout into lines (without the newlines).
 pub(crate) fn lines(out: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(out).lines().map(str::to_owned).collect()
+}
+
+/// True when `tool` is on PATH. Elsewhere than CI a missing tool skips the
+/// test with a reason; under CI=true it fails (CI must prove the test).
+pub(crate) fn have(tool: &str, for_what: &str) -> bool {
+    let found =
+        std::env::var_os("PATH").is_some_and(|dirs| std::env::split_paths(&dirs).any(|d| d.join(tool).is_file()));
+    if found {
+        return true;
+    }
+    skip(for_what, &format!("{tool} is not installed"))
 }
