@@ -149,6 +149,11 @@ pub(crate) struct SendArgs {
     /// missing name fails at once, as WaitNamedPipe does.
     #[arg(long, value_name = "TIME", value_parser = crate::time::parse, allow_hyphen_values = true)]
     pub(crate) retry: Option<crate::time::Time>,
+    /// Local pipes: talk only to a server running as user U (a name or a
+    /// uid). Another user's instances are not even connected to; a name
+    /// that another user created first fails with ERROR_ACCESS_DENIED.
+    #[arg(long, value_name = "U")]
+    pub(crate) server_user: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -171,6 +176,11 @@ pub(crate) struct CallArgs {
     /// WaitNamedPipe does.
     #[arg(long, value_name = "TIME", value_parser = crate::time::parse, allow_hyphen_values = true)]
     pub(crate) retry: Option<crate::time::Time>,
+    /// Local pipes: talk only to a server running as user U (a name or a
+    /// uid). Another user's instances are not even connected to; a name
+    /// that another user created first fails with ERROR_ACCESS_DENIED.
+    #[arg(long, value_name = "U")]
+    pub(crate) server_user: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -196,6 +206,11 @@ pub(crate) struct TransactArgs {
     /// WaitNamedPipe does.
     #[arg(long, value_name = "TIME", value_parser = crate::time::parse, allow_hyphen_values = true)]
     pub(crate) retry: Option<crate::time::Time>,
+    /// Local pipes: talk only to a server running as user U (a name or a
+    /// uid). Another user's instances are not even connected to; a name
+    /// that another user created first fails with ERROR_ACCESS_DENIED.
+    #[arg(long, value_name = "U")]
+    pub(crate) server_user: Option<String>,
 }
 
 #[derive(Debug, Args)]

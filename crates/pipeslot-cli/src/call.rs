@@ -23,7 +23,8 @@ pub(crate) const CALL_BOUND: std::time::Duration = std::time::Duration::from_sec
 
 pub(crate) fn call(name: &PipeName, s: Call) -> io::Result<()> {
     let started = std::time::Instant::now();
-    let (addr, msg, timeout) = (name.to_string(), s.msg.clone(), s.timeout);
+    let (addr, msg, timeout, server_user) = (name.to_string(), s.msg.clone(), s.timeout, s.server_user);
+    let pipe_name = name.clone();
     // The whole call, the reply included: --timeout, or CALL_BOUND.
     let limit = match s.timeout {
         WaitTimeout::After(t) => Some(t),
@@ -32,7 +33,15 @@ pub(crate) fn call(name: &PipeName, s: Call) -> io::Result<()> {
     };
     let (reply, r) = pipe::bounded(name, limit, move || {
         let mut reply = vec![0u8; CALL_REPLY_MAX];
-        let r = call_named_pipe(addr, &msg, &mut reply, timeout)?;
+        let r = match server_user {
+            None => call_named_pipe(addr, &msg, &mut reply, timeout)?,
+            // CallNamedPipe's steps, with the server's user checked first.
+            Some(uid) => {
+                let mut opts = ClientOptions::new();
+                opts.pipe_mode(PipeMode::Message).require_server_user(uid);
+                pipe::open(&pipe_name, &opts, Some(timeout))?.transact(&msg, &mut reply)?
+            }
+        };
         Ok((reply, r))
     })?;
     tracing::info!(
@@ -63,7 +72,12 @@ pub(crate) fn transact(name: &PipeName, s: Transact) -> io::Result<()> {
 }
 
 fn transact_all(name: &PipeName, s: &Transact) -> io::Result<()> {
-    let client = pipe::open(name, ClientOptions::new().pipe_mode(PipeMode::Message), s.wait)?;
+    let mut opts = ClientOptions::new();
+    opts.pipe_mode(PipeMode::Message);
+    if let Some(uid) = s.server_user {
+        opts.require_server_user(uid);
+    }
+    let client = pipe::open(name, &opts, s.wait)?;
     let mut buf = vec![0u8; BUF];
     for msg in &s.msgs {
         let mut first = Some(msg.as_slice());

@@ -94,6 +94,10 @@ pub(crate) fn await_name(name: &Name, retry: WaitTimeout) -> io::Result<()> {
 /// An access refusal that says why and what to do: whose the name is, and
 /// how its server lets others in.
 fn refused(name: &PipeName, e: io::Error) -> io::Error {
+    // Only the server's refusal; a client's own (`--server-user`) says why already.
+    if !e.to_string().contains("refuses this client") {
+        return e;
+    }
     let Ok(p) = pipeslot::pipe_listing(&name.to_string()) else {
         return e;
     };

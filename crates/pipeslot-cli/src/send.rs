@@ -17,7 +17,12 @@ const BUF: usize = 256 * 1024;
 pub(crate) fn run(name: &PipeName, s: Send) -> io::Result<()> {
     // Write-only, so a server that only reads (PIPE_ACCESS_INBOUND) takes us too.
     let started = std::time::Instant::now();
-    let client = pipe::open(name, ClientOptions::new().read(false), s.wait)?;
+    let mut opts = ClientOptions::new();
+    opts.read(false);
+    if let Some(uid) = s.server_user {
+        opts.require_server_user(uid);
+    }
+    let client = pipe::open(name, &opts, s.wait)?;
     let mode = client.info()?.mode;
     let mut progress = s.progress.then(Progress::new);
     let mut put = |data: &[u8]| -> io::Result<()> {

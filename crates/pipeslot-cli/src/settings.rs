@@ -110,6 +110,8 @@ pub(crate) struct Send {
     /// Pipes only (settings refuses it for mailslots).
     pub(crate) wait: Option<WaitTimeout>,
     pub(crate) progress: bool,
+    /// `--server-user`, resolved.
+    pub(crate) server_user: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -117,6 +119,7 @@ pub(crate) struct Call {
     pub(crate) msg: Vec<u8>,
     pub(crate) timeout: WaitTimeout,
     pub(crate) hex: bool,
+    pub(crate) server_user: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -126,6 +129,7 @@ pub(crate) struct Transact {
     /// The whole command's bound (None: the default).
     pub(crate) timeout: Option<WaitTimeout>,
     pub(crate) hex: bool,
+    pub(crate) server_user: Option<u32>,
 }
 
 /// Checks raw arguments and turns them into a command.
@@ -139,7 +143,12 @@ pub(crate) fn validate(raw: RawArgs) -> io::Result<Command> {
         Verb::Send(a) => {
             let name = name(&a.name)?;
             if let Name::Mailslot(m) = &name {
-                refuse(&[("--wait", a.wait.is_some())], "pipe", m, "mailslot")?;
+                refuse(
+                    &[("--wait", a.wait.is_some()), ("--server-user", a.server_user.is_some())],
+                    "pipe",
+                    m,
+                    "mailslot",
+                )?;
                 // A datagram to another host has nobody to ask whether the
                 // reader is there yet.
                 if a.retry.is_some() && *m.host() != Host::Local {
@@ -149,6 +158,7 @@ pub(crate) fn validate(raw: RawArgs) -> io::Result<Command> {
                     ));
                 }
             }
+            let server_user = server_user(&name, a.server_user.as_deref())?;
             let stdin = a.msgs.is_empty() || (a.msgs.len() == 1 && a.msgs[0] == "-");
             let input = if stdin {
                 Input::Stdin { hex: a.hex }
@@ -162,6 +172,7 @@ pub(crate) fn validate(raw: RawArgs) -> io::Result<Command> {
                         input,
                         wait: a.wait.map(wait_timeout),
                         progress: a.progress,
+                        server_user,
                     },
                 ),
                 a.retry,
@@ -170,6 +181,7 @@ pub(crate) fn validate(raw: RawArgs) -> io::Result<Command> {
         Verb::Call(a) => {
             // The name first: a mailslot is refused before stdin is read.
             let name = two_way("call", name(&a.name)?)?;
+            let server_user = server_user(&name, a.server_user.as_deref())?;
             let msg = if a.msg == "-" {
                 stdin_message(a.hex)?
             } else {
@@ -182,23 +194,29 @@ pub(crate) fn validate(raw: RawArgs) -> io::Result<Command> {
                         msg,
                         timeout: a.timeout.map_or(WaitTimeout::Default, wait_timeout),
                         hex: a.hex,
+                        server_user,
                     },
                 ),
                 a.retry,
             )
         }
-        Verb::Transact(a) => retrying(
-            Command::Transact(
-                two_way("transact", name(&a.name)?)?,
-                Transact {
-                    msgs: payloads(&a.msgs, a.hex)?,
-                    wait: a.wait.map(wait_timeout),
-                    timeout: a.timeout.map(wait_timeout),
-                    hex: a.hex,
-                },
-            ),
-            a.retry,
-        ),
+        Verb::Transact(a) => {
+            let name = two_way("transact", name(&a.name)?)?;
+            let server_user = server_user(&name, a.server_user.as_deref())?;
+            retrying(
+                Command::Transact(
+                    name,
+                    Transact {
+                        msgs: payloads(&a.msgs, a.hex)?,
+                        wait: a.wait.map(wait_timeout),
+                        timeout: a.timeout.map(wait_timeout),
+                        hex: a.hex,
+                        server_user,
+                    },
+                ),
+                a.retry,
+            )
+        }
         Verb::Wait(a) => retrying(
             Command::Wait(
                 two_way("wait", name(&a.name)?)?,
@@ -324,6 +342,21 @@ fn refuse(flags: &[(&str, bool)], for_kind: &str, name: &dyn Display, kind: &str
         )),
         None => Ok(()),
     }
+}
+
+/// `--server-user U` as a uid; local pipes only (a remote server is proven
+/// by SMB signing, and nobody knows its uid here).
+fn server_user(name: &Name, user: Option<&str>) -> io::Result<Option<u32>> {
+    let Some(user) = user else { return Ok(None) };
+    if let Name::Pipe(p) = name {
+        if !p.is_local() {
+            return Err(fail(
+                Win32Error::ERROR_INVALID_PARAMETER,
+                format!("--server-user applies to local pipes, and {p} is on another machine"),
+            ));
+        }
+    }
+    pipeslot::resolve_user(user).map(Some)
 }
 
 /// The name of a verb that needs an answer or an instance: pipes only.

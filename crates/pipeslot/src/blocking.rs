@@ -53,7 +53,7 @@ use crate::error::{err, is_retry, Error, Win32Error};
 use crate::pipe::conn::Conn;
 use crate::pipe::{self, Blocking, ConnectStep, HandleState, Instance, MsgRead, PeekInfo};
 use crate::remote::pipe::RemotePipe;
-use crate::security::ClientIdentity;
+use crate::security::{ClientIdentity, ServerIdentity};
 use crate::WaitTimeout;
 
 pub use crate::mailslot::blocking::{MailslotOptions, MailslotServer, MailslotWriter};
@@ -332,6 +332,22 @@ impl NamedPipeClient {
     /// GetNamedPipeInfo.
     pub fn info(&self) -> io::Result<PipeInfo> {
         Ok(self.info.clone())
+    }
+
+    /// GetNamedPipeServerProcessId, and the server's user: who serves
+    /// this instance, as the kernel recorded it (local pipes;
+    /// `ERROR_NOT_SUPPORTED` for remote ones). To refuse a server before
+    /// connecting, see `ClientOptions::require_server_user`.
+    pub fn server_identity(&self) -> io::Result<ServerIdentity> {
+        match &self.link {
+            Link::Local(c) => ServerIdentity::of_peer(std::os::fd::AsFd::as_fd(&**c)),
+            Link::Remote(r) => Err(ServerIdentity::remote(r.name())),
+        }
+    }
+
+    /// GetNamedPipeServerProcessId.
+    pub fn server_process_id(&self) -> io::Result<u32> {
+        self.server_identity().map(|s| s.pid)
     }
 
     /// For remote pipes: the server, the SMB dialect and how the session is

@@ -61,7 +61,7 @@ pub use pipe::{
 };
 pub use pipeslot_proto::name::escape_controls;
 pub use pipeslot_proto::{Host, MailslotName, Name, PipeName};
-pub use security::{resolve_group, resolve_user, ClientIdentity, PipeSecurity};
+pub use security::{resolve_group, resolve_user, ClientIdentity, PipeSecurity, ServerIdentity};
 
 /// The namespace root this process uses: `$PIPESLOT_DIR`, else
 /// [`DEFAULT_ROOT`] (root's, shared by every user) when root made it or this

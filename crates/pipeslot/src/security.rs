@@ -254,18 +254,58 @@ pub struct ClientIdentity {
 impl ClientIdentity {
     /// Reads the peer's credentials off a connected Unix socket.
     pub(crate) fn of_peer(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<ClientIdentity> {
-        let cred = rustix::net::sockopt::socket_peercred(fd)?;
-        let uid = cred.uid.as_raw();
+        // The same kernel record as a client's view of its server.
+        let ServerIdentity { pid, uid, gid, user } = ServerIdentity::of_peer(fd)?;
         Ok(ClientIdentity {
-            pid: cred.pid.as_raw_nonzero().get() as u32,
+            pid,
             uid,
-            gid: cred.gid.as_raw(),
+            gid,
             groups: sys::peer_groups(fd).unwrap_or_default(),
-            user: user_name(uid),
+            user,
             computer: None,
             remote_user: None,
             remote_address: None,
         })
+    }
+}
+
+/// Who serves the instance a client is connected to: what
+/// `GetNamedPipeServerProcessId` tells on Windows, and the server's user,
+/// taken from the kernel when the client connected (a server cannot lie
+/// about it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerIdentity {
+    /// The server's process id.
+    pub pid: u32,
+    /// The server's effective user id.
+    pub uid: u32,
+    /// The server's effective group id.
+    pub gid: u32,
+    /// The user name for `uid`, when the user database has one.
+    pub user: Option<String>,
+}
+
+impl ServerIdentity {
+    /// Reads the listening peer's credentials off a connected Unix socket.
+    pub(crate) fn of_peer(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<ServerIdentity> {
+        let cred = rustix::net::sockopt::socket_peercred(fd)?;
+        let uid = cred.uid.as_raw();
+        Ok(ServerIdentity {
+            pid: cred.pid.as_raw_nonzero().get() as u32,
+            uid,
+            gid: cred.gid.as_raw(),
+            user: user_name(uid),
+        })
+    }
+
+    /// `ERROR_NOT_SUPPORTED` for a pipe on another machine: SMB does not
+    /// say which process serves it.
+    pub(crate) fn remote(name: &str) -> io::Error {
+        crate::error::err(
+            Win32Error::ERROR_NOT_SUPPORTED,
+            format!("{name} is on another machine: its server's process is not known here"),
+        )
     }
 }
 

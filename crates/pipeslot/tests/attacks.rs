@@ -670,9 +670,98 @@ fn a_granted_user_adds_instances_and_no_one_else_does() {
         None,
         "a user never granted is never asked"
     );
+    // A client that requires root's server waits for root's instance only;
+    // one that requires the granted user reaches its instances only.
+    assert_win32(
+        ClientOptions::new().require_server_user(0).open(&name),
+        Win32Error::ERROR_PIPE_BUSY,
+    );
+    let theirs = ClientOptions::new()
+        .pipe_mode(PipeMode::Message)
+        .require_server_user(NOBODY)
+        .open(&name)
+        .unwrap();
+    assert_eq!(theirs.server_identity().unwrap().uid, NOBODY);
+    drop(theirs);
     drop(holder);
     drop(granted);
     drop(s);
+}
+
+/// A user who creates a name first serves it, as on Windows, where the
+/// first CreateNamedPipe of a name wins. A client can tell whose server it
+/// reached (GetNamedPipeServerProcessId, and the user); one that says
+/// whose server it wants is refused at once by a squatter's name, and the
+/// squatter never sees it.
+#[test]
+fn a_squatter_is_told_by_server_identity_and_never_reached_by_a_client_that_requires_its_server() {
+    if !can_switch_uid() {
+        return;
+    }
+    let name = util::name("squat");
+    let squatter = Peer::spawn_as_user("attacks::joiner", &[&name], &[], Some(NOBODY));
+    assert_eq!(squatter.expect_line(20 * SECOND), "ready");
+    // Unwary: the client reaches the squatter, and can tell.
+    let c = ClientOptions::new().pipe_mode(PipeMode::Message).open(&name).unwrap();
+    let who = c.server_identity().unwrap();
+    assert_eq!((who.uid, who.gid, who.pid), (NOBODY, NOBODY, squatter.pid()));
+    assert_eq!(who.user.as_deref(), Some("nobody"));
+    assert_eq!(c.server_process_id().unwrap(), squatter.pid());
+    drop(c);
+    // Wary: refused before any byte is sent, naming who serves the name.
+    let e = timed("a refused open", || {
+        ClientOptions::new().require_server_user(0).open(&name)
+    })
+    .unwrap_err();
+    assert_eq!(util::code(&e), Some(Win32Error::ERROR_ACCESS_DENIED), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("uid 65534 (nobody)") && text.contains("uid 0 (root)"),
+        "{text}"
+    );
+
+    // A squatter with a fake server that reports every connection: the wary
+    // client never connects, the unwary one does (and gives up on it).
+    let fake_name = util::name("squat-fake");
+    let at = pipe_dir(&fake_name);
+    let (_d, said) = attack(&["mkdir", at.to_str().unwrap()]);
+    assert_eq!(said, "ok");
+    let (fake, said) = attack(&["fake", at.join("1-fake.sock").to_str().unwrap()]);
+    assert_eq!(said, "ok");
+    let e = timed("a refused open", || {
+        ClientOptions::new().require_server_user(0).open(&fake_name)
+    })
+    .unwrap_err();
+    assert_eq!(util::code(&e), Some(Win32Error::ERROR_ACCESS_DENIED), "{e}");
+    assert_eq!(fake.next_line(Duration::from_millis(300)), None, "never connected to");
+    assert_win32(ClientOptions::new().open(&fake_name), Win32Error::ERROR_FILE_NOT_FOUND);
+    let said = fake.expect_line(5 * SECOND);
+    assert!(
+        said.starts_with("conn ") && said != "conn 0",
+        "the unwary client sent its hello: {said}"
+    );
+}
+
+/// Whose server a client reached is the kernel's word, and remote names
+/// (whose server is proven by SMB signing) refuse the requirement.
+#[test]
+fn server_identity_is_the_serving_process_and_remote_names_refuse_a_required_user() {
+    let name = util::name("server-who");
+    let s = ServerOptions::new().create(&name).unwrap();
+    let c = ClientOptions::new().open(&name).unwrap();
+    let who = c.server_identity().unwrap();
+    assert_eq!(who.pid, std::process::id());
+    assert_eq!(who.uid, rustix::process::geteuid().as_raw());
+    let me = ClientOptions::new()
+        .require_server_user(rustix::process::geteuid().as_raw())
+        .open(&name);
+    assert_win32(me, Win32Error::ERROR_PIPE_BUSY);
+    drop(c);
+    drop(s);
+    assert_win32(
+        ClientOptions::new().require_server_user(0).open(r"\\192.0.2.1\pipe\x"),
+        Win32Error::ERROR_INVALID_PARAMETER,
+    );
 }
 
 #[test]

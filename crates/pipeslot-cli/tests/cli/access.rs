@@ -69,3 +69,44 @@ fn allow_group_and_everyone_let_others_in() {
         assert_eq!(server.wait().success(), "anyone\n");
     });
 }
+
+/// A name another user created first (a squatter) serves its creator's
+/// clients, as on Windows; `--server-user` says whose server the client
+/// wants, and the squatter's name is then refused without a byte sent.
+#[test]
+fn server_user_refuses_a_name_another_user_created_first() {
+    if !root_or_skip("server_user_refuses_a_name_another_user_created_first") {
+        return;
+    }
+    test("server-user", LIMIT, |ctx| {
+        let name = ctx.name("squat");
+        let squatter = ctx.spawn_cmd(ctx.cmd_as_nobody(&["serve", &name, "--message", "--everyone"]));
+        ctx.wait_listening(&name, 4);
+        for args in [
+            vec!["send", &name, "secret", "--server-user", "root"],
+            vec!["call", &name, "secret", "--server-user", "0"],
+            vec!["transact", &name, "secret", "--server-user", "root"],
+        ] {
+            let line = ctx.run(&args).error("ERROR_ACCESS_DENIED", 5, &name);
+            assert!(
+                line.contains("uid 65534 (nobody)") && line.contains("uid 0 (root)"),
+                "{line}"
+            );
+        }
+        // The squatter printed nothing: no client reached it.
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(squatter.stdout().is_empty(), "{:?}", squatter.stdout());
+        // The right user's server is reached.
+        let ours = ctx.name("ours");
+        let server = ctx.serve(&ours, &["--message", "--max-clients", "1"], 1);
+        ctx.run(&["send", &ours, "hello", "--server-user", "root"]).success();
+        assert_eq!(server.wait().success(), "hello\n");
+        // Unknown users, mailslots and remote names are told apart.
+        ctx.run(&["send", &ours, "x", "--server-user", "no-such-user-pipeslot"])
+            .error("ERROR_NONE_MAPPED", 1332, "no-such-user-pipeslot");
+        ctx.run(&["send", r"\\.\mailslot\x", "x", "--server-user", "root"])
+            .usage("--server-user");
+        ctx.run(&["call", r"\\192.0.2.1\pipe\x", "x", "--server-user", "root"])
+            .usage("--server-user");
+    });
+}

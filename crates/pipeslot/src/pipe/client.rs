@@ -272,7 +272,16 @@ fn ask(dirs: &PipeDirs, c: &Candidate<'_>, msg: &[u8], read_reply: bool) -> io::
 /// serving process takes us.
 /// `remote`: the open is made for a client on another machine (the
 /// gateway's); servers believe it only from root or their own user.
-pub(crate) fn open(name: &PipeName, read: bool, write: bool, remote: Option<&[u8]>) -> io::Result<(OwnedFd, Reply)> {
+/// `server_uid`: only a server process running as that user will do
+/// (`ClientOptions::require_server_user`); others' instances are not even
+/// connected to.
+pub(crate) fn open(
+    name: &PipeName,
+    read: bool,
+    write: bool,
+    remote: Option<&[u8]>,
+    server_uid: Option<u32>,
+) -> io::Result<(OwnedFd, Reply)> {
     let dirs = PipeDirs::find(name)?.ok_or_else(|| ns::not_found(name))?;
     let mut flags = if remote.is_some() { hello_flags::REMOTE } else { 0 };
     if read {
@@ -283,9 +292,21 @@ pub(crate) fn open(name: &PipeName, read: bool, write: bool, remote: Option<&[u8
     }
     let msg = hello_with(Request::OPEN, flags, name, remote.unwrap_or_default())?;
     let mut busy = false;
+    let mut others = Vec::new();
     for c in dirs.candidates() {
+        if let Some(want) = server_uid {
+            if c.sock.uid != want {
+                others.push(c.sock.uid);
+                continue;
+            }
+        }
         match ask(&dirs, &c, &msg, true)? {
             Attempt::Stale => continue,
+            // The socket file is the user's; the process behind it must be too.
+            Attempt::Answered(s, _) if server_uid.is_some_and(|want| ns::peer_uid(&s) != Some(want)) => {
+                others.extend(ns::peer_uid(&s));
+                continue;
+            }
             Attempt::Answered(s, r) => match r.status {
                 ReplyStatus::ACCEPTED => {
                     if r.in_buffer > 0 {
@@ -309,9 +330,30 @@ pub(crate) fn open(name: &PipeName, read: bool, write: bool, remote: Option<&[u8
             Win32Error::ERROR_PIPE_BUSY,
             format!("all instances of {name} are busy"),
         ))
+    } else if let (Some(want), Some(&other)) = (server_uid, others.first()) {
+        Err(wrong_server(name, want, other))
     } else {
         Err(ns::not_found(name))
     }
+}
+
+/// `ERROR_ACCESS_DENIED`: the name is served, but not by the user the
+/// client requires (a squatter that created the name first, or a granted
+/// user's instances only).
+fn wrong_server(name: &PipeName, want: u32, other: u32) -> io::Error {
+    let who = |uid: u32| match crate::security::user_name(uid) {
+        Some(n) => format!("uid {uid} ({n})"),
+        None => format!("uid {uid}"),
+    };
+    err(
+        Win32Error::ERROR_ACCESS_DENIED,
+        format!(
+            "{name} is served by {}, not by {} as this client requires; \
+             another user may have created the name first",
+            who(other),
+            who(want)
+        ),
+    )
 }
 
 /// The answers of every live trusted server process.

@@ -653,6 +653,7 @@ pub struct ClientOptions<F = Blocking> {
     /// The gateway opens local pipes for remote clients: who they are, as
     /// hello extensions.
     pub(crate) on_behalf_of: Option<Vec<u8>>,
+    server_uid: Option<u32>,
     _front: PhantomData<fn() -> F>,
 }
 
@@ -671,6 +672,7 @@ impl<F> ClientOptions<F> {
             pipe_mode: PipeMode::Byte,
             remote: Default::default(),
             on_behalf_of: None,
+            server_uid: None,
             _front: PhantomData,
         }
     }
@@ -736,6 +738,12 @@ impl<F> ClientOptions<F> {
         if name.is_local() {
             return Ok(None);
         }
+        if self.server_uid.is_some() {
+            return Err(err(
+                Win32Error::ERROR_INVALID_PARAMETER,
+                format!("{name}: require_server_user applies to local pipes; a remote server is proven by signing"),
+            ));
+        }
         crate::remote::pipe::RemotePipe::open(&name, self.read, self.write, self.pipe_mode, &self.remote).map(Some)
     }
 
@@ -758,6 +766,19 @@ impl<F> ClientOptions<F> {
         self
     }
 
+    /// Local pipes: talk only to a server process running as `uid`
+    /// (`pipeslot::resolve_user` turns a name into one). Win32 leaves a
+    /// client to check GetNamedPipeServerProcessId after the fact; here
+    /// another user's instances are skipped before the client connects,
+    /// so a user who created the name first (a squatter) never sees the
+    /// client, and the open fails with `ERROR_ACCESS_DENIED` naming who
+    /// serves it. Remote names refuse it (`ERROR_INVALID_PARAMETER`): a
+    /// remote server is proven by signing (`require_signing`).
+    pub fn require_server_user(&mut self, uid: u32) -> &mut Self {
+        self.server_uid = Some(uid);
+        self
+    }
+
     /// SECURITY_SQOS_PRESENT flags (impersonation levels), as tokio's
     /// setter: accepted so ported code compiles, and ignored. The server
     /// always learns the client's pid, uid, gid and groups from the kernel
@@ -769,7 +790,13 @@ impl<F> ClientOptions<F> {
     /// CreateFile, front-end independent.
     pub(crate) fn open_conn(&self, addr: &OsStr) -> io::Result<(Conn, PipeInfo)> {
         let name = parse_name(addr)?;
-        let (fd, reply) = client::open(&name, self.read, self.write, self.on_behalf_of.as_deref())?;
+        let (fd, reply) = client::open(
+            &name,
+            self.read,
+            self.write,
+            self.on_behalf_of.as_deref(),
+            self.server_uid,
+        )?;
         let info = client_info(&reply);
         let access = Access::from_bits(reply.access).unwrap_or(Access::Duplex);
         let mut conn = Conn::new(
