@@ -38,6 +38,7 @@ mod peer;
 mod pin;
 mod report;
 mod stats;
+mod torture;
 mod workloads;
 
 use std::io;
@@ -47,6 +48,7 @@ use std::time::Instant;
 pub use cli::cli_main;
 pub use peer::peer_main_if_requested;
 pub use report::{Better, Machine, Report, Row, TargetResult, Unit};
+pub use torture::torture_main;
 
 /// Which workloads exist, by the names `--only` takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]

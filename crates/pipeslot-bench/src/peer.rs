@@ -212,6 +212,12 @@ impl Peer {
         }
     }
 
+    /// SIGKILL now, and reap.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn reap(&mut self, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {

@@ -49,6 +49,10 @@ pub(crate) enum Verb {
     /// (`--quick`, `--json FILE`, `--svg FILE`, `--only NAME`…; `--help` lists all).
     #[command(disable_help_flag = true)]
     Bench(BenchArgs),
+    /// Load, SIGKILLs and leak counts on local pipes, with figures
+    /// (`--quick`, `--clients N`, `--messages M`, `--kills K`, `--seed S`).
+    #[command(disable_help_flag = true)]
+    Torture(BenchArgs),
     /// Serve exported pipes to other machines over SMB2 (`\\HOST\pipe\NAME`),
     /// as the configuration file says; `gateway user add NAME` adds an account.
     Gateway(GatewayArgs),

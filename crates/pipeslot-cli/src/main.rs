@@ -6,8 +6,8 @@
 //! stdout ends the command quietly with 0.
 //!
 //! A verb takes a pipe or a mailslot name; its kind picks the module that
-//! does the work (`mailslot` for mailslots). `bench` hands its arguments to
-//! `pipeslot-bench`; `gateway` runs `pipeslot::gateway`.
+//! does the work (`mailslot` for mailslots). `bench` and `torture` hand their
+//! arguments to `pipeslot-bench`; `gateway` runs `pipeslot::gateway`.
 
 mod args;
 mod call;
@@ -140,6 +140,11 @@ fn run(cmd: Command) -> io::Result<()> {
         Command::Bench(args) => match pipeslot_bench::cli_main(args) {
             0 => Ok(()),
             // The bench has printed what failed.
+            code => std::process::exit(code),
+        },
+        Command::Torture(args) => match pipeslot_bench::torture_main(args) {
+            0 => Ok(()),
+            // The torture has printed what failed.
             code => std::process::exit(code),
         },
         Command::Gateway(config) => gateway::run(&config),

@@ -34,6 +34,8 @@ pub(crate) enum Command {
     DemoPeer(Name),
     /// `bench`: the arguments go to the bench as they are.
     Bench(Vec<String>),
+    /// `torture`'s arguments, for `pipeslot_bench::torture_main`.
+    Torture(Vec<String>),
     /// `gateway --config FILE`.
     Gateway(std::path::PathBuf),
     /// `gateway user add NAME --config FILE`.
@@ -231,6 +233,7 @@ pub(crate) fn validate(raw: RawArgs) -> io::Result<Command> {
         Verb::Demo => Command::Demo,
         Verb::DemoPeer(a) => Command::DemoPeer(name(&a.name)?),
         Verb::Bench(b) => Command::Bench(b.args),
+        Verb::Torture(b) => Command::Torture(b.args),
         Verb::Gateway(g) => {
             let config = g.config.ok_or_else(|| {
                 crate::error::fail(

@@ -289,6 +289,7 @@ pub(crate) fn serve(spec: &PeerSpec, ctl: &mut Control) -> io::Result<()> {
         "connect" => connect::serve(spec, ctl),
         "instances" => instances::serve(spec, ctl),
         "memory" => memory::serve(spec, ctl),
+        "torture" => crate::torture::serve(spec, ctl),
         other => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("no workload named {other}"),
@@ -297,10 +298,10 @@ pub(crate) fn serve(spec: &PeerSpec, ctl: &mut Control) -> io::Result<()> {
 }
 
 /// A folder removed with everything in it on drop.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new() -> io::Result<TempDir> {
+    pub(crate) fn new() -> io::Result<TempDir> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -310,7 +311,7 @@ impl TempDir {
         Ok(TempDir(p))
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }

@@ -133,6 +133,7 @@ fn the_readme_s_transcripts_run_as_written() {
             "completions",
             "man",
             "bench",
+            "torture",
         ];
         for verb in verbs {
             let shown = all.iter().flat_map(|t| &t.commands).any(|c| {
@@ -197,7 +198,7 @@ fn transcript_patterns_are_loose_only_where_marked() {
 #[test]
 fn the_readme_names_every_flag_of_every_verb() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
-    let verbs: [&[&str]; 13] = [
+    let verbs: [&[&str]; 14] = [
         &["serve"],
         &["send"],
         &["call"],
@@ -211,6 +212,7 @@ fn the_readme_names_every_flag_of_every_verb() {
         &["completions"],
         &["man"],
         &["bench"],
+        &["torture"],
     ];
     let mut missing = Vec::new();
     for verb in verbs {

@@ -1,0 +1,280 @@
+//! `pipeslot torture`: load, kills and leak counts, with figures, run
+//! short by CI and long on demand (docs/RELIABILITY.md).
+//!
+//! ```text
+//!   torture_main(args) ─▶ load::{blocking, tokio}  N clients × M messages ─▶ echo peer
+//!                      ─▶ kills::servers           SIGKILL the echo peer mid-call
+//!                      ─▶ kills::clients           SIGKILL a client peer mid-call
+//!                      ─▶ leak counts (fds, threads, namespace entries) before and after
+//! ```
+//!
+//! The peers are this binary re-executed (`peer.rs`), as the bench's are.
+
+mod data;
+mod kills;
+mod load;
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use crate::peer::{Control, Peer, PeerSpec};
+
+/// Load, SIGKILLs and leak counts on local pipes, with figures.
+#[derive(Debug, Parser)]
+#[command(name = "pipeslot torture", disable_version_flag = true)]
+struct Args {
+    /// The short run CI makes (4 clients × 500 messages, 200 kills).
+    #[arg(long)]
+    quick: bool,
+    /// Concurrent clients of the load (1..=254; default 16).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=254))]
+    clients: Option<u16>,
+    /// Messages per client (default 5,000).
+    #[arg(long, value_name = "M")]
+    messages: Option<u64>,
+    /// SIGKILLs in all, half of servers and half of clients (default 1,000).
+    #[arg(long, value_name = "K")]
+    kills: Option<u64>,
+    /// The seed of every random choice (default: from the clock; printed,
+    /// so a failing run can be made again).
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
+}
+
+/// Runs `pipeslot torture ARGS`; the exit status (0: every check held).
+pub fn torture_main(args: impl IntoIterator<Item = String>) -> i32 {
+    let args = match Args::try_parse_from(std::iter::once("pipeslot torture".to_owned()).chain(args)) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match run(&args) {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        // A reader that left (`| head`): nothing more to say, as the command's verbs.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            eprintln!("pipeslot torture: {e}");
+            1
+        }
+    }
+}
+
+/// Counts of what a process holds, to compare before and after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Held {
+    fds: usize,
+    threads: usize,
+    entries: usize,
+}
+
+fn held(dir: &Path) -> Held {
+    let count = |p: &Path| std::fs::read_dir(p).map(|d| d.count()).unwrap_or(0);
+    let threads = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0);
+    Held {
+        fds: count(Path::new("/proc/self/fd")),
+        threads,
+        entries: count(dir),
+    }
+}
+
+/// Waits up to a second for threads that are ending (a killed peer's
+/// reader) to be gone, then counts.
+fn held_after(dir: &Path, before: Held) -> Held {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let now = held(dir);
+        if (now.fds <= before.fds && now.threads <= before.threads) || Instant::now() >= deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn run(a: &Args) -> io::Result<bool> {
+    let clients = usize::from(a.clients.unwrap_or(if a.quick { 4 } else { 16 }));
+    let messages = a.messages.unwrap_or(if a.quick { 500 } else { 5_000 });
+    let kills = a.kills.unwrap_or(if a.quick { 200 } else { 1_000 });
+    let seed = a.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    });
+    crate::pin::raise_fd_limit();
+    let dir = crate::workloads::TempDir::new()?;
+    let root = dir.path();
+    // This process's pipes live in the run's own root, as the peers' do.
+    std::env::set_var(pipeslot::ROOT_ENV, root);
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
+        "pipeslot torture: seed {seed} (--seed {seed} runs the same choices)"
+    )?;
+    let mut ok = true;
+    let name = |what: &str| format!(r"\\.\pipe\torture-{what}-{}", std::process::id());
+
+    // The load, through each front end, against one echo peer.
+    let load_name = name("load");
+    let echo = Peer::spawn(
+        &PeerSpec {
+            workload: "torture".into(),
+            case: "echo".into(),
+            addr: load_name.clone(),
+            count: clients as u64,
+            size: data::MAX_MESSAGE + 1,
+            lifetime_secs: 3600,
+            ..PeerSpec::default()
+        },
+        root,
+    )?;
+    for f in [
+        load::blocking(&load_name, clients, messages, seed),
+        load::tokio(&load_name, clients, messages, seed ^ 1),
+    ] {
+        let mib = f.bytes as f64 / (1024.0 * 1024.0);
+        writeln!(
+            out,
+            "load   {:<8} {} clients × {} messages (0..=64 KiB, message mode, random short reads): \
+             {} replies checked byte for byte, {mib:.1} MiB each way, {} partial reads continued, \
+             {} wrong, lost or not Win32-exact, {:.1} s",
+            f.front,
+            f.clients,
+            f.per_client,
+            f.checked,
+            f.partial_reads,
+            f.failures.len(),
+            f.elapsed.as_secs_f64()
+        )?;
+        let expected = f.clients as u64 * f.per_client;
+        if f.checked != expected {
+            ok = false;
+            writeln!(out, "  FAILED: {} of {expected} replies checked", f.checked)?;
+        }
+        ok &= report_failures(&mut out, &f.failures)?;
+    }
+    echo.finish()?;
+
+    // The kills, with what this process holds counted around them.
+    let before = held(root);
+    let server_kills = kills / 2;
+    for f in [
+        kills::servers(root, &name("server-kill"), server_kills, seed ^ 2),
+        kills::clients(root, &name("client-kill"), kills - server_kills, seed ^ 3),
+    ] {
+        let mut returns = f.returns.clone();
+        returns.sort();
+        let f = kills::KillFigures { returns, ..f };
+        let errors: Vec<String> = f.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let during: Vec<String> = f.during.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        writeln!(
+            out,
+            "kills  {:<8} {} SIGKILLs of the {} mid-call: {} blocked calls returned, median {:.2?}, \
+             p99 {:.2?}, slowest {:.2?} (bound {:?}); in flight: {}; errors: {}",
+            match f.victim {
+                kills::Victim::Server => "server",
+                kills::Victim::Client => "client",
+            },
+            f.kills,
+            match f.victim {
+                kills::Victim::Server => "server process, then a new one on the same name",
+                kills::Victim::Client => "client process",
+            },
+            f.returns.len(),
+            pct_of(&f.returns, 0.5),
+            pct_of(&f.returns, 0.99),
+            f.returns.last().copied().unwrap_or_default(),
+            kills::BOUND,
+            during.join(", "),
+            errors.join(", ")
+        )?;
+        ok &= report_failures(&mut out, &f.failures)?;
+    }
+    let after = held_after(root, before);
+    // A killed server's folder stays until the next server of the name
+    // takes it back: one stale name may remain of the server kills.
+    let leaked = after.fds > before.fds || after.threads > before.threads || after.entries > before.entries + 1;
+    writeln!(
+        out,
+        "leaks  file descriptors {} → {}, threads {} → {}, namespace entries {} → {} (a killed server's name stays until it is served again)",
+        before.fds, after.fds, before.threads, after.threads, before.entries, after.entries
+    )?;
+    if leaked {
+        ok = false;
+        writeln!(out, "  FAILED: something leaked")?;
+    }
+    writeln!(out, "torture: {}", if ok { "ok" } else { "FAILED" })?;
+    Ok(ok)
+}
+
+fn pct_of(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Prints up to ten failures; true when there were none.
+fn report_failures(out: &mut impl Write, failures: &[String]) -> io::Result<bool> {
+    for f in failures.iter().take(10) {
+        writeln!(out, "  FAILED: {f}")?;
+    }
+    if failures.len() > 10 {
+        writeln!(out, "  … and {} more", failures.len() - 10)?;
+    }
+    Ok(failures.is_empty())
+}
+
+/// The peers' side: `echo` serves `count` instances of `addr` (messages up
+/// to `size` bytes) until told to stop; `client` opens `addr`, says it is
+/// ready, and runs the client loop until killed.
+pub(crate) fn serve(spec: &PeerSpec, ctl: &mut Control) -> io::Result<()> {
+    match spec.case.as_str() {
+        "echo" => {
+            let n = spec.count.clamp(1, 254) as usize;
+            let servers = (0..n)
+                .map(|_| {
+                    pipeslot::blocking::ServerOptions::new()
+                        .pipe_mode(pipeslot::PipeMode::Message)
+                        .max_instances(n)
+                        .create(&spec.addr)
+                })
+                .collect::<io::Result<Vec<_>>>()?;
+            let size = spec.size.max(64);
+            for s in servers {
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; size];
+                    while s.connect().is_ok() {
+                        kills::echo_until_error(&s, &mut buf);
+                        let _ = s.disconnect();
+                    }
+                });
+            }
+            ctl.ready()?;
+            ctl.wait_stop();
+            Ok(())
+        }
+        "client" => {
+            let c = kills::open_waiting(&spec.addr)?;
+            ctl.ready()?;
+            let (op, _, e) = kills::client_loop(&spec.addr, spec.count, c, false);
+            Err(io::Error::other(format!("{op}: {e}")))
+        }
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("no torture case named {other}"),
+        )),
+    }
+}
