@@ -740,6 +740,18 @@ fn limits_connections_opens_idle_clients_and_half_sent_frames() {
         let t = std::time::Instant::now();
         assert_eq!(c.read(&mut [0u8; 1]).unwrap_or(0), 0);
         assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        // A frame announced larger than 256 KiB is refused at its length,
+        // before any of it is read or a buffer for it is made.
+        let mut big = std::net::TcpStream::connect(addr).unwrap();
+        big.write_all(&[0, 0x10, 0, 0, 0xfe, b'S', b'M', b'B']).unwrap();
+        big.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let t = std::time::Instant::now();
+        assert_eq!(big.read(&mut [0u8; 1]).unwrap_or(0), 0, "closed at the length");
+        assert!(
+            t.elapsed() < Duration::from_millis(300),
+            "not the frame timeout: {:?}",
+            t.elapsed()
+        );
         std::thread::sleep(Duration::from_millis(100));
         // Two opens per session; a third is refused, and a close makes room.
         let one = client(port).open(remote(&name)).unwrap();
