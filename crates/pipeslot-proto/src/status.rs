@@ -63,6 +63,7 @@ win32_errors! {
     ERROR_INVALID_FUNCTION = 1, Unsupported, "incorrect function";
     ERROR_FILE_NOT_FOUND = 2, NotFound, "the system cannot find the file specified";
     ERROR_PATH_NOT_FOUND = 3, NotFound, "the system cannot find the path specified";
+    ERROR_TOO_MANY_OPEN_FILES = 4, Other, "the system cannot open the file";
     ERROR_ACCESS_DENIED = 5, PermissionDenied, "access is denied";
     ERROR_INVALID_HANDLE = 6, InvalidInput, "the handle is invalid";
     ERROR_NOT_ENOUGH_MEMORY = 8, OutOfMemory, "not enough memory resources are available";

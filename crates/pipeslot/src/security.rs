@@ -319,7 +319,12 @@ pub(crate) fn user_name(uid: u32) -> Option<String> {
     if let Some(known) = names.lock().unwrap_or_else(|p| p.into_inner()).get(&uid) {
         return known.clone();
     }
-    let name = sys::user_by_uid(uid).ok().flatten().map(|a| a.name);
+    // A lookup that failed (out of descriptors, say) is not remembered:
+    // the name would stay unknown for good.
+    let name = match sys::user_by_uid(uid) {
+        Ok(found) => found.map(|a| a.name),
+        Err(_) => return None,
+    };
     names
         .lock()
         .unwrap_or_else(|p| p.into_inner())

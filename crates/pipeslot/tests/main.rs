@@ -7,6 +7,7 @@ mod attacks; // another local user attacks the namespace: capture, stall, locks,
 mod child; // roles played by re-executed copies of this binary
 mod client; // open, busy, wait, call
 mod exact; // the last differences from Win32 and tokio, one test each
+mod exhaustion; // a server out of file descriptors: said at once, others served, recovery
 mod gateway; // local pipes served over SMB2 to our client and impacket
 mod io; // messages, bytes, transact, peek, flush, backpressure
 mod mailslot_child; // mailslot roles played by re-executed copies of this binary

@@ -260,3 +260,20 @@ fn serve_exec_checks_its_program_before_serving() {
         assert_eq!(ctx.run(&["list"]).success(), "", "nothing was served");
     });
 }
+
+/// Out of file descriptors (a low `ulimit -n`), a client says so by its
+/// Win32 name, not ERROR_GEN_FAILURE.
+#[test]
+fn a_client_out_of_descriptors_says_too_many_open_files() {
+    test("emfile", LIMIT, |ctx| {
+        let name = ctx.name("emfile");
+        let _server = ctx.serve(&name, &["--message", "--echo"], 4);
+        let script = format!("ulimit -n 5; exec {} call {name} hi", super::util::BIN);
+        let mut c = std::process::Command::new("bash");
+        c.args(["-c", &script]).env("PIPESLOT_DIR", &ctx.dir);
+        let out = ctx.spawn_cmd(c).wait();
+        out.error("ERROR_TOO_MANY_OPEN_FILES", 4, "");
+        // With descriptors, the same call works.
+        assert_eq!(ctx.run(&["call", &name, "hi"]).success(), "hi\n");
+    });
+}

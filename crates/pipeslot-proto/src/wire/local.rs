@@ -358,6 +358,9 @@ impl ReplyStatus {
     pub const CENSUS: ReplyStatus = ReplyStatus(5);
     /// The hello was malformed or asked for something unknown.
     pub const BAD_REQUEST: ReplyStatus = ReplyStatus(6);
+    /// The server process is out of file descriptors: it accepted this
+    /// connection only to say so (ERROR_NO_SYSTEM_RESOURCES).
+    pub const NO_RESOURCES: ReplyStatus = ReplyStatus(7);
 }
 
 impl std::fmt::Debug for ReplyStatus {
@@ -370,6 +373,7 @@ impl std::fmt::Debug for ReplyStatus {
             ReplyStatus::AVAILABLE => "AVAILABLE",
             ReplyStatus::CENSUS => "CENSUS",
             ReplyStatus::BAD_REQUEST => "BAD_REQUEST",
+            ReplyStatus::NO_RESOURCES => "NO_RESOURCES",
             ReplyStatus(n) => return write!(f, "ReplyStatus({n})"),
         };
         f.write_str(name)

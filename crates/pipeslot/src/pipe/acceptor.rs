@@ -37,6 +37,25 @@ use crate::security::{ClientIdentity, PipeSecurity};
 
 /// How long a connecting client may take to send its hello.
 const HELLO_DEADLINE: Duration = Duration::from_secs(2);
+/// How long the acceptor rests when it is out of descriptors, spare and all.
+const STARVED_BACKOFF: Duration = Duration::from_millis(10);
+
+/// What spending the spare descriptor did.
+enum Refusal {
+    /// A waiting client was told NO_RESOURCES.
+    Told,
+    /// No connection was waiting after all.
+    NonePending,
+    /// There was no spare to spend.
+    NoSpare,
+}
+
+/// A descriptor held in reserve for telling clients the process has no
+/// more (`/dev/null`, never read).
+fn open_spare() -> Option<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()
+}
 
 /// The options of one instance that the acceptor tells clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -341,9 +360,21 @@ impl Acceptor {
     fn run(self: Arc<Self>, listener: UnixListener) {
         let mut pending: Vec<PendingHello> = Vec::new();
         let mut waiters: Vec<OwnedFd> = Vec::new();
+        // One descriptor in reserve. Out of descriptors, accept() fails and
+        // the listener stays readable: clients would wait unanswered and
+        // poll would spin. Closing the spare lets one connection in to be
+        // told so (NO_RESOURCES: ERROR_NO_SYSTEM_RESOURCES) and closed.
+        let mut spare = open_spare();
+        let mut starved = false;
         loop {
             if self.lock().closed {
                 break;
+            }
+            if std::mem::take(&mut starved) {
+                // Not even the spare: wait for descriptors to come back
+                // rather than spin on a listener that stays readable.
+                std::thread::sleep(STARVED_BACKOFF);
+                spare = spare.or_else(open_spare);
             }
             if !waiters.is_empty() && self.lock().counts().1 > 0 {
                 for w in waiters.drain(..) {
@@ -434,6 +465,17 @@ impl Acceptor {
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        // accept() fails so before it looks for a connection.
+                        Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                            match self.refuse_one(&listener, &mut spare) {
+                                Refusal::Told => {}
+                                Refusal::NonePending => break,
+                                Refusal::NoSpare => {
+                                    starved = true;
+                                    break;
+                                }
+                            }
+                        }
                         Err(e) => {
                             tracing::warn!("acceptor for {}: accept failed: {e}", self.name);
                             break;
@@ -448,6 +490,32 @@ impl Acceptor {
         drop(waiters);
         drop(listener);
         self.shut_down();
+    }
+
+    /// Out of descriptors: spends the spare on one waiting connection to
+    /// answer it NO_RESOURCES, then takes the spare back.
+    fn refuse_one(&self, listener: &UnixListener, spare: &mut Option<OwnedFd>) -> Refusal {
+        let Some(fd) = spare.take() else {
+            return Refusal::NoSpare;
+        };
+        drop(fd);
+        let told = match listener.accept() {
+            Ok((s, _)) => {
+                tracing::debug!(
+                    "acceptor for {}: out of file descriptors; a client is told so",
+                    self.name
+                );
+                let reply = Reply {
+                    status: ReplyStatus::NO_RESOURCES,
+                    ..DEAD_REPLY
+                };
+                let _ = rustix::io::write(&s, &reply.emit());
+                Refusal::Told
+            }
+            Err(_) => Refusal::NonePending,
+        };
+        *spare = open_spare();
+        told
     }
 
     fn shut_down(&self) {

@@ -233,7 +233,9 @@ fn ask(dirs: &PipeDirs, c: &Candidate<'_>, msg: &[u8], read_reply: bool) -> io::
         return Ok(Attempt::Stale);
     }
     if s.write_all(msg).is_err() {
-        return Ok(Attempt::Stale);
+        // A server that answers before it reads (one out of descriptors
+        // says so and closes at once) has left its answer to be read.
+        return Ok(early_answer(s));
     }
     if !read_reply {
         return Ok(Attempt::Answered(s, acceptor::DEAD_REPLY));
@@ -268,6 +270,18 @@ fn ask(dirs: &PipeDirs, c: &Candidate<'_>, msg: &[u8], read_reply: bool) -> io::
     }
 }
 
+/// The answer a server wrote before closing, if a whole one is there.
+fn early_answer(mut s: UnixStream) -> Attempt {
+    let mut b = [0u8; REPLY_LEN];
+    if s.set_nonblocking(true).is_err() || s.read_exact(&mut b).is_err() {
+        return Attempt::Stale;
+    }
+    match Reply::parse(&b) {
+        Ok(r) => Attempt::Answered(s, r),
+        Err(_) => Attempt::Stale,
+    }
+}
+
 /// CreateFile on a pipe name: the first listening instance of any trusted
 /// serving process takes us.
 /// `remote`: the open is made for a client on another machine (the
@@ -292,6 +306,8 @@ pub(crate) fn open(
     }
     let msg = hello_with(Request::OPEN, flags, name, remote.unwrap_or_default())?;
     let mut busy = false;
+    // A server process out of file descriptors said so; another may serve.
+    let mut exhausted = false;
     let mut others = Vec::new();
     for c in dirs.candidates() {
         if let Some(want) = server_uid {
@@ -315,6 +331,7 @@ pub(crate) fn open(
                     return Ok((s.into(), r));
                 }
                 ReplyStatus::BUSY => busy = true,
+                ReplyStatus::NO_RESOURCES => exhausted = true,
                 ReplyStatus::ACCESS_DENIED => {
                     return Err(err(
                         Win32Error::ERROR_ACCESS_DENIED,
@@ -329,6 +346,14 @@ pub(crate) fn open(
         Err(err(
             Win32Error::ERROR_PIPE_BUSY,
             format!("all instances of {name} are busy"),
+        ))
+    } else if exhausted {
+        Err(err(
+            Win32Error::ERROR_NO_SYSTEM_RESOURCES,
+            format!(
+                "the server of {name} is out of file descriptors (its ulimit -n) and cannot take \
+                 another client; those connected are still served"
+            ),
         ))
     } else if let (Some(want), Some(&other)) = (server_uid, others.first()) {
         Err(wrong_server(name, want, other))

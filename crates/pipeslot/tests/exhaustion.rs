@@ -1,0 +1,139 @@
+//! Resource exhaustion: a server process out of file descriptors (its
+//! `ulimit -n`) tells the clients it cannot take that it has no more
+//! (ERROR_NO_SYSTEM_RESOURCES, at once, not a 1 s silence read as "no such
+//! pipe"), keeps serving those it has, takes new ones once descriptors come
+//! back, and does not spin meanwhile.
+
+use std::time::{Duration, Instant};
+
+use pipeslot::blocking::{ClientOptions, ServerOptions};
+use pipeslot::{PipeMode, Win32Error};
+
+use crate::util::{self, child_args, report, Peer, SECOND};
+
+/// The fds this process has open, by number.
+fn open_fds() -> Vec<u32> {
+    let mut v: Vec<u32> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// A role: serves args[0] with args[1] message-mode echo instances, then
+/// lowers its own descriptor limit so that exactly args[2] are left free;
+/// reports `ready`.
+#[test]
+#[ignore]
+fn starved_server() {
+    if std::env::var("PIPESLOT_CHILD").as_deref() != Ok("starved_server") {
+        return;
+    }
+    let a = child_args().unwrap();
+    let (instances, free): (usize, u64) = (a[1].parse().unwrap(), a[2].parse().unwrap());
+    for _ in 0..instances {
+        let s = ServerOptions::new()
+            .pipe_mode(PipeMode::Message)
+            .max_instances(instances)
+            .create(&a[0])
+            .unwrap();
+        std::thread::spawn(move || loop {
+            if s.connect().is_err() {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            let mut buf = [0u8; 256];
+            while let Ok(m) = s.read_msg(&mut buf) {
+                if s.write_msg(&buf[..m.len]).is_err() {
+                    break;
+                }
+            }
+            let _ = s.disconnect();
+        });
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    // The smallest limit under which `free` descriptor numbers are unused.
+    let fds = open_fds();
+    let mut limit = 0u64;
+    while limit - fds.iter().filter(|&&f| u64::from(f) < limit).count() as u64 != free {
+        limit += 1;
+    }
+    let old = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    rustix::process::setrlimit(
+        rustix::process::Resource::Nofile,
+        rustix::process::Rlimit {
+            current: Some(limit),
+            maximum: old.maximum,
+        },
+    )
+    .unwrap();
+    report("ready");
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// CPU time (user + system, in clock ticks) of a process so far.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split(' ').collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn a_server_out_of_descriptors_says_so_serves_the_others_and_recovers() {
+    let name = util::name("starved");
+    let server = Peer::spawn_as_user("exhaustion::starved_server", &[&name, "32", "4"], &[], None);
+    assert_eq!(server.expect_line(20 * SECOND), "ready");
+    let transact = |c: &pipeslot::blocking::NamedPipeClient, what: &[u8]| {
+        let mut reply = [0u8; 64];
+        let r = c.transact(what, &mut reply).unwrap();
+        assert_eq!(&reply[..r.len], what);
+    };
+    let mut held = Vec::new();
+    let refused = loop {
+        let t = Instant::now();
+        match ClientOptions::new().pipe_mode(PipeMode::Message).open(&name) {
+            Ok(c) => {
+                transact(&c, b"in");
+                held.push(c);
+                assert!(held.len() < 32, "the limit never bit");
+            }
+            Err(e) => break (e, t.elapsed()),
+        }
+    };
+    let (e, took) = refused;
+    assert_eq!(util::code(&e), Some(Win32Error::ERROR_NO_SYSTEM_RESOURCES), "{e}");
+    assert!(e.to_string().contains("file descriptors"), "{e}");
+    assert!(
+        took < Duration::from_millis(500),
+        "said at once, not after a silence: {took:?}"
+    );
+    assert!(!held.is_empty(), "some clients got in first");
+    // Knocking on: still refused at once, and the server does not spin.
+    let before = cpu_ticks(server.pid());
+    for _ in 0..20 {
+        let e = ClientOptions::new().open(&name).unwrap_err();
+        assert_eq!(util::code(&e), Some(Win32Error::ERROR_NO_SYSTEM_RESOURCES), "{e}");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let spent = cpu_ticks(server.pid()) - before;
+    assert!(spent < 20, "the starved server spent {spent} ticks in 0.5 s: it spins");
+    // Those connected are served; a client that leaves makes room.
+    for c in &held {
+        transact(c, b"still");
+    }
+    held.truncate(held.len() - 1);
+    let deadline = Instant::now() + 2 * SECOND;
+    let again = loop {
+        match ClientOptions::new().pipe_mode(PipeMode::Message).open(&name) {
+            Ok(c) => break c,
+            Err(e) if Instant::now() < deadline => {
+                assert_eq!(util::code(&e), Some(Win32Error::ERROR_NO_SYSTEM_RESOURCES), "{e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("no room after a client left: {e}"),
+        }
+    };
+    transact(&again, b"back");
+}
