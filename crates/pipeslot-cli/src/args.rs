@@ -49,7 +49,7 @@ pub(crate) enum Verb {
     /// (`--quick`, `--json FILE`, `--svg FILE`, `--only NAME`…; `--help` lists all).
     #[command(disable_help_flag = true)]
     Bench(BenchArgs),
-    /// Load, SIGKILLs and leak counts on local pipes, with figures
+    /// Load, SIGKILLs and leak counts on local pipes and through a gateway, with figures
     /// (`--quick`, `--clients N`, `--messages M`, `--kills K`, `--seed S`).
     #[command(disable_help_flag = true)]
     Torture(BenchArgs),

@@ -11,13 +11,17 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use pipeslot::blocking::{ClientOptions, NamedPipeClient, NamedPipeServer, ServerOptions};
-use pipeslot::{PipeMode, WaitTimeout};
+use pipeslot::PipeMode;
 
 use super::data::{message, Rng};
+use super::dial::Dial;
 use crate::peer::{Peer, PeerSpec};
 
-/// How long a call blocked on a killed peer may take to return.
-pub(crate) const BOUND: Duration = Duration::from_millis(100);
+/// How long a call blocked on a killed local peer may take to return.
+const BOUND: Duration = Duration::from_millis(100);
+/// The same through the gateway: within the remote call's own timeout,
+/// the shortest of which is a reopen's 1 s wait.
+const REMOTE_BOUND: Duration = Duration::from_secs(1);
 /// How long the random point of a kill may lie after the peer is ready.
 const LATEST_KILL_US: u64 = 3000;
 
@@ -25,6 +29,8 @@ const LATEST_KILL_US: u64 = 3000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Victim {
     Server,
+    /// The local server behind the gateway, its client remote.
+    ServerBehindGateway,
     Client,
 }
 
@@ -54,6 +60,14 @@ impl KillFigures {
         }
     }
 
+    /// How soon a blocked call must return after the kill.
+    pub(crate) fn bound(&self) -> Duration {
+        match self.victim {
+            Victim::ServerBehindGateway => REMOTE_BOUND,
+            Victim::Server | Victim::Client => BOUND,
+        }
+    }
+
     /// Records how one blocked call ended after the kill at `killed`.
     fn ended(&mut self, i: u64, killed: Instant, end: Option<(&'static str, Instant, io::Error)>) {
         self.kills += 1;
@@ -75,7 +89,7 @@ impl KillFigures {
             return;
         }
         let took = at - killed;
-        if took > BOUND {
+        if took > self.bound() {
             self.failures
                 .push(format!("kill {i}: {op} returned {took:?} after the kill ({e})"));
         }
@@ -112,34 +126,12 @@ impl Op {
     }
 }
 
-/// Opens `name` in message mode.
-pub(crate) fn open(name: &str) -> io::Result<NamedPipeClient> {
-    ClientOptions::new().pipe_mode(PipeMode::Message).open(name)
-}
-
-/// Opens `name`, waiting (up to 5 s) while its instance is busy: the
-/// server reconnects it between rounds.
-pub(crate) fn open_waiting(name: &str) -> io::Result<NamedPipeClient> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match open(name) {
-            Err(e)
-                if pipeslot::Error::win32(&e) == Some(pipeslot::Win32Error::ERROR_PIPE_BUSY)
-                    && Instant::now() < deadline =>
-            {
-                pipeslot::wait_named_pipe(name, WaitTimeout::After(Duration::from_secs(1)))?;
-            }
-            r => return r,
-        }
-    }
-}
-
 /// The client side's loop on an open client: random operations until one
 /// fails; returns which, when, and the error. Run here (the server is
 /// killed) and by the client peer (it is the one killed; it does not
 /// reopen, which would end the server's connection before the kill).
 pub(crate) fn client_loop(
-    name: &str,
+    dial: &Dial,
     seed: u64,
     mut c: NamedPipeClient,
     reopen: bool,
@@ -162,9 +154,7 @@ pub(crate) fn client_loop(
                 .map(drop),
             Op::Reopen => {
                 drop(c);
-                match pipeslot::wait_named_pipe(name, WaitTimeout::After(Duration::from_secs(1)))
-                    .and_then(|()| open(name))
-                {
+                match dial.wait(Duration::from_secs(1)).and_then(|()| dial.open()) {
                     Ok(again) => {
                         c = again;
                         Ok(())
@@ -196,8 +186,13 @@ pub(crate) fn echo_until_error(s: &NamedPipeServer, buf: &mut [u8]) -> (&'static
 
 /// `kills` SIGKILLs of the server process, this process being the client.
 /// Each round starts the server again on the same name and opens at once.
-pub(crate) fn servers(dir: &std::path::Path, name: &str, kills: u64, seed: u64) -> KillFigures {
-    let mut f = KillFigures::new(Victim::Server);
+/// `dial` reaches the server: here, or through the gateway.
+pub(crate) fn servers(dir: &std::path::Path, name: &str, dial: &Dial, kills: u64, seed: u64) -> KillFigures {
+    let mut f = KillFigures::new(if dial.addr.starts_with(r"\\.\") {
+        Victim::Server
+    } else {
+        Victim::ServerBehindGateway
+    });
     let mut rng = Rng::new(seed);
     for i in 0..kills {
         let spec = PeerSpec {
@@ -219,14 +214,14 @@ pub(crate) fn servers(dir: &std::path::Path, name: &str, kills: u64, seed: u64) 
         };
         // Ready means served: the name is the new server's at once, though
         // the last server of it died without a word.
-        if let Err(e) = probe(name) {
+        if let Err(e) = probe(dial) {
             f.failures.push(format!(
                 "kill {i}: the server started again does not serve at once: {e}"
             ));
         }
         // Connected before the kill can come: what dies is always a call
         // in flight or the next one.
-        let c = match open_waiting(name) {
+        let c = match dial.open_waiting(Duration::from_secs(5)) {
             Ok(c) => c,
             Err(e) => {
                 f.failures.push(format!("kill {i}: the loop's open failed: {e}"));
@@ -234,9 +229,9 @@ pub(crate) fn servers(dir: &std::path::Path, name: &str, kills: u64, seed: u64) 
             }
         };
         let (tx, rx) = mpsc::channel();
-        let (name2, round_seed) = (name.to_owned(), rng.next_u64());
+        let (dial2, round_seed) = (dial.clone(), rng.next_u64());
         std::thread::spawn(move || {
-            let _ = tx.send(client_loop(&name2, round_seed, c, true));
+            let _ = tx.send(client_loop(&dial2, round_seed, c, true));
         });
         std::thread::sleep(Duration::from_micros(rng.below(LATEST_KILL_US)));
         let killed = Instant::now();
@@ -248,8 +243,8 @@ pub(crate) fn servers(dir: &std::path::Path, name: &str, kills: u64, seed: u64) 
 }
 
 /// One transact on a fresh open, checked.
-fn probe(name: &str) -> io::Result<()> {
-    let c = open_waiting(name)?;
+fn probe(dial: &Dial) -> io::Result<()> {
+    let c = dial.open_waiting(Duration::from_secs(5))?;
     let mut buf = [0u8; 64];
     let r = c.transact(b"probe", &mut buf)?;
     if &buf[..r.len] != b"probe" {

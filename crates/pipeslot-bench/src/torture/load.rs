@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use pipeslot::{MsgRead, PipeMode, WaitTimeout, Win32Error};
 
 use super::data::{message, Rng, MAX_MESSAGE};
+use super::dial::Dial;
 
 /// What one load run did.
 #[derive(Debug, Default, Clone)]
@@ -144,31 +145,15 @@ fn exact(f: &mut LoadFigures, stream: u64, seq: u64, left: usize, buf: usize, r:
     }
 }
 
-/// Opens `name`, waiting for a free instance as a Win32 client does.
-fn open_blocking(name: &str) -> io::Result<pipeslot::blocking::NamedPipeClient> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match pipeslot::blocking::ClientOptions::new()
-            .pipe_mode(PipeMode::Message)
-            .open(name)
-        {
-            Err(e) if pipeslot::Error::win32(&e) == Some(Win32Error::ERROR_PIPE_BUSY) && Instant::now() < deadline => {
-                pipeslot::wait_named_pipe(name, WaitTimeout::After(Duration::from_secs(5)))?;
-            }
-            r => return r,
-        }
-    }
-}
-
 /// The blocking front end: a thread per client.
-pub(crate) fn blocking(name: &str, clients: usize, per_client: u64, seed: u64) -> LoadFigures {
+pub(crate) fn blocking(dial: &Dial, clients: usize, per_client: u64, seed: u64) -> LoadFigures {
     let started = Instant::now();
     let threads: Vec<_> = (0..clients as u64)
         .map(|stream| {
-            let name = name.to_owned();
+            let dial = dial.clone();
             std::thread::spawn(move || {
                 let mut f = LoadFigures::default();
-                if let Err(e) = blocking_client(&name, stream, per_client, seed, &mut f) {
+                if let Err(e) = blocking_client(&dial, stream, per_client, seed, &mut f) {
                     f.failures.push(format!("client {stream}: {e}"));
                 }
                 f
@@ -176,7 +161,11 @@ pub(crate) fn blocking(name: &str, clients: usize, per_client: u64, seed: u64) -
         })
         .collect();
     let mut all = LoadFigures {
-        front: "blocking",
+        front: if dial.addr.starts_with(r"\\.\") {
+            "blocking"
+        } else {
+            "gateway"
+        },
         clients,
         per_client,
         ..LoadFigures::default()
@@ -191,8 +180,8 @@ pub(crate) fn blocking(name: &str, clients: usize, per_client: u64, seed: u64) -
     all
 }
 
-fn blocking_client(name: &str, stream: u64, per_client: u64, seed: u64, f: &mut LoadFigures) -> io::Result<()> {
-    let c = open_blocking(name)?;
+fn blocking_client(dial: &Dial, stream: u64, per_client: u64, seed: u64, f: &mut LoadFigures) -> io::Result<()> {
+    let c = dial.open_waiting(Duration::from_secs(30))?;
     let mut x = Exchange::new(seed, stream);
     for seq in 0..per_client {
         let s = x.next(seq);

@@ -3,7 +3,9 @@
 //!
 //! ```text
 //!   torture_main(args) ─▶ load::{blocking, tokio}  N clients × M messages ─▶ echo peer
-//!                      ─▶ kills::servers           SIGKILL the echo peer mid-call
+//!                      ─▶ load::blocking (Dial through a gateway in this process) ─▶ echo peer
+//!                      ─▶ kills::servers           SIGKILL the echo peer mid-call (here, and
+//!                                                  behind the gateway with a remote client)
 //!                      ─▶ kills::clients           SIGKILL a client peer mid-call
 //!                      ─▶ leak counts (fds, threads, namespace entries) before and after
 //! ```
@@ -11,6 +13,7 @@
 //! The peers are this binary re-executed (`peer.rs`), as the bench's are.
 
 mod data;
+mod dial;
 mod kills;
 mod load;
 
@@ -22,7 +25,7 @@ use clap::Parser;
 
 use crate::peer::{Control, Peer, PeerSpec};
 
-/// Load, SIGKILLs and leak counts on local pipes, with figures.
+/// Load, SIGKILLs and leak counts on local pipes and through a gateway, with figures.
 #[derive(Debug, Parser)]
 #[command(name = "pipeslot torture", disable_version_flag = true)]
 struct Args {
@@ -63,6 +66,37 @@ pub fn torture_main(args: impl IntoIterator<Item = String>) -> i32 {
             1
         }
     }
+}
+
+/// A gateway of this process on loopback, exporting one local pipe to one
+/// account.
+struct Gateway {
+    port: u16,
+    password: String,
+}
+
+const GATEWAY_USER: &str = "torture";
+
+impl Gateway {
+    fn start(local: &str) -> io::Result<Gateway> {
+        let short = short_name(local);
+        let password = format!("pw-{}", std::process::id());
+        let mut g = pipeslot::gateway::GatewayOptions::new(([127, 0, 0, 1], 0).into());
+        g.user(GATEWAY_USER, &password).export(short);
+        let g = g.bind()?;
+        let port = g.local_addr()?.port();
+        std::thread::spawn(move || g.serve());
+        Ok(Gateway { port, password })
+    }
+
+    fn dial(&self, local: &str) -> dial::Dial {
+        dial::Dial::through_gateway(self.port, GATEWAY_USER, &self.password, short_name(local))
+    }
+}
+
+/// `NAME` of `\\.\pipe\NAME`.
+fn short_name(local: &str) -> &str {
+    local.rsplit('\\').next().unwrap_or(local)
 }
 
 /// Counts of what a process holds, to compare before and after.
@@ -140,9 +174,16 @@ fn run(a: &Args) -> io::Result<bool> {
         },
         root,
     )?;
+    // The same server through a gateway of our own on loopback: our SMB
+    // client, signed, on one session; fewer clients and messages, as each
+    // exchange crosses two hops.
+    let gateway = Gateway::start(&load_name)?;
+    let remote_clients = clients.min(8);
+    let remote_messages = (messages / 5).max(1);
     for f in [
-        load::blocking(&load_name, clients, messages, seed),
+        load::blocking(&dial::Dial::local(&load_name), clients, messages, seed),
         load::tokio(&load_name, clients, messages, seed ^ 1),
+        load::blocking(&gateway.dial(&load_name), remote_clients, remote_messages, seed ^ 4),
     ] {
         let mib = f.bytes as f64 / (1024.0 * 1024.0);
         writeln!(
@@ -168,11 +209,21 @@ fn run(a: &Args) -> io::Result<bool> {
     echo.finish()?;
 
     // The kills, with what this process holds counted around them.
-    let before = held(root);
     let server_kills = kills / 2;
+    let behind = name("behind-gateway");
+    let gateway_kills = (kills / 10).max(1);
+    let behind_gateway = Gateway::start(&behind)?;
+    let before = held(root);
     for f in [
-        kills::servers(root, &name("server-kill"), server_kills, seed ^ 2),
+        kills::servers(
+            root,
+            &name("server-kill"),
+            &dial::Dial::local(&name("server-kill")),
+            server_kills,
+            seed ^ 2,
+        ),
         kills::clients(root, &name("client-kill"), kills - server_kills, seed ^ 3),
+        kills::servers(root, &behind, &behind_gateway.dial(&behind), gateway_kills, seed ^ 5),
     ] {
         let mut returns = f.returns.clone();
         returns.sort();
@@ -185,18 +236,21 @@ fn run(a: &Args) -> io::Result<bool> {
              p99 {:.2?}, slowest {:.2?} (bound {:?}); in flight: {}; errors: {}",
             match f.victim {
                 kills::Victim::Server => "server",
+                kills::Victim::ServerBehindGateway => "gateway",
                 kills::Victim::Client => "client",
             },
             f.kills,
             match f.victim {
                 kills::Victim::Server => "server process, then a new one on the same name",
+                kills::Victim::ServerBehindGateway =>
+                    "server process behind the gateway, its client remote (SMB), then a new one",
                 kills::Victim::Client => "client process",
             },
             f.returns.len(),
             pct_of(&f.returns, 0.5),
             pct_of(&f.returns, 0.99),
             f.returns.last().copied().unwrap_or_default(),
-            kills::BOUND,
+            f.bound(),
             during.join(", "),
             errors.join(", ")
         )?;
@@ -204,8 +258,8 @@ fn run(a: &Args) -> io::Result<bool> {
     }
     let after = held_after(root, before);
     // A killed server's folder stays until the next server of the name
-    // takes it back: one stale name may remain of the server kills.
-    let leaked = after.fds > before.fds || after.threads > before.threads || after.entries > before.entries + 1;
+    // takes it back: one stale name may remain of each kind of server kill.
+    let leaked = after.fds > before.fds || after.threads > before.threads || after.entries > before.entries + 2;
     writeln!(
         out,
         "leaks  file descriptors {} → {}, threads {} → {}, namespace entries {} → {} (a killed server's name stays until it is served again)",
@@ -249,6 +303,8 @@ pub(crate) fn serve(spec: &PeerSpec, ctl: &mut Control) -> io::Result<()> {
                     pipeslot::blocking::ServerOptions::new()
                         .pipe_mode(pipeslot::PipeMode::Message)
                         .max_instances(n)
+                        // The gateway (this user's) brings remote clients.
+                        .reject_remote_clients(false)
                         .create(&spec.addr)
                 })
                 .collect::<io::Result<Vec<_>>>()?;
@@ -267,9 +323,10 @@ pub(crate) fn serve(spec: &PeerSpec, ctl: &mut Control) -> io::Result<()> {
             Ok(())
         }
         "client" => {
-            let c = kills::open_waiting(&spec.addr)?;
+            let dial = dial::Dial::local(&spec.addr);
+            let c = dial.open_waiting(Duration::from_secs(5))?;
             ctl.ready()?;
-            let (op, _, e) = kills::client_loop(&spec.addr, spec.count, c, false);
+            let (op, _, e) = kills::client_loop(&dial, spec.count, c, false);
             Err(io::Error::other(format!("{op}: {e}")))
         }
         other => Err(io::Error::new(

@@ -1,0 +1,66 @@
+//! Where and how the torture's clients open the pipe: on this machine, or
+//! through a gateway as `\\127.0.0.1\pipe\NAME` (its port and an account),
+//! with the same calls either way.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use pipeslot::blocking::{ClientOptions, NamedPipeClient};
+use pipeslot::{PipeMode, WaitTimeout, Win32Error};
+
+#[derive(Debug, Clone)]
+pub(crate) struct Dial {
+    pub(crate) addr: String,
+    opts: ClientOptions,
+}
+
+impl Dial {
+    /// A local name, in message mode.
+    pub(crate) fn local(addr: &str) -> Dial {
+        let mut opts = ClientOptions::new();
+        opts.pipe_mode(PipeMode::Message);
+        Dial {
+            addr: addr.to_owned(),
+            opts,
+        }
+    }
+
+    /// `short` (a local pipe's last part) through the gateway on loopback
+    /// at `port`, as `user`.
+    pub(crate) fn through_gateway(port: u16, user: &str, password: &str, short: &str) -> Dial {
+        let mut opts = ClientOptions::new();
+        opts.pipe_mode(PipeMode::Message)
+            .smb_port(port)
+            .smb_credentials(pipeslot::SmbCredentials::new(user, password))
+            .require_signing(true);
+        Dial {
+            addr: format!(r"\\127.0.0.1\pipe\{short}"),
+            opts,
+        }
+    }
+
+    pub(crate) fn open(&self) -> io::Result<NamedPipeClient> {
+        self.opts.open(&self.addr)
+    }
+
+    /// WaitNamedPipe on the name, with these options.
+    pub(crate) fn wait(&self, timeout: Duration) -> io::Result<()> {
+        self.opts.wait(&self.addr, WaitTimeout::After(timeout))
+    }
+
+    /// Opens, waiting (up to `limit`) while every instance is busy, as a
+    /// Win32 client does.
+    pub(crate) fn open_waiting(&self, limit: Duration) -> io::Result<NamedPipeClient> {
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.open() {
+                Err(e)
+                    if pipeslot::Error::win32(&e) == Some(Win32Error::ERROR_PIPE_BUSY) && Instant::now() < deadline =>
+                {
+                    self.wait(Duration::from_secs(1))?;
+                }
+                r => return r,
+            }
+        }
+    }
+}
