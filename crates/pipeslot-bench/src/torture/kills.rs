@@ -31,6 +31,8 @@ pub(crate) enum Victim {
     Server,
     /// The local server behind the gateway, its client remote.
     ServerBehindGateway,
+    /// The gateway process, between a remote client and a local server.
+    Gateway,
     Client,
 }
 
@@ -63,7 +65,7 @@ impl KillFigures {
     /// How soon a blocked call must return after the kill.
     pub(crate) fn bound(&self) -> Duration {
         match self.victim {
-            Victim::ServerBehindGateway => REMOTE_BOUND,
+            Victim::ServerBehindGateway | Victim::Gateway => REMOTE_BOUND,
             Victim::Server | Victim::Client => BOUND,
         }
     }
@@ -232,6 +234,80 @@ pub(crate) fn servers(dir: &std::path::Path, name: &str, dial: &Dial, kills: u64
         let (dial2, round_seed) = (dial.clone(), rng.next_u64());
         std::thread::spawn(move || {
             let _ = tx.send(client_loop(&dial2, round_seed, c, true));
+        });
+        std::thread::sleep(Duration::from_micros(rng.below(LATEST_KILL_US)));
+        let killed = Instant::now();
+        peer.kill();
+        let end = rx.recv_timeout(Duration::from_secs(2)).ok();
+        f.ended(i, killed, end);
+    }
+    f
+}
+
+/// `kills` SIGKILLs of a gateway process between this process (a remote
+/// client) and a local echo server that lives on. Each round starts the
+/// gateway again on the same port and opens through it at once.
+pub(crate) fn gateways(dir: &std::path::Path, local: &str, password: &str, kills: u64, seed: u64) -> KillFigures {
+    let mut f = KillFigures::new(Victim::Gateway);
+    let echo = PeerSpec {
+        workload: "torture".into(),
+        case: "echo".into(),
+        addr: local.into(),
+        count: 4,
+        size: 4096,
+        lifetime_secs: 600,
+        ..PeerSpec::default()
+    };
+    let _echo = match Peer::spawn(&echo, dir) {
+        Ok(p) => p,
+        Err(e) => {
+            f.failures.push(format!("the local server did not start: {e}"));
+            return f;
+        }
+    };
+    let short = local.rsplit('\\').next().unwrap_or(local).to_owned();
+    let mut rng = Rng::new(seed);
+    let mut port = 0u16;
+    for i in 0..kills {
+        let spec = PeerSpec {
+            workload: "torture".into(),
+            case: "gateway".into(),
+            addr: format!("{short}|{password}"),
+            count: u64::from(port),
+            lifetime_secs: 60,
+            ..PeerSpec::default()
+        };
+        let mut peer = match Peer::spawn(&spec, dir).and_then(|mut p| {
+            let said = p.expect("PORT", Duration::from_secs(10))?;
+            let n = said.parse().map_err(|_| io::Error::other(format!("PORT {said}")))?;
+            Ok((p, n))
+        }) {
+            Ok((p, n)) => {
+                port = n;
+                p
+            }
+            Err(e) => {
+                f.failures.push(format!("kill {i}: the gateway did not start: {e}"));
+                continue;
+            }
+        };
+        let dial = Dial::through_gateway(port, super::GATEWAY_USER, password, &short);
+        if let Err(e) = probe(&dial) {
+            f.failures.push(format!(
+                "kill {i}: the gateway started again does not serve at once: {e}"
+            ));
+        }
+        let c = match dial.open_waiting(Duration::from_secs(5)) {
+            Ok(c) => c,
+            Err(e) => {
+                f.failures.push(format!("kill {i}: the loop's open failed: {e}"));
+                continue;
+            }
+        };
+        let (tx, rx) = mpsc::channel();
+        let round_seed = rng.next_u64();
+        std::thread::spawn(move || {
+            let _ = tx.send(client_loop(&dial, round_seed, c, true));
         });
         std::thread::sleep(Duration::from_micros(rng.below(LATEST_KILL_US)));
         let killed = Instant::now();

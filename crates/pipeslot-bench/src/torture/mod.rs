@@ -75,7 +75,7 @@ struct Gateway {
     password: String,
 }
 
-const GATEWAY_USER: &str = "torture";
+pub(crate) const GATEWAY_USER: &str = "torture";
 
 impl Gateway {
     fn start(local: &str) -> io::Result<Gateway> {
@@ -224,6 +224,13 @@ fn run(a: &Args) -> io::Result<bool> {
         ),
         kills::clients(root, &name("client-kill"), kills - server_kills, seed ^ 3),
         kills::servers(root, &behind, &behind_gateway.dial(&behind), gateway_kills, seed ^ 5),
+        kills::gateways(
+            root,
+            &name("through-gateway"),
+            &behind_gateway.password,
+            gateway_kills,
+            seed ^ 6,
+        ),
     ] {
         let mut returns = f.returns.clone();
         returns.sort();
@@ -236,7 +243,8 @@ fn run(a: &Args) -> io::Result<bool> {
              p99 {:.2?}, slowest {:.2?} (bound {:?}); in flight: {}; errors: {}",
             match f.victim {
                 kills::Victim::Server => "server",
-                kills::Victim::ServerBehindGateway => "gateway",
+                kills::Victim::ServerBehindGateway => "behind",
+                kills::Victim::Gateway => "gateway",
                 kills::Victim::Client => "client",
             },
             f.kills,
@@ -244,6 +252,8 @@ fn run(a: &Args) -> io::Result<bool> {
                 kills::Victim::Server => "server process, then a new one on the same name",
                 kills::Victim::ServerBehindGateway =>
                     "server process behind the gateway, its client remote (SMB), then a new one",
+                kills::Victim::Gateway =>
+                    "gateway process between a remote client and a local server, then a new one on the same port",
                 kills::Victim::Client => "client process",
             },
             f.returns.len(),
@@ -258,8 +268,8 @@ fn run(a: &Args) -> io::Result<bool> {
     }
     let after = held_after(root, before);
     // A killed server's folder stays until the next server of the name
-    // takes it back: one stale name may remain of each kind of server kill.
-    let leaked = after.fds > before.fds || after.threads > before.threads || after.entries > before.entries + 2;
+    // takes it back: one stale name may remain of each name whose server is killed.
+    let leaked = after.fds > before.fds || after.threads > before.threads || after.entries > before.entries + 3;
     writeln!(
         out,
         "leaks  file descriptors {} → {}, threads {} → {}, namespace entries {} → {} (a killed server's name stays until it is served again)",
@@ -319,6 +329,21 @@ pub(crate) fn serve(spec: &PeerSpec, ctl: &mut Control) -> io::Result<()> {
                 });
             }
             ctl.ready()?;
+            ctl.wait_stop();
+            Ok(())
+        }
+        // A gateway on loopback (`count`: the port, 0 for any) exporting
+        // one local pipe to the torture's account: `addr` is `NAME|PASSWORD`.
+        "gateway" => {
+            let (short, password) = spec.addr.split_once('|').unwrap_or((&spec.addr, ""));
+            let port = u16::try_from(spec.count).unwrap_or(0);
+            let mut g = pipeslot::gateway::GatewayOptions::new(([127, 0, 0, 1], port).into());
+            g.user(GATEWAY_USER, password).export(short);
+            let g = g.bind()?;
+            let bound = g.local_addr()?.port();
+            std::thread::spawn(move || g.serve());
+            ctl.ready()?;
+            ctl.say(&format!("PORT {bound}"))?;
             ctl.wait_stop();
             Ok(())
         }
