@@ -101,6 +101,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// Ends with the status of a verb that reports its own failures (bench,
+/// torture): they have printed what failed.
+fn exit_as(code: i32) -> io::Result<()> {
+    match code {
+        0 => Ok(()),
+        code => std::process::exit(code),
+    }
+}
+
 /// The one error line, and the exit status.
 fn failed(e: &io::Error, status: u8) -> ExitCode {
     // Nothing sensible is left to do if stderr is closed too.
@@ -137,16 +146,8 @@ fn run(cmd: Command) -> io::Result<()> {
         Command::Info(Name::Mailslot(m), json) => mailslot::info(&m, json),
         Command::List(pattern, json) => query::list(pattern.as_deref(), json),
         Command::Demo => demo::run(),
-        Command::Bench(args) => match pipeslot_bench::cli_main(args) {
-            0 => Ok(()),
-            // The bench has printed what failed.
-            code => std::process::exit(code),
-        },
-        Command::Torture(args) => match pipeslot_bench::torture_main(args) {
-            0 => Ok(()),
-            // The torture has printed what failed.
-            code => std::process::exit(code),
-        },
+        Command::Bench(args) => exit_as(pipeslot_bench::cli_main(args)),
+        Command::Torture(args) => exit_as(pipeslot_bench::torture_main(args)),
         Command::Gateway(config) => gateway::run(&config),
         Command::GatewayUserAdd(config, name) => gateway::add_user(&config, &name),
         Command::Completions(shell) => {

@@ -71,7 +71,7 @@ impl KillFigures {
     }
 
     /// Records how one blocked call ended after the kill at `killed`.
-    fn ended(&mut self, i: u64, killed: Instant, end: Option<(&'static str, Instant, io::Error)>) {
+    fn ended(&mut self, i: u64, killed: Instant, end: Option<CallEnd>) {
         self.kills += 1;
         let Some((op, at, e)) = end else {
             self.failures.push(format!(
@@ -98,6 +98,9 @@ impl KillFigures {
         self.returns.push(took);
     }
 }
+
+/// How a blocked call ended: which operation, when, and its error.
+pub(crate) type CallEnd = (&'static str, Instant, io::Error);
 
 /// One operation the client side may be in when the kill comes.
 #[derive(Debug, Clone, Copy)]
@@ -132,12 +135,7 @@ impl Op {
 /// fails; returns which, when, and the error. Run here (the server is
 /// killed) and by the client peer (it is the one killed; it does not
 /// reopen, which would end the server's connection before the kill).
-pub(crate) fn client_loop(
-    dial: &Dial,
-    seed: u64,
-    mut c: NamedPipeClient,
-    reopen: bool,
-) -> (&'static str, Instant, io::Error) {
+pub(crate) fn client_loop(dial: &Dial, seed: u64, mut c: NamedPipeClient, reopen: bool) -> CallEnd {
     let mut rng = Rng::new(seed);
     let (mut msg, mut buf) = (Vec::new(), vec![0u8; 4096]);
     for seq in 0.. {
@@ -174,7 +172,7 @@ pub(crate) fn client_loop(
 
 /// The server side's loop on one connected instance: echo until the
 /// client is gone.
-pub(crate) fn echo_until_error(s: &NamedPipeServer, buf: &mut [u8]) -> (&'static str, Instant, io::Error) {
+pub(crate) fn echo_until_error(s: &NamedPipeServer, buf: &mut [u8]) -> CallEnd {
     loop {
         let m = match s.read_msg(buf) {
             Ok(m) => m,
@@ -216,30 +214,7 @@ pub(crate) fn servers(dir: &std::path::Path, name: &str, dial: &Dial, kills: u64
         };
         // Ready means served: the name is the new server's at once, though
         // the last server of it died without a word.
-        if let Err(e) = probe(dial) {
-            f.failures.push(format!(
-                "kill {i}: the server started again does not serve at once: {e}"
-            ));
-        }
-        // Connected before the kill can come: what dies is always a call
-        // in flight or the next one.
-        let c = match dial.open_waiting(Duration::from_secs(5)) {
-            Ok(c) => c,
-            Err(e) => {
-                f.failures.push(format!("kill {i}: the loop's open failed: {e}"));
-                continue;
-            }
-        };
-        let (tx, rx) = mpsc::channel();
-        let (dial2, round_seed) = (dial.clone(), rng.next_u64());
-        std::thread::spawn(move || {
-            let _ = tx.send(client_loop(&dial2, round_seed, c, true));
-        });
-        std::thread::sleep(Duration::from_micros(rng.below(LATEST_KILL_US)));
-        let killed = Instant::now();
-        peer.kill();
-        let end = rx.recv_timeout(Duration::from_secs(2)).ok();
-        f.ended(i, killed, end);
+        kill_during_calls(&mut f, i, &mut rng, &mut peer, dial, "the server");
     }
     f
 }
@@ -265,7 +240,7 @@ pub(crate) fn gateways(dir: &std::path::Path, local: &str, password: &str, kills
             return f;
         }
     };
-    let short = local.rsplit('\\').next().unwrap_or(local).to_owned();
+    let short = super::short_name(local).to_owned();
     let mut rng = Rng::new(seed);
     let mut port = 0u16;
     for i in 0..kills {
@@ -292,30 +267,43 @@ pub(crate) fn gateways(dir: &std::path::Path, local: &str, password: &str, kills
             }
         };
         let dial = Dial::through_gateway(port, super::GATEWAY_USER, password, &short);
-        if let Err(e) = probe(&dial) {
-            f.failures.push(format!(
-                "kill {i}: the gateway started again does not serve at once: {e}"
-            ));
-        }
-        let c = match dial.open_waiting(Duration::from_secs(5)) {
-            Ok(c) => c,
-            Err(e) => {
-                f.failures.push(format!("kill {i}: the loop's open failed: {e}"));
-                continue;
-            }
-        };
-        let (tx, rx) = mpsc::channel();
-        let round_seed = rng.next_u64();
-        std::thread::spawn(move || {
-            let _ = tx.send(client_loop(&dial, round_seed, c, true));
-        });
-        std::thread::sleep(Duration::from_micros(rng.below(LATEST_KILL_US)));
-        let killed = Instant::now();
-        peer.kill();
-        let end = rx.recv_timeout(Duration::from_secs(2)).ok();
-        f.ended(i, killed, end);
+        kill_during_calls(&mut f, i, &mut rng, &mut peer, &dial, "the gateway");
     }
     f
+}
+
+/// One round against a peer just started: `dial` must serve at once (a
+/// probe), then a client loop runs on a connection made beforehand, so what
+/// the SIGKILL at a random point interrupts is always a call in flight or
+/// the next one.
+fn kill_during_calls(f: &mut KillFigures, i: u64, rng: &mut Rng, peer: &mut Peer, dial: &Dial, who: &str) {
+    if let Err(e) = probe(dial) {
+        f.failures
+            .push(format!("kill {i}: {who} started again does not serve at once: {e}"));
+    }
+    let c = match dial.open_waiting(Duration::from_secs(5)) {
+        Ok(c) => c,
+        Err(e) => {
+            f.failures.push(format!("kill {i}: the loop's open failed: {e}"));
+            return;
+        }
+    };
+    let (tx, rx) = mpsc::channel();
+    let (dial, round_seed) = (dial.clone(), rng.next_u64());
+    std::thread::spawn(move || {
+        let _ = tx.send(client_loop(&dial, round_seed, c, true));
+    });
+    kill_at_random(f, i, rng, peer, &rx);
+}
+
+/// Sleeps to a random point, SIGKILLs `peer`, and records how the call
+/// blocked on the other end (reported on `rx`) ended.
+fn kill_at_random(f: &mut KillFigures, i: u64, rng: &mut Rng, peer: &mut Peer, rx: &mpsc::Receiver<CallEnd>) {
+    std::thread::sleep(Duration::from_micros(rng.below(LATEST_KILL_US)));
+    let killed = Instant::now();
+    peer.kill();
+    let end = rx.recv_timeout(Duration::from_secs(2)).ok();
+    f.ended(i, killed, end);
 }
 
 /// One transact on a fresh open, checked.
@@ -375,11 +363,7 @@ pub(crate) fn clients(dir: &std::path::Path, name: &str, kills: u64, seed: u64) 
                 continue;
             }
         };
-        std::thread::sleep(Duration::from_micros(rng.below(LATEST_KILL_US)));
-        let killed = Instant::now();
-        peer.kill();
-        let end = rx.recv_timeout(Duration::from_secs(2)).ok();
-        f.ended(i, killed, end);
+        kill_at_random(&mut f, i, &mut rng, &mut peer, &rx);
     }
     f
 }

@@ -232,9 +232,8 @@ fn run(a: &Args) -> io::Result<bool> {
             seed ^ 6,
         ),
     ] {
-        let mut returns = f.returns.clone();
-        returns.sort();
-        let f = kills::KillFigures { returns, ..f };
+        let mut f = f;
+        f.returns.sort();
         let errors: Vec<String> = f.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let during: Vec<String> = f.during.iter().map(|(k, v)| format!("{k} {v}")).collect();
         writeln!(
