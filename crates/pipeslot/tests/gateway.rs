@@ -11,7 +11,7 @@ use pipeslot::{PipeMode, SmbCredentials, Win32Error};
 use crate::util::{self, code, watchdog};
 
 /// An echo server on a local message pipe, `instances` at a time, for ever.
-fn echo_server(name: &str, instances: usize, reject_remote: bool) {
+pub(crate) fn echo_server(name: &str, instances: usize, reject_remote: bool) {
     let first = ServerOptions::new()
         .pipe_mode(PipeMode::Message)
         .reject_remote_clients(reject_remote)
@@ -78,7 +78,7 @@ fn remote(name: &str) -> String {
     format!(r"\\127.0.0.1\pipe\{}", name.rsplit('\\').next().unwrap())
 }
 
-fn client(port: u16) -> ClientOptions {
+pub(crate) fn client(port: u16) -> ClientOptions {
     let mut o = ClientOptions::new();
     o.pipe_mode(PipeMode::Message)
         .smb_port(port)
@@ -474,7 +474,12 @@ fn the_local_server_sees_who_the_remote_client_is() {
 }
 
 fn gateway_with(exports: &[&str], tweak: impl FnOnce(&mut GatewayOptions)) -> SocketAddr {
-    let mut g = GatewayOptions::new("127.0.0.1:0".parse().unwrap());
+    gateway_at("127.0.0.1:0", exports, tweak)
+}
+
+/// A gateway of this process on `listen`, serving on a thread of its own.
+pub(crate) fn gateway_at(listen: &str, exports: &[&str], tweak: impl FnOnce(&mut GatewayOptions)) -> SocketAddr {
+    let mut g = GatewayOptions::new(listen.parse().unwrap());
     g.user("alice", "wonderland").user("bob", "builder");
     for e in exports {
         g.export(e);

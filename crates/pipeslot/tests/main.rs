@@ -15,6 +15,7 @@ mod mailslot_interop; // a real peer: Samba's nmbd logs our datagram and answers
 mod mailslot_local; // local mailslots: one reader, timeouts, exact info, sizes, load
 mod mailslot_net; // remote mailslots: our datagrams (codec, tshark), receiver, 3-host broadcast
 mod names; // names and the namespace: folding, long names, stale entries, listing
+mod netfaults; // a faulty wire between two hosts: loss, delay, reordering, cuts, vanished peers
 mod netns; // private test networks: network namespaces, veth, a bridge
 mod peer_death; // a dead peer never leaves anyone hanging
 mod props; // property tests over real sockets
@@ -23,3 +24,4 @@ mod security; // identity and access control across uids
 mod server; // instances, options, connect/disconnect
 mod tokio_front; // the tokio front end
 mod win32_layer; // the Win32::Pipe-style calls
+mod wire; // a user-space wire with faults between two namespaces (TUN devices)

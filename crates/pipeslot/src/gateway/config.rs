@@ -10,6 +10,7 @@
 //! max_connections = 256         # default
 //! max_opens = 64                # default, per session
 //! idle_timeout_secs = 900       # default: a connection with nothing open
+//! keepalive_secs = 30           # default: a vanished client is dropped within 4 × this
 //! exports = ["logs", "upper"]   # nothing is reachable until listed
 //!
 //! [mailslots]                   # the host's mailslot datagram service
@@ -50,6 +51,8 @@ struct File {
     max_opens: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     idle_timeout_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keepalive_secs: Option<u64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     exports: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -182,6 +185,9 @@ impl GatewayOptions {
         if let Some(t) = f.idle_timeout_secs {
             o.idle_timeout(std::time::Duration::from_secs(t));
         }
+        if let Some(t) = f.keepalive_secs {
+            o.keepalive(std::time::Duration::from_secs(t));
+        }
         for e in &f.exports {
             o.export(e);
         }
@@ -243,7 +249,7 @@ mod tests {
             &path,
             format!(
                 "listen = \"127.0.0.1:4450\"\nencryption = \"Required\"\nguest = true\nmax_opens = 3\n\
-                 exports = [\"logs\"]\n{text}"
+                 keepalive_secs = 5\nexports = [\"logs\"]\n{text}"
             ),
         )
         .unwrap();
@@ -256,6 +262,7 @@ mod tests {
             (o.encryption, o.guest, o.max_opens),
             (super::super::Encryption::Required, true, 3)
         );
+        assert_eq!(o.keepalive, std::time::Duration::from_secs(5));
         assert_eq!(o.max_connections, 256, "the default where the file is silent");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
         let e = GatewayOptions::from_config(&path).unwrap_err();

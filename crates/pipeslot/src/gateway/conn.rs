@@ -134,6 +134,9 @@ async fn serve(stream: std::net::TcpStream, shared: GatewayHandle, seq: u64, ful
     let opts = shared.current();
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let _ = stream.set_nodelay(true);
+    if let Err(e) = keep_alive(&stream, opts.keepalive) {
+        tracing::warn!("gateway: {peer}: cannot set TCP keepalive: {e}");
+    }
     let sock = match stream.set_nonblocking(true).and_then(|()| TcpStream::from_std(stream)) {
         Ok(s) => s,
         Err(e) => return tracing::warn!("gateway: {peer}: {e}"),
@@ -216,6 +219,20 @@ async fn serve(stream: std::net::TcpStream, shared: GatewayHandle, seq: u64, ful
     wire.dead.set(true);
     writer.abort();
     tracing::info!("gateway: {} gone", wire.peer);
+}
+
+/// A client may hold pipes open and say nothing for hours (a monitor
+/// waiting on a log), so silence alone cannot close it; the kernel asks the
+/// client's host instead, and gives up on it as `GatewayOptions::keepalive` says.
+fn keep_alive(stream: &std::net::TcpStream, t: Duration) -> io::Result<()> {
+    use rustix::net::sockopt;
+    sockopt::set_socket_keepalive(stream, true)?;
+    sockopt::set_tcp_keepidle(stream, t)?;
+    sockopt::set_tcp_keepintvl(stream, t)?;
+    sockopt::set_tcp_keepcnt(stream, 3)?;
+    let ms = (t * 4).as_millis().try_into().unwrap_or(u32::MAX);
+    sockopt::set_tcp_user_timeout(stream, ms)?;
+    Ok(())
 }
 
 /// Reads one frame: its first byte within `first` (None: no limit), the

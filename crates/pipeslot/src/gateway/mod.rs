@@ -46,6 +46,7 @@ pub struct GatewayOptions {
     max_opens: usize,
     idle_timeout: Duration,
     frame_timeout: Duration,
+    keepalive: Duration,
     /// The Samba mode: smbd's folder of external pipes.
     samba: Option<PathBuf>,
     /// Our own SMB2 server on `listen` (off in a Samba-only set-up).
@@ -67,6 +68,7 @@ impl std::fmt::Debug for GatewayOptions {
             .field("max_opens", &self.max_opens)
             .field("idle_timeout", &self.idle_timeout)
             .field("frame_timeout", &self.frame_timeout)
+            .field("keepalive", &self.keepalive)
             .field("samba", &self.samba)
             .field("own_server", &self.own_server)
             .field("mailslots", &self.mailslots)
@@ -78,7 +80,8 @@ impl GatewayOptions {
     /// Listening on `listen` (445 needs CAP_NET_BIND_SERVICE; any port over
     /// 1024 does not), no users, nothing exported, signing required, no
     /// guest, encryption allowed (not required), 256 connections, 64 opens
-    /// per session, idle connections closed after 15 minutes.
+    /// per session, idle connections closed after 15 minutes, a silent
+    /// client's connection closed within 2 minutes (keepalive 30 s).
     pub fn new(listen: SocketAddr) -> GatewayOptions {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .unwrap_or_else(|_| "PIPESLOT".into())
@@ -97,6 +100,7 @@ impl GatewayOptions {
             max_opens: 64,
             idle_timeout: Duration::from_secs(15 * 60),
             frame_timeout: Duration::from_secs(30),
+            keepalive: Duration::from_secs(30),
             samba: None,
             own_server: true,
             mailslots: None,
@@ -167,6 +171,17 @@ impl GatewayOptions {
     /// A frame must arrive whole within this time of its first byte.
     pub fn frame_timeout(&mut self, t: Duration) -> &mut Self {
         self.frame_timeout = t;
+        self
+    }
+
+    /// How soon a client whose host went away without a word (powered off,
+    /// the link cut) is noticed, even while its pipes are open and it is
+    /// rightly quiet: TCP keepalive probes after `t` of silence, three
+    /// more `t` apart, and data left unacknowledged for `4 × t` end the
+    /// connection, so its pipes are closed and their instances freed
+    /// within about `4 × t`. At least 1 s.
+    pub fn keepalive(&mut self, t: Duration) -> &mut Self {
+        self.keepalive = t.max(Duration::from_secs(1));
         self
     }
 
