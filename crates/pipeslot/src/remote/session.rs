@@ -15,6 +15,7 @@ use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -52,6 +53,10 @@ enum SlotState {
 pub(crate) struct Slot {
     state: Mutex<SlotState>,
     cv: Condvar,
+    /// Nudges so far (changed under `state`): a waiter compares it with
+    /// what it saw before it found the socket's reading taken, so a nudge
+    /// in between is not lost.
+    nudges: AtomicU64,
 }
 
 impl Slot {
@@ -63,6 +68,7 @@ impl Slot {
                 waker: None,
             }),
             cv: Condvar::new(),
+            nudges: AtomicU64::new(0),
         })
     }
 
@@ -96,17 +102,27 @@ impl Slot {
     }
 
     /// The answer if it is there; else waits up to `d` for a delivery or
-    /// a nudge.
-    fn take_or_wait(&self, d: Duration) -> Option<Result<Response, Error>> {
+    /// a nudge after the `seen`-th (`None` when one came: go and read).
+    fn take_or_wait(&self, d: Duration, seen: u64) -> Option<Result<Response, Error>> {
         let mut st = lock(&self.state);
         if let Some(r) = Slot::take(&mut st) {
             return Some(r);
+        }
+        if self.nudges.load(AtomicOrdering::SeqCst) != seen {
+            return None;
         }
         let (mut st, _) = self.cv.wait_timeout(st, d).unwrap_or_else(|p| p.into_inner());
         Slot::take(&mut st)
     }
 
+    fn nudges(&self) -> u64 {
+        self.nudges.load(AtomicOrdering::SeqCst)
+    }
+
+    /// The socket's reading is free: a waiter should take it.
     fn nudge(&self) {
+        let _st = lock(&self.state);
+        self.nudges.fetch_add(1, AtomicOrdering::SeqCst);
         self.cv.notify_all();
     }
 }
@@ -447,10 +463,11 @@ impl Session {
         sh.direct.fetch_add(1, Ordering::SeqCst);
         let r = loop {
             if slot.is_settled() {
-                if let Some(r) = slot.take_or_wait(Duration::ZERO) {
+                if let Some(r) = slot.take_or_wait(Duration::ZERO, slot.nudges()) {
                     break r;
                 }
             }
+            let seen = slot.nudges();
             match sh.rx.try_lock() {
                 Ok(mut rx) => {
                     while !slot.is_settled() {
@@ -463,7 +480,8 @@ impl Session {
                     sh.nudge_waiters();
                 }
                 Err(_) => {
-                    if let Some(r) = slot.take_or_wait(TICK) {
+                    // Whoever reads delivers our answer or, leaving, nudges us.
+                    if let Some(r) = slot.take_or_wait(TICK, seen) {
                         break r;
                     }
                 }
@@ -501,7 +519,7 @@ impl Drop for Session {
             let _ = std::thread::Builder::new()
                 .name("pipeslot-smb-logoff".into())
                 .spawn(move || {
-                    let _ = slot.take_or_wait(RESPONSE_TIMEOUT);
+                    let _ = slot.take_or_wait(RESPONSE_TIMEOUT, slot.nudges());
                     let _ = sh.stream.shutdown(Shutdown::Both);
                 });
         } else {
@@ -758,6 +776,13 @@ fn read_loop(shared: Weak<Shared>) {
             // Everything there is, without blocking: a caller may hold the
             // socket's reading by the time we are here.
             while sh.pump(&mut rx, false) && !rx_drained(&rx) {}
+            drop(rx);
+            // A caller that came meanwhile found the reading taken and
+            // sleeps on its slot; it reads its own answer now, not a tick
+            // later (which was a reopen's 250 ms tail).
+            if sh.direct.load(Ordering::SeqCst) > 0 {
+                sh.nudge_waiters();
+            }
         } else {
             sh.tick();
         }
@@ -949,5 +974,34 @@ fn log_on(
             Step::Wait => {}
             Step::Ready => return Ok(hs.finish()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nudge_between_a_look_and_the_wait_is_not_lost() {
+        let slot = Slot::new(None);
+        let seen = slot.nudges();
+        // The reader leaves after the waiter found the reading taken, and
+        // before the waiter sleeps: the waiter must not sleep a tick.
+        slot.nudge();
+        let t = Instant::now();
+        assert!(slot.take_or_wait(Duration::from_secs(5), seen).is_none());
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        // No nudge since: it waits for the answer, which a delivery gives.
+        let seen = slot.nudges();
+        let s = Arc::clone(&slot);
+        let deliver = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            s.settle(SlotState::Failed(Error::new(Win32Error::ERROR_NETNAME_DELETED, "gone")));
+        });
+        let r = slot
+            .take_or_wait(Duration::from_secs(5), seen)
+            .expect("the delivery wakes it");
+        assert_eq!(r.unwrap_err().code(), Win32Error::ERROR_NETNAME_DELETED);
+        deliver.join().unwrap();
     }
 }
