@@ -30,7 +30,7 @@ fn entry(prefix: &str, folded: &str) -> PathBuf {
     util::root().join(format!("{prefix}{hex}"))
 }
 
-fn pipe_dir(name: &str) -> PathBuf {
+pub(crate) fn pipe_dir(name: &str) -> PathBuf {
     entry("p-", pipeslot::PipeName::parse(name).unwrap().folded())
 }
 

@@ -96,6 +96,33 @@ fn listing_shows_the_creators_spelling_and_counts() {
     assert_eq!(one.name, name);
 }
 
+/// A server binds its socket before its first instance exists; until then
+/// the name is not there (CreateNamedPipe has not returned), also to a
+/// wait that only looks. It was "busy" (ERROR_SEM_TIMEOUT), which told
+/// `wait --retry` the pipe had come.
+#[test]
+fn a_socket_that_serves_no_instance_yet_is_no_pipe_even_to_a_zero_wait() {
+    let name = util::name("unborn");
+    let mut peer = Peer::spawn("server_echo", &[&name, "255", "1"]);
+    assert_eq!(peer.expect_line(10 * SECOND), "ready");
+    peer.kill();
+    // Takes hellos and answers none, as a server between bind and its
+    // first instance (its acceptor answers nothing it could count).
+    let _unborn =
+        std::os::unix::net::UnixListener::bind(crate::attacks::pipe_dir(&name).join("0-unborn.sock")).unwrap();
+    let t = Instant::now();
+    assert_win32(
+        pipeslot::wait_named_pipe(&name, pipeslot::WaitTimeout::After(Duration::ZERO)),
+        Win32Error::ERROR_FILE_NOT_FOUND,
+    );
+    assert_win32(
+        pipeslot::wait_named_pipe(&name, pipeslot::WaitTimeout::Default),
+        Win32Error::ERROR_FILE_NOT_FOUND,
+    );
+    // Each look waits its second for an answer, no more.
+    assert!(t.elapsed() < 5 * SECOND, "{:?}", t.elapsed());
+}
+
 #[test]
 fn a_dead_servers_entry_blocks_nobody() {
     let name = util::name("stale");

@@ -481,8 +481,14 @@ pub(crate) fn wait(name: &PipeName, timeout: WaitTimeout) -> io::Result<()> {
             // Out of time before the answers to our requests were read (always
             // so for a zero timeout, "just look"): look once, synchronously.
             Some(d) if d <= now => {
-                if census_dir(name, &dirs, Census::List)?.iter().any(|r| r.listening > 0) {
+                let replies = census_dir(name, &dirs, Census::List)?;
+                if replies.iter().any(|r| r.listening > 0) {
                     return Ok(());
+                }
+                // A socket that took our hello but serves no instance yet (a
+                // server still inside CreateNamedPipe) is not a pipe yet.
+                if replies.is_empty() {
+                    return Err(ns::not_found(name));
                 }
                 return Err(timed_out(name));
             }
