@@ -34,6 +34,8 @@ pub(crate) enum Victim {
     /// The gateway process, between a remote client and a local server.
     Gateway,
     Client,
+    /// A remote client process, through the gateway to a local server here.
+    RemoteClient,
 }
 
 /// What one kind of kill run did.
@@ -65,7 +67,7 @@ impl KillFigures {
     /// How soon a blocked call must return after the kill.
     pub(crate) fn bound(&self) -> Duration {
         match self.victim {
-            Victim::ServerBehindGateway | Victim::Gateway => REMOTE_BOUND,
+            Victim::ServerBehindGateway | Victim::Gateway | Victim::RemoteClient => REMOTE_BOUND,
             Victim::Server | Victim::Client => BOUND,
         }
     }
@@ -318,12 +320,29 @@ fn probe(dial: &Dial) -> io::Result<()> {
 }
 
 /// `kills` SIGKILLs of a client process, this process being the server:
-/// one instance, reconnected after each.
-pub(crate) fn clients(dir: &std::path::Path, name: &str, kills: u64, seed: u64) -> KillFigures {
-    let mut f = KillFigures::new(Victim::Client);
+/// one instance, reconnected after each. With `gateway` (its port and the
+/// torture account's password) the client is remote, through it.
+pub(crate) fn clients(
+    dir: &std::path::Path,
+    name: &str,
+    gateway: Option<(u16, &str)>,
+    kills: u64,
+    seed: u64,
+) -> KillFigures {
+    let mut f = KillFigures::new(if gateway.is_some() {
+        Victim::RemoteClient
+    } else {
+        Victim::Client
+    });
+    // The peer's `addr`: the local name, or `NAME|PORT|PASSWORD`.
+    let addr = match gateway {
+        Some((port, password)) => format!("{}|{port}|{password}", super::short_name(name)),
+        None => name.to_owned(),
+    };
     let server = match ServerOptions::new()
         .pipe_mode(PipeMode::Message)
         .max_instances(1)
+        .reject_remote_clients(gateway.is_none())
         .create(name)
     {
         Ok(s) => std::sync::Arc::new(s),
@@ -337,7 +356,7 @@ pub(crate) fn clients(dir: &std::path::Path, name: &str, kills: u64, seed: u64) 
         let spec = PeerSpec {
             workload: "torture".into(),
             case: "client".into(),
-            addr: name.into(),
+            addr: addr.clone(),
             count: rng.next_u64(),
             lifetime_secs: 60,
             ..PeerSpec::default()

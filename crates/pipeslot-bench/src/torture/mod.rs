@@ -6,7 +6,8 @@
 //!                      ─▶ load::blocking (Dial through a gateway in this process) ─▶ echo peer
 //!                      ─▶ kills::servers           SIGKILL the echo peer mid-call (here, and
 //!                                                  behind the gateway with a remote client)
-//!                      ─▶ kills::clients           SIGKILL a client peer mid-call
+//!                      ─▶ kills::clients           SIGKILL a client peer mid-call (local,
+//!                                                  and remote through the gateway)
 //!                      ─▶ leak counts (fds, threads, namespace entries) before and after
 //! ```
 //!
@@ -213,6 +214,8 @@ fn run(a: &Args) -> io::Result<bool> {
     let behind = name("behind-gateway");
     let gateway_kills = (kills / 10).max(1);
     let behind_gateway = Gateway::start(&behind)?;
+    let remote_client = name("remote-client-kill");
+    let remote_client_gateway = Gateway::start(&remote_client)?;
     let before = held(root);
     for f in [
         kills::servers(
@@ -222,7 +225,7 @@ fn run(a: &Args) -> io::Result<bool> {
             server_kills,
             seed ^ 2,
         ),
-        kills::clients(root, &name("client-kill"), kills - server_kills, seed ^ 3),
+        kills::clients(root, &name("client-kill"), None, kills - server_kills, seed ^ 3),
         kills::servers(root, &behind, &behind_gateway.dial(&behind), gateway_kills, seed ^ 5),
         kills::gateways(
             root,
@@ -230,6 +233,13 @@ fn run(a: &Args) -> io::Result<bool> {
             &behind_gateway.password,
             gateway_kills,
             seed ^ 6,
+        ),
+        kills::clients(
+            root,
+            &remote_client,
+            Some((remote_client_gateway.port, &remote_client_gateway.password)),
+            gateway_kills,
+            seed ^ 7,
         ),
     ] {
         let mut f = f;
@@ -245,6 +255,7 @@ fn run(a: &Args) -> io::Result<bool> {
                 kills::Victim::ServerBehindGateway => "behind",
                 kills::Victim::Gateway => "gateway",
                 kills::Victim::Client => "client",
+                kills::Victim::RemoteClient => "remote",
             },
             f.kills,
             match f.victim {
@@ -254,6 +265,7 @@ fn run(a: &Args) -> io::Result<bool> {
                 kills::Victim::Gateway =>
                     "gateway process between a remote client and a local server, then a new one on the same port",
                 kills::Victim::Client => "client process",
+                kills::Victim::RemoteClient => "remote client process (SMB, through the gateway)",
             },
             f.returns.len(),
             pct_of(&f.returns, 0.5),
@@ -346,8 +358,17 @@ pub(crate) fn serve(spec: &PeerSpec, ctl: &mut Control) -> io::Result<()> {
             ctl.wait_stop();
             Ok(())
         }
+        // `addr`: a local name, or `NAME|PORT|PASSWORD` through a gateway.
         "client" => {
-            let dial = dial::Dial::local(&spec.addr);
+            let dial = match spec.addr.split('|').collect::<Vec<_>>()[..] {
+                [short, port, password] => {
+                    let port = port
+                        .parse()
+                        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("port {port:?}")))?;
+                    dial::Dial::through_gateway(port, GATEWAY_USER, password, short)
+                }
+                _ => dial::Dial::local(&spec.addr),
+            };
             let c = dial.open_waiting(Duration::from_secs(5))?;
             ctl.ready()?;
             let (op, _, e) = kills::client_loop(&dial, spec.count, c, false);
