@@ -8,8 +8,9 @@
 #   python3-impacket         impacket's SMB 2.0.2 server, a second SMB peer
 #   tshark                   an independent decoder of our datagrams and frames
 #   systemd                  systemd-analyze checks the gateway's unit
+#   perl make libffi-platypus-perl   the Perl modules (perl/Win32-Pipe) on the C ABI
 set -euo pipefail
-packages=(libzmq3-dev pkg-config iproute2 samba smbclient python3-impacket tshark systemd)
+packages=(libzmq3-dev pkg-config iproute2 samba smbclient python3-impacket tshark systemd perl make libffi-platypus-perl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -27,8 +27,9 @@
 //!   calls that never block; pipes are their owner's unless
 //!   `PIPESLOT_ALLOW_EVERYONE`.
 //!
-//! The unsafe code is the pointer handling in `abi.rs`, and the
-//! `#[no_mangle]` that exports each call.
+//! The unsafe code is the pointer handling in `abi.rs`, the `#[no_mangle]`
+//! that exports each call, and `safe.rs`, which makes the same calls for
+//! Rust with borrowed buffers.
 
 #![allow(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
@@ -40,6 +41,7 @@ mod errors;
 mod handles;
 mod mailslots;
 mod pipes;
+pub mod safe;
 
 pub use mailslots::*;
 pub use pipes::*;

@@ -234,7 +234,17 @@ pub unsafe extern "C" fn pipeslot_read_file(handle: PipeslotHandle, buf: *mut u8
                 let m = on_end!(p, e => e.read_msg(buf))?;
                 (m.len, m.more)
             }
-            Object::Pipe(p) => (on_end!(p, e => { let mut r: &_ = e; r.read(buf) })?, false),
+            Object::Pipe(p) => {
+                let n = on_end!(p, e => { let mut r: &_ = e; r.read(buf) })?;
+                // std's end of file is ReadFile's ERROR_BROKEN_PIPE.
+                if n == 0 && !buf.is_empty() {
+                    return Err(Fail::new(
+                        Win32Error::ERROR_BROKEN_PIPE,
+                        "the pipe has been ended by the other end",
+                    ));
+                }
+                (n, false)
+            }
             Object::Mailslot(m) => (m.read(buf)?, false),
             Object::Writer(_) => {
                 return Err(Fail::new(

@@ -181,6 +181,11 @@ fn byte_pipes_busy_waits_nowait_and_call() {
         ERROR_INVALID_PARAMETER
     );
     assert_eq!(pipeslot_close_handle(c), 0);
+    assert_eq!(
+        pipeslot_set_named_pipe_handle_state(s, PIPE_READMODE_BYTE | PIPE_WAIT),
+        0
+    );
+    assert_eq!(read(s, 64).0, ERROR_BROKEN_PIPE, "a byte read after the client closed");
     assert_eq!(pipeslot_close_handle(s), 0);
     // A nobody-connects connect with a timeout.
     let n = name("lonely");

@@ -22,7 +22,19 @@ fn the_c_example_builds_against_the_header_and_runs() {
         eprintln!("skipped: no C compiler ({cc})");
         return;
     }
+    // `cargo test` links the tests with the rlib only: build this code's
+    // shared library (a no-op when it is fresh), where the tests' build is.
     let lib = lib_dir();
+    let target = lib.parent().unwrap();
+    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build
+        .args(["build", "-q", "-p", "pipeslot-ffi", "--lib", "--target-dir"])
+        .arg(target);
+    if lib.file_name().is_some_and(|p| p == "release") {
+        build.arg("--release");
+    }
+    let built = build.current_dir(dir).status().unwrap();
+    assert!(built.success(), "cargo build -p pipeslot-ffi");
     assert!(
         lib.join("libpipeslot_ffi.so").exists(),
         "the shared library is built: {}",

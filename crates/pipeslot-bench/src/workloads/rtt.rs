@@ -1,6 +1,7 @@
 //! Workload 1: round trip, 64 B request and 64 B reply, one client.
 //!
-//! pipeslot's transact (blocking; tokio current-thread and multi-thread)
+//! pipeslot's transact (blocking; tokio current-thread and multi-thread;
+//! both ends through the C ABI, against the blocking API)
 //! against a raw Unix stream ping-pong (blocking with `send`/`recv`, and
 //! tokio's `UnixStream`), raw
 //! `SOCK_SEQPACKET`, `interprocess` local sockets and ZeroMQ REQ/REP. Both
@@ -21,6 +22,23 @@ use crate::Workload;
 
 const SIZE: usize = 64;
 
+use pipeslot_ffi as abi;
+
+/// The C ABI's calls as the bench makes them.
+mod ffi {
+    pub(super) use pipeslot_ffi::safe::*;
+    use std::io;
+
+    pub(super) fn c_name(addr: &str) -> io::Result<std::ffi::CString> {
+        std::ffi::CString::new(addr).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL in the name"))
+    }
+
+    /// A code from the ABI as an error that names it.
+    pub(super) fn error(rc: u32, what: &str) -> io::Error {
+        pipeslot::Error::new(pipeslot::Win32Error(rc), format!("{what} through the C ABI")).into()
+    }
+}
+
 /// The front end of a case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Front {
@@ -28,15 +46,18 @@ enum Front {
     /// tokio; `true` for the multi-thread runtime.
     PipeTokio(bool),
     UnixTokio(bool),
+    /// Both ends through the C ABI (`pipeslot-ffi`), as a C program calls it.
+    Ffi,
 }
 
 /// Every case: name, front end, baseline.
-const CASES: [(&str, Front, Option<&str>); 9] = [
+const CASES: [(&str, Front, Option<&str>); 10] = [
     (
         "pipeslot-blocking",
         Front::Blocking(Kind::PipeMessage),
         Some("unix-stream"),
     ),
+    ("pipeslot-ffi", Front::Ffi, Some("pipeslot-blocking")),
     (
         "pipeslot-tokio-ct",
         Front::PipeTokio(false),
@@ -77,7 +98,10 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
                 unit: Unit::Micros,
                 baseline,
                 pin,
-                addr: if matches!(front, Front::Blocking(Kind::PipeMessage) | Front::PipeTokio(_)) {
+                addr: if matches!(
+                    front,
+                    Front::Blocking(Kind::PipeMessage) | Front::PipeTokio(_) | Front::Ffi
+                ) {
                     Addr::Pipe
                 } else {
                     Addr::Path
@@ -97,6 +121,12 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
                 key("pipeslot-blocking"),
                 vec![key("unix-stream")],
                 1.15,
+            ),
+            TargetDef::ratio(
+                format!("round trip through the C ABI ≤ 1.10× the Rust blocking API ({p})"),
+                key("pipeslot-ffi"),
+                vec![key("pipeslot-blocking")],
+                1.10,
             ),
             TargetDef::ratio(
                 format!("round trip ≤ 1.20× raw tokio UnixStream, current-thread ({p})"),
@@ -187,6 +217,20 @@ fn measure(plan: &super::Plan, _peer: &mut Peer, spec: &PeerSpec) -> io::Result<
             }
             Ok(latency_sample(&d))
         }),
+        Front::Ffi => {
+            let h = ffi::create_file(
+                &ffi::c_name(&spec.addr)?,
+                abi::GENERIC_READ | abi::GENERIC_WRITE,
+                abi::PIPE_READMODE_MESSAGE,
+            )
+            .map_err(|rc| ffi::error(rc, "pipeslot_create_file"))?;
+            let s = time_round_trips(warmup, iters, || match ffi::transact_named_pipe(h, &req, &mut reply) {
+                (0, n) if n == SIZE => Ok(()),
+                (rc, _) => Err(ffi::error(rc, "pipeslot_transact_named_pipe")),
+            });
+            abi::pipeslot_close_handle(h);
+            s
+        }
         Front::UnixTokio(multi) => runtime(multi)?.block_on(async {
             let mut c = tokio::net::UnixStream::connect(&spec.addr).await?;
             let mut d = Vec::with_capacity(iters);
@@ -230,6 +274,39 @@ pub(crate) fn serve(spec: &PeerSpec, ctl: &mut Control) -> io::Result<()> {
                 }
             }
         }),
+        Front::Ffi => {
+            let h = ffi::create_named_pipe(
+                &ffi::c_name(&spec.addr)?,
+                abi::PIPE_ACCESS_DUPLEX | abi::FILE_FLAG_FIRST_PIPE_INSTANCE,
+                abi::PIPE_TYPE_MESSAGE | abi::PIPE_READMODE_MESSAGE,
+                1,
+                0,
+                0,
+                0,
+                0,
+            )
+            .map_err(|rc| ffi::error(rc, "pipeslot_create_named_pipe"))?;
+            ctl.ready()?;
+            let rc = abi::pipeslot_connect_named_pipe(h, abi::INFINITE);
+            if rc != 0 {
+                return Err(ffi::error(rc, "pipeslot_connect_named_pipe"));
+            }
+            let mut buf = vec![0u8; 64 << 10];
+            let end = loop {
+                let (rc, n) = ffi::read_file(h, &mut buf);
+                if rc != 0 {
+                    break rc;
+                }
+                if let Err(rc) = ffi::write_file(h, &buf[..n]) {
+                    break rc;
+                }
+            };
+            abi::pipeslot_close_handle(h);
+            match end {
+                abi::ERROR_BROKEN_PIPE | abi::ERROR_NO_DATA => Ok(()),
+                rc => Err(ffi::error(rc, "the echo")),
+            }
+        }
         Front::UnixTokio(multi) => runtime(multi)?.block_on(async {
             let listener = tokio::net::UnixListener::bind(&spec.addr)?;
             ctl.ready()?;
