@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Passes the tests on a fresh machine: installs what they need (see
-# setup.sh), runs the whole workspace's tests, then the Perl modules' tests
-# on the C ABI that build made. The README's test command.
+# setup.sh), builds and runs the whole workspace's tests, then the Perl
+# modules' tests on the C ABI that build made. The README's test command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The build first: `cargo test` links the tests with rlibs, and the C
+# example's test and the Perl modules need the shared library and the command.
+cargo build --workspace
 cargo test --workspace
 
-# perl/Win32-Pipe, on this build's libpipeslot_ffi.so and pipeslot command
-# (`cargo test` links its tests with the rlib: the shared library is built here).
-cargo build -q -p pipeslot-ffi -p pipeslot-cli
+# perl/Win32-Pipe, on this build's libpipeslot_ffi.so and pipeslot command.
 if perl -MFFI::Platypus -e1 2>/dev/null; then
   export PIPESLOT_FFI_LIB="$PWD/target/debug/libpipeslot_ffi.so" PIPESLOT_BIN="$PWD/target/debug/pipeslot"
   (cd perl/Win32-Pipe && perl Makefile.PL >/dev/null && make >/dev/null && make test)

@@ -105,3 +105,47 @@ pub(crate) unsafe fn put_opt<T>(p: *mut T, v: T) {
         unsafe { p.write(v) };
     }
 }
+
+// Plain Rust over real pointers: these also run under Miri, which checks
+// the helpers' unsafe blocks for undefined behaviour.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_null_empty_too_long_and_real() {
+        // SAFETY: (all calls below) each pointer is null or a live buffer of
+        // at least the length given, as the helpers require.
+        unsafe {
+            assert!(bytes(std::ptr::null(), 0, "b").unwrap().is_empty());
+            assert_eq!(bytes(std::ptr::null(), 1, "b").unwrap_err().code, 87);
+            let data = [1u8, 2, 3];
+            assert_eq!(bytes(data.as_ptr(), 3, "b").unwrap(), &data);
+            assert_eq!(bytes(data.as_ptr(), usize::MAX, "b").unwrap_err().code, 87);
+            let mut out = [0u8; 4];
+            bytes_mut(out.as_mut_ptr(), 4, "o").unwrap().copy_from_slice(b"abcd");
+            assert_eq!(&out, b"abcd");
+            assert_eq!(bytes_mut(std::ptr::null_mut(), 2, "o").unwrap_err().code, 87);
+            assert!(bytes_mut(std::ptr::null_mut(), 0, "o").unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn names_and_out_values() {
+        // SAFETY: (all calls below) null, or NUL-terminated strings and
+        // aligned writable values that outlive the calls.
+        unsafe {
+            assert_eq!(name(c"\\\\.\\pipe\\x".as_ptr(), "n").unwrap(), r"\\.\pipe\x");
+            assert_eq!(name(std::ptr::null(), "n").unwrap_err().code, 87);
+            let bad = [0xc3u8, 0x28, 0];
+            assert_eq!(name(bad.as_ptr().cast(), "n").unwrap_err().code, 123);
+            let mut v = 0u64;
+            put(&mut v, 7, "v").unwrap();
+            assert_eq!(v, 7);
+            assert_eq!(put::<u64>(std::ptr::null_mut(), 7, "v").unwrap_err().code, 87);
+            put_opt::<u64>(std::ptr::null_mut(), 9);
+            put_opt(&mut v, 9);
+            assert_eq!(v, 9);
+        }
+    }
+}

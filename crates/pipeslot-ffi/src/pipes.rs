@@ -458,7 +458,11 @@ pub extern "C" fn pipeslot_set_named_pipe_handle_state(pipe: PipeslotHandle, mod
         with_pipe(pipe, |p| {
             let message = mode & PIPE_READMODE_MESSAGE != 0;
             on_end!(p, e => e.set_read_mode(mode_of(message)))?;
-            on_end!(p, e => e.set_nonblocking(mode & PIPE_NOWAIT != 0))?;
+            // Only a change: a remote pipe has no PIPE_NOWAIT, but may be told PIPE_WAIT.
+            let nowait = mode & PIPE_NOWAIT != 0;
+            if on_end!(p, e => e.handle_state())?.nonblocking != nowait {
+                on_end!(p, e => e.set_nonblocking(nowait))?;
+            }
             p.message_reads.store(message, Ordering::Relaxed);
             Ok(())
         })

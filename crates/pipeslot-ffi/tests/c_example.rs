@@ -22,24 +22,22 @@ fn the_c_example_builds_against_the_header_and_runs() {
         eprintln!("skipped: no C compiler ({cc})");
         return;
     }
-    // `cargo test` links the tests with the rlib only: build this code's
-    // shared library (a no-op when it is fresh), where the tests' build is.
+    // `cargo test` links the tests with the rlib only; the shared library
+    // is `cargo build`'s (scripts/test.sh builds first). Building it from
+    // here would race the test run's own artifacts.
     let lib = lib_dir();
-    let target = lib.parent().unwrap();
-    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    build
-        .args(["build", "-q", "-p", "pipeslot-ffi", "--lib", "--target-dir"])
-        .arg(target);
-    if lib.file_name().is_some_and(|p| p == "release") {
-        build.arg("--release");
+    if !lib.join("libpipeslot_ffi.so").exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{} has no libpipeslot_ffi.so: run `cargo build` first; CI must run this",
+            lib.display()
+        );
+        eprintln!(
+            "skipped: no libpipeslot_ffi.so in {} (run `cargo build` first)",
+            lib.display()
+        );
+        return;
     }
-    let built = build.current_dir(dir).status().unwrap();
-    assert!(built.success(), "cargo build -p pipeslot-ffi");
-    assert!(
-        lib.join("libpipeslot_ffi.so").exists(),
-        "the shared library is built: {}",
-        lib.display()
-    );
     let work = std::env::temp_dir().join(format!("pipeslot-ffi-c-{}", std::process::id()));
     std::fs::create_dir_all(&work).unwrap();
     let exe = work.join("pipes");

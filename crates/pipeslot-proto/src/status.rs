@@ -79,6 +79,7 @@ win32_errors! {
     ERROR_REQ_NOT_ACCEP = 71, ConnectionRefused, "no more connections can be made to this remote computer at this time";
     ERROR_INVALID_PARAMETER = 87, InvalidInput, "the parameter is incorrect";
     ERROR_BROKEN_PIPE = 109, BrokenPipe, "the pipe has been ended";
+    ERROR_DISK_FULL = 112, Other, "there is not enough space on the disk";
     ERROR_SEM_TIMEOUT = 121, TimedOut, "the semaphore timeout period has expired";
     ERROR_INSUFFICIENT_BUFFER = 122, InvalidInput, "the data area passed to a system call is too small";
     ERROR_INVALID_NAME = 123, InvalidInput, "the filename, directory name, or volume label syntax is incorrect";
@@ -94,6 +95,7 @@ win32_errors! {
     ERROR_OPERATION_ABORTED = 995, Interrupted, "the I/O operation has been aborted";
     ERROR_IO_PENDING = 997, WouldBlock, "overlapped I/O operation is in progress";
     ERROR_CONNECTION_REFUSED = 1225, ConnectionRefused, "the remote computer refused the network connection";
+    ERROR_PRIVILEGE_NOT_HELD = 1314, PermissionDenied, "a required privilege is not held by the client";
     ERROR_LOGON_FAILURE = 1326, PermissionDenied, "the user name or password is incorrect";
     ERROR_NONE_MAPPED = 1332, NotFound, "no mapping between account names and security IDs was done";
     ERROR_NO_SYSTEM_RESOURCES = 1450, OutOfMemory, "insufficient system resources exist to complete the requested service";
@@ -140,6 +142,8 @@ mod tests {
             (Win32Error::ERROR_PIPE_CONNECTED, 535, "ERROR_PIPE_CONNECTED"),
             (Win32Error::ERROR_PIPE_LISTENING, 536, "ERROR_PIPE_LISTENING"),
             (Win32Error::ERROR_BAD_NETPATH, 53, "ERROR_BAD_NETPATH"),
+            (Win32Error::ERROR_DISK_FULL, 112, "ERROR_DISK_FULL"),
+            (Win32Error::ERROR_PRIVILEGE_NOT_HELD, 1314, "ERROR_PRIVILEGE_NOT_HELD"),
         ];
         for (code, number, name) in expected {
             assert_eq!(code.0, number);

@@ -84,6 +84,7 @@ fn win32_from_errno(errno: i32) -> Win32Error {
         libc::ETIMEDOUT => Win32Error::ERROR_SEM_TIMEOUT,
         libc::ENOMEM | libc::ENOBUFS => Win32Error::ERROR_NOT_ENOUGH_MEMORY,
         libc::EMFILE | libc::ENFILE => Win32Error::ERROR_TOO_MANY_OPEN_FILES,
+        libc::ENOSPC | libc::EDQUOT => Win32Error::ERROR_DISK_FULL,
         libc::EINVAL => Win32Error::ERROR_INVALID_PARAMETER,
         libc::EEXIST => Win32Error::ERROR_ALREADY_EXISTS,
         libc::ENAMETOOLONG => Win32Error::ERROR_INVALID_NAME,

@@ -2,7 +2,8 @@
 //! `ulimit -n`) tells the clients it cannot take that it has no more
 //! (ERROR_NO_SYSTEM_RESOURCES, at once, not a 1 s silence read as "no such
 //! pipe"), keeps serving those it has, takes new ones once descriptors come
-//! back, and does not spin meanwhile.
+//! back, and does not spin meanwhile. A namespace root whose file system is
+//! full refuses new names with ERROR_DISK_FULL and serves the old ones.
 
 use std::time::{Duration, Instant};
 
@@ -136,4 +137,117 @@ fn a_server_out_of_descriptors_says_so_serves_the_others_and_recovers() {
         }
     };
     transact(&again, b"back");
+}
+
+/// A role in a namespace root on a tmpfs with few inodes (PIPESLOT_DIR):
+/// creates names until the file system is full, and reports how that
+/// failed, whether the first name still serves, and whether a name fits
+/// again once one is closed.
+#[test]
+#[ignore]
+fn full_namespace() {
+    if std::env::var("PIPESLOT_CHILD").as_deref() != Ok("full_namespace") {
+        return;
+    }
+    let mut held = Vec::new();
+    let failure = loop {
+        let name = format!(r"\\.\pipe\full-{}", held.len());
+        match ServerOptions::new().pipe_mode(PipeMode::Message).create(&name) {
+            Ok(s) => held.push((name, s)),
+            Err(e) => break e,
+        }
+        if held.len() > 10_000 {
+            return report("never full");
+        }
+    };
+    report(format!(
+        "full after {} names: {}",
+        held.len(),
+        util::code(&failure)
+            .and_then(|c| c.name())
+            .unwrap_or("not a Win32 error")
+    ));
+    report(format!("text {failure}"));
+    // The first name still serves.
+    let (first, server) = &held[0];
+    let t = std::thread::scope(|sc| {
+        sc.spawn(|| {
+            server.connect().unwrap();
+            let mut buf = [0u8; 16];
+            let m = server.read_msg(&mut buf).unwrap();
+            server.write_msg(&buf[..m.len]).unwrap();
+        });
+        let c = ClientOptions::new().pipe_mode(PipeMode::Message).open(first).unwrap();
+        let mut reply = [0u8; 16];
+        let r = c.transact(b"still", &mut reply).unwrap();
+        reply[..r.len].to_vec()
+    });
+    report(format!("served {}", String::from_utf8_lossy(&t)));
+    // Nothing of the refused create is left: every folder holds a server.
+    let root = std::env::var("PIPESLOT_DIR").unwrap();
+    let folders = std::fs::read_dir(&root).unwrap().count();
+    report(format!("folders {folders} for {} names", held.len()));
+    // Room again: a name that was refused fits once others go (a closed
+    // server's acceptor clears its folder a moment later).
+    drop(held.pop());
+    drop(held.pop());
+    let until = Instant::now() + 2 * SECOND;
+    let again = loop {
+        match ServerOptions::new().create(r"\\.\pipe\full-again") {
+            Err(e) if Instant::now() < until && util::code(&e) == Some(Win32Error::ERROR_DISK_FULL) => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            r => break r,
+        }
+    };
+    match again {
+        Ok(_) => report("again ok"),
+        Err(e) => report(format!("again refused: {e}")),
+    }
+}
+
+#[test]
+fn a_full_namespace_file_system_is_error_disk_full_and_the_rest_goes_on() {
+    if !rustix::process::geteuid().is_root() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "mounting a tmpfs needs root; CI must run this"
+        );
+        eprintln!("skipped: not root, cannot mount a tmpfs");
+        return;
+    }
+    util::init(); // it empties the root once: before the mount point is made in it
+    let dir = util::root().join(format!("full-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m,nr_inodes=64,mode=1777", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "mount a tmpfs at {}", dir.display());
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(dir.clone());
+    let dir_s = dir.to_str().unwrap().to_owned();
+    let child = Peer::spawn_as_user("exhaustion::full_namespace", &[], &[("PIPESLOT_DIR", &dir_s)], None);
+    let full = child.expect_line(30 * SECOND);
+    assert!(
+        full.starts_with("full after ") && full.ends_with(": ERROR_DISK_FULL"),
+        "{full}"
+    );
+    let text = child.expect_line(5 * SECOND);
+    assert!(text.contains("ERROR_DISK_FULL (112)"), "{text}");
+    assert_eq!(
+        child.expect_line(10 * SECOND),
+        "served still",
+        "the names made before serve on"
+    );
+    let folders = child.expect_line(10 * SECOND);
+    let n: Vec<&str> = folders.split(' ').collect();
+    assert_eq!(n[1], n[3], "no folder left by the refused create: {folders}");
+    assert_eq!(child.expect_line(10 * SECOND), "again ok", "a name fits once others go");
 }

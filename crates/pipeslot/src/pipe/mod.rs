@@ -365,7 +365,15 @@ impl<F> ServerOptions<F> {
                 Some(a) => Arc::clone(a.home()),
                 None => Arc::new(Home::claim(&name)?),
             };
-            match home.lock().map_err(|e| ns::dir_error(&e, &what))? {
+            let locked = home.lock().map_err(|e| {
+                // A full file system can fail the lock file of a folder just
+                // made: the empty folder goes (rmdir takes only an empty one).
+                if mine.is_none() {
+                    home.obj.root.remove_dir(&home.obj.entry);
+                }
+                ns::dir_error(&e, &what)
+            })?;
+            match locked {
                 Some(lock) => break (home, lock),
                 None if tries < 20 && mine.is_none() => continue, // its last server removed it: again
                 None => {
@@ -376,6 +384,18 @@ impl<F> ServerOptions<F> {
                 }
             }
         };
+        // Until the instance exists, a failure (a full file system, a
+        // refusal) takes back what this create wrote in the folder; what
+        // other servers hold stays (`tidy` checks).
+        struct Undo(Option<Arc<Home>>);
+        impl Drop for Undo {
+            fn drop(&mut self) {
+                if let Some(home) = self.0.take() {
+                    home.tidy();
+                }
+            }
+        }
+        let mut undo = Undo(mine.is_none().then(|| Arc::clone(&home)));
         let (mut total, mut first) = (0u32, None::<(Access, u8)>);
         if let Some((cfg, n)) = mine.as_ref().and_then(|a| a.census()) {
             total += n;
@@ -435,6 +455,7 @@ impl<F> ServerOptions<F> {
                 (acc, id)
             }
         };
+        undo.0 = None;
         Ok(Instance {
             acc,
             id,
