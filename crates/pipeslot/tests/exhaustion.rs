@@ -3,7 +3,8 @@
 //! (ERROR_NO_SYSTEM_RESOURCES, at once, not a 1 s silence read as "no such
 //! pipe"), keeps serving those it has, takes new ones once descriptors come
 //! back, and does not spin meanwhile. A namespace root whose file system is
-//! full refuses new names with ERROR_DISK_FULL and serves the old ones.
+//! full refuses new names with ERROR_DISK_FULL and serves the old ones. A
+//! gateway out of descriptors does not spin and serves its sessions on.
 
 use std::time::{Duration, Instant};
 
@@ -54,7 +55,14 @@ fn starved_server() {
         });
     }
     std::thread::sleep(Duration::from_millis(200));
-    // The smallest limit under which `free` descriptor numbers are unused.
+    leave_free_fds(free);
+    report("ready");
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// Lowers this process's `ulimit -n` to the smallest limit under which
+/// `free` descriptor numbers are unused.
+fn leave_free_fds(free: u64) {
     let fds = open_fds();
     let mut limit = 0u64;
     while limit - fds.iter().filter(|&&f| u64::from(f) < limit).count() as u64 != free {
@@ -69,8 +77,93 @@ fn starved_server() {
         },
     )
     .unwrap();
+}
+
+/// A role: a gateway (and an echo pipe, args[0], it exports) on loopback;
+/// reports its port, waits for the file args[1] to appear (the parent has
+/// its session open by then), takes every descriptor left (a limit of 64,
+/// the rest held open), reports `ready`; gives them back when the file
+/// args[2] appears, and reports `released`.
+#[test]
+#[ignore]
+fn starved_gateway() {
+    if std::env::var("PIPESLOT_CHILD").as_deref() != Ok("starved_gateway") {
+        return;
+    }
+    let a = child_args().unwrap();
+    crate::gateway::echo_server(&a[0], 4, false);
+    let port = crate::gateway::gateway_at("127.0.0.1:0", &[&a[0]], |_| {}).port();
+    report(format!("port {port}"));
+    let wait_for = |f: &str| {
+        while !std::path::Path::new(f).exists() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for(&a[1]);
+    leave_free_fds(64);
+    let mut hog = Vec::new();
+    while let Ok(f) = std::fs::File::open("/dev/null") {
+        hog.push(f);
+    }
     report("ready");
+    wait_for(&a[2]);
+    drop(hog);
+    report("released");
     std::thread::sleep(Duration::from_secs(60));
+}
+
+#[test]
+fn a_gateway_out_of_descriptors_does_not_spin_serves_its_sessions_and_recovers() {
+    let name = util::name("starved-gw");
+    let go = util::root().join(format!("go-{}", std::process::id()));
+    let release = util::root().join(format!("release-{}", std::process::id()));
+    let (go_s, release_s) = (go.to_str().unwrap().to_owned(), release.to_str().unwrap().to_owned());
+    let gw = Peer::spawn_as_user("exhaustion::starved_gateway", &[&name, &go_s, &release_s], &[], None);
+    let said = gw.expect_line(20 * SECOND);
+    let port: u16 = said.strip_prefix("port ").unwrap().parse().unwrap();
+    let remote = format!(r"\\127.0.0.1\pipe\{}", name.rsplit('\\').next().unwrap());
+    let transact = |c: &pipeslot::blocking::NamedPipeClient, what: &[u8]| {
+        let mut reply = [0u8; 64];
+        let r = c.transact(what, &mut reply).unwrap();
+        assert_eq!(&reply[..r.len], what);
+    };
+    let session = crate::gateway::client(port).open(&remote).unwrap();
+    transact(&session, b"before");
+    std::fs::write(&go, b"").unwrap();
+    assert_eq!(gw.expect_line(10 * SECOND), "ready");
+    // Connections until the gateway has no descriptor left for them, and more.
+    let mut flood = Vec::new();
+    for _ in 0..40 {
+        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            flood.push(s);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let before = cpu_ticks(gw.pid());
+    std::thread::sleep(Duration::from_millis(500));
+    let spent = cpu_ticks(gw.pid()) - before;
+    assert!(spent < 20, "the starved gateway spent {spent} ticks in 0.5 s: it spins");
+    // The session it had goes on.
+    transact(&session, b"during");
+    // Once descriptors are back, a new client (another account: another
+    // connection) logs on and is served.
+    drop(flood);
+    std::fs::write(&release, b"").unwrap();
+    assert_eq!(gw.expect_line(10 * SECOND), "released");
+    let deadline = Instant::now() + 5 * SECOND;
+    let mut bob = crate::gateway::client(port);
+    bob.smb_credentials(pipeslot::SmbCredentials::new("bob", "builder"));
+    let again = loop {
+        match bob.open(&remote) {
+            Ok(c) => break c,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("no new session after the flood left: {e}"),
+        }
+    };
+    transact(&again, b"after");
 }
 
 /// CPU time (user + system, in clock ticks) of a process so far.

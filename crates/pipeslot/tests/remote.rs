@@ -469,15 +469,41 @@ impl Impacket {
             env!("CARGO_MANIFEST_DIR"),
             "/../pipeslot-smb/tests/support/impacket_server.py"
         );
-        let port = smbd::free_port();
-        let child = std::process::Command::new(python)
-            .args([script, &port.to_string(), USER, PASSWORD])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start impacket");
-        smbd::wait_listening(port);
-        Some(Impacket { child, port })
+        // A port free a moment ago may be taken by the time impacket binds
+        // it (tests bind ports in parallel): it then exits without "ready",
+        // and another port is tried.
+        for _ in 0..5 {
+            let port = smbd::free_port();
+            let mut child = std::process::Command::new(python)
+                .args([script, &port.to_string(), USER, PASSWORD])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start impacket");
+            let out = child.stdout.take().unwrap();
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                let mut line = String::new();
+                let _ = std::io::BufReader::new(out).read_line(&mut line);
+                let _ = tx.send(line);
+            });
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) if line.trim() == format!("ready {port}") => {
+                    smbd::wait_listening(port);
+                    // Listening, and it is impacket that listens (alive).
+                    std::thread::sleep(Duration::from_millis(100));
+                    if child.try_wait().ok().flatten().is_none() {
+                        return Some(Impacket { child, port });
+                    }
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+        }
+        panic!("impacket did not start on any of 5 ports")
     }
 }
 
