@@ -429,3 +429,74 @@ fn lost_duplicated_and_reordered_mailslot_datagrams_never_crash_or_stall_the_rea
     assert_eq!(c.received, c.delivered + c.dropped());
     assert_eq!(c.delivered, u64::from(copies), "every delivery was read");
 }
+
+/// Role: a gateway on 10.77.0.2:args[1] (0: any port) exporting args[0];
+/// says `port N`, then serves until killed.
+#[test]
+#[ignore]
+fn gateway_process() {
+    if std::env::var("PIPESLOT_CHILD").as_deref() != Ok("gateway_process") {
+        return;
+    }
+    let a = child_args().unwrap();
+    let port = gateway_at(&format!("{SERVER_IP}:{}", a[1]), &[&a[0]], |_| {}).port();
+    report(format!("port {port}"));
+    std::thread::sleep(Duration::from_secs(120));
+}
+
+#[test]
+fn a_server_host_that_reboots_under_a_connection_fails_the_call_and_a_later_open_reaches_the_new_server() {
+    let Some(h) = Hosts::new("nf-reboot") else { return };
+    let name = util::name("nf-reboot");
+    echo_server(&name, 4, false);
+    let short = name.rsplit('\\').next().unwrap().to_owned();
+    let start = |port: &str| {
+        let g = Peer::spawn_with(
+            "netfaults::gateway_process",
+            &[&short, port],
+            &[],
+            &Lab::exec(&h.server),
+        );
+        let said = g.expect_line(20 * SECOND);
+        let port: u16 = said.strip_prefix("port ").unwrap().parse().unwrap();
+        (g, port)
+    };
+    let (mut first, port) = start("0");
+    let (c, remote) = (h.client.clone(), remote_name(&name));
+    let pipe = in_namespace(&c, {
+        let remote = remote.clone();
+        move || short_timeouts(port).open(&remote).unwrap()
+    });
+    let mut reply = [0u8; 64];
+    assert_eq!(pipe.transact(b"up", &mut reply).unwrap().len, 2);
+    // The server's host goes down hard: nothing it sends reaches the client
+    // (its FIN is lost), and it comes back with no memory of the connection.
+    h.wire.cut(true);
+    first.kill();
+    let (_second, again) = start(&port.to_string());
+    assert_eq!(again, port, "the new gateway has the same port");
+    let wire = std::sync::Arc::new(h.wire);
+    let w = wire.clone();
+    let back = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        w.cut(false);
+    });
+    // The client's request reaches a host that knows no such connection:
+    // it is reset, and the call fails well within its timeout.
+    let t = Instant::now();
+    let e = pipe.transact(b"anyone?", &mut reply).unwrap_err();
+    let took = t.elapsed();
+    back.join().unwrap();
+    assert!(lost(&e), "{e}");
+    assert!(took < 4 * SECOND, "the call took {took:?} (timeout 2 s)");
+    // A later open reaches the new server.
+    let r = in_namespace(&c, move || {
+        let p = short_timeouts(port).open(&remote).unwrap();
+        let mut reply = [0u8; 64];
+        let r = p.transact(b"new server", &mut reply).unwrap();
+        reply[..r.len].to_vec()
+    });
+    assert_eq!(r, b"new server");
+    eprintln!("a rebooted server host: the pending call failed in {took:?} ({e})");
+    drop(wire);
+}
