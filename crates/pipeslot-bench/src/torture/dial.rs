@@ -12,6 +12,8 @@ use pipeslot::{PipeMode, WaitTimeout, Win32Error};
 pub(crate) struct Dial {
     pub(crate) addr: String,
     opts: ClientOptions,
+    /// What the figures call this path: `blocking`, `gateway`, `samba`.
+    pub(crate) label: &'static str,
 }
 
 impl Dial {
@@ -22,6 +24,7 @@ impl Dial {
         Dial {
             addr: addr.to_owned(),
             opts,
+            label: "blocking",
         }
     }
 
@@ -36,7 +39,15 @@ impl Dial {
         Dial {
             addr: format!(r"\\127.0.0.1\pipe\{short}"),
             opts,
+            label: "gateway",
         }
+    }
+
+    /// The same path under another name in the figures (an SMB server that
+    /// is not our gateway: Samba).
+    pub(crate) fn labelled(mut self, label: &'static str) -> Dial {
+        self.label = label;
+        self
     }
 
     pub(crate) fn open(&self) -> io::Result<NamedPipeClient> {

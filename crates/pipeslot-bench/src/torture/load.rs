@@ -161,11 +161,7 @@ pub(crate) fn blocking(dial: &Dial, clients: usize, per_client: u64, seed: u64) 
         })
         .collect();
     let mut all = LoadFigures {
-        front: if dial.addr.starts_with(r"\\.\") {
-            "blocking"
-        } else {
-            "gateway"
-        },
+        front: dial.label,
         clients,
         per_client,
         ..LoadFigures::default()

@@ -4,6 +4,7 @@
 //! ```text
 //!   torture_main(args) ─▶ load::{blocking, tokio}  N clients × M messages ─▶ echo peer
 //!                      ─▶ load::blocking (Dial through a gateway in this process) ─▶ echo peer
+//!                      ─▶ load::blocking (Dial through a private smbd) ─▶ echo behind its pipe proxy
 //!                      ─▶ kills::servers           SIGKILL the echo peer mid-call (here, and
 //!                                                  behind the gateway with a remote client)
 //!                      ─▶ kills::clients           SIGKILL a client peer mid-call (local,
@@ -95,6 +96,30 @@ impl Gateway {
     }
 }
 
+/// A private smbd serving an echo pipe of this process.
+struct SambaLab {
+    smbd: crate::workloads::smb::smbd::Smbd,
+    _echo: crate::workloads::smb::smbd::NpaPipe,
+}
+
+const SAMBA_PIPE: &str = "tortureecho";
+
+fn samba_lab() -> Option<SambaLab> {
+    use crate::workloads::smb::smbd;
+    let smbd = smbd::Smbd::start("torture", "")?;
+    let echo = smbd::NpaPipe::serve(smbd.np_socket(SAMBA_PIPE), true, |m| {
+        smbd::Answer::Reply(vec![m.to_vec()])
+    });
+    Some(SambaLab { smbd, _echo: echo })
+}
+
+impl SambaLab {
+    fn dial(&self) -> dial::Dial {
+        use crate::workloads::smb::smbd;
+        dial::Dial::through_gateway(self.smbd.port, smbd::USER, smbd::PASSWORD, SAMBA_PIPE).labelled("samba")
+    }
+}
+
 /// `NAME` of `\\.\pipe\NAME`.
 fn short_name(local: &str) -> &str {
     local.rsplit('\\').next().unwrap_or(local)
@@ -181,11 +206,23 @@ fn run(a: &Args) -> io::Result<bool> {
     let gateway = Gateway::start(&load_name)?;
     let remote_clients = clients.min(8);
     let remote_messages = (messages / 5).max(1);
-    for f in [
+    // And our client against Samba: a private smbd on loopback whose pipe
+    // `tortureecho` is an echo server of this process behind its pipe
+    // proxy (the interop tests' lab); skipped without root and samba.
+    let samba = samba_lab();
+    let mut loads = vec![
         load::blocking(&dial::Dial::local(&load_name), clients, messages, seed),
         load::tokio(&load_name, clients, messages, seed ^ 1),
         load::blocking(&gateway.dial(&load_name), remote_clients, remote_messages, seed ^ 4),
-    ] {
+    ];
+    match &samba {
+        Some(lab) => loads.push(load::blocking(&lab.dial(), remote_clients, remote_messages, seed ^ 8)),
+        None => writeln!(
+            out,
+            "load   samba    skipped: needs root and Debian's samba (a private smbd)"
+        )?,
+    }
+    for f in loads {
         let mib = f.bytes as f64 / (1024.0 * 1024.0);
         writeln!(
             out,

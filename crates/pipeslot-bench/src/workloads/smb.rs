@@ -41,7 +41,7 @@ use crate::Workload;
 /// The lab the interop tests use (a private smbd, our pipe endpoint).
 #[allow(unreachable_pub, missing_docs)]
 #[path = "../../../pipeslot-smb/tests/support/smbd.rs"]
-mod smbd;
+pub(crate) mod smbd;
 
 const PIPE: &str = "benchecho";
 const BULK: usize = 60_000;
