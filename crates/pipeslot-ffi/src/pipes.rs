@@ -79,7 +79,13 @@ pub unsafe extern "C" fn pipeslot_create_named_pipe(
             .reject_remote_clients(pipe_mode & PIPE_REJECT_REMOTE_CLIENTS != 0);
         match max_instances {
             PIPE_UNLIMITED_INSTANCES => o.unlimited_instances(),
-            n => o.max_instances(n as usize),
+            n @ 1..=254 => o.max_instances(n as usize),
+            n => {
+                return Err(Fail::new(
+                    Win32Error::ERROR_INVALID_PARAMETER,
+                    format!("max_instances {n}: 1 to 254, or PIPE_UNLIMITED_INSTANCES (255)"),
+                ))
+            }
         };
         if out_buffer_size > 0 {
             o.out_buffer_size(out_buffer_size);

@@ -224,6 +224,14 @@ fn bad_input_gets_its_win32_error_never_a_crash() {
             pipeslot_create_named_pipe(bad.as_ptr().cast(), 3, 0, 1, 0, 0, 0, 0, &mut h),
             ERROR_INVALID_NAME
         );
+        let n = name("limits");
+        for bad in [0, 256, u32::MAX] {
+            assert_eq!(
+                pipeslot_create_named_pipe(n.as_ptr(), 3, 0, bad, 0, 0, 0, 0, &mut h),
+                ERROR_INVALID_PARAMETER,
+                "{bad}"
+            );
+        }
         let n = name("null-out");
         assert_eq!(
             pipeslot_create_named_pipe(n.as_ptr(), 3, 0, 1, 0, 0, 0, 0, null_mut()),
