@@ -10,43 +10,45 @@ use pipeslot::{PipeMode, SmbCredentials, Win32Error};
 
 use crate::util::{self, code, watchdog};
 
-/// An echo server on a local message pipe, `instances` at a time, for ever.
+/// An echo server on a local message pipe, `instances` listening at a
+/// time, for ever: each of `instances` loops creates its next instance as
+/// soon as a client takes its last, so back-to-back opens never find every
+/// instance between two creates (ERROR_PIPE_BUSY).
 pub(crate) fn echo_server(name: &str, instances: usize, reject_remote: bool) {
-    let first = ServerOptions::new()
-        .pipe_mode(PipeMode::Message)
-        .reject_remote_clients(reject_remote)
-        .create(name)
-        .unwrap();
-    let name = name.to_owned();
-    std::thread::spawn(move || {
-        let mut next = Some(first);
-        loop {
-            let server = next.take().unwrap_or_else(|| {
-                ServerOptions::new()
-                    .pipe_mode(PipeMode::Message)
-                    .reject_remote_clients(reject_remote)
-                    .create(&name)
-                    .unwrap()
-            });
-            if server.connect().is_err() {
-                continue;
-            }
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 1 << 16];
-                while let Ok(m) = server.read_msg(&mut buf) {
-                    let reply = if &buf[..m.len] == b"who" {
-                        b"me".to_vec()
-                    } else {
-                        buf[..m.len].to_vec()
-                    };
-                    if server.write_msg(&reply).is_err() {
-                        break;
-                    }
+    let create = move |name: &str| {
+        ServerOptions::new()
+            .pipe_mode(PipeMode::Message)
+            .reject_remote_clients(reject_remote)
+            .create(name)
+            .unwrap()
+    };
+    // The first instances exist before this returns.
+    let firsts: Vec<_> = (0..instances.max(1)).map(|_| create(name)).collect();
+    for first in firsts {
+        let name = name.to_owned();
+        std::thread::spawn(move || {
+            let mut next = Some(first);
+            loop {
+                let server = next.take().unwrap_or_else(|| create(&name));
+                if server.connect().is_err() {
+                    continue;
                 }
-            });
-        }
-    });
-    let _ = instances;
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 1 << 16];
+                    while let Ok(m) = server.read_msg(&mut buf) {
+                        let reply = if &buf[..m.len] == b"who" {
+                            b"me".to_vec()
+                        } else {
+                            buf[..m.len].to_vec()
+                        };
+                        if server.write_msg(&reply).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+    }
 }
 
 fn gateway(exports: &[&str]) -> SocketAddr {
