@@ -146,6 +146,9 @@ typedef struct PipeslotIdentity {
   uint32_t uid;
   // Its effective group id.
   uint32_t gid;
+  // 1 when it came from another machine through the gateway: the ids are
+  // then the gateway's, not the remote user's (no local identity to take).
+  uint32_t remote;
 } PipeslotIdentity;
 
 #ifdef __cplusplus
@@ -355,7 +358,7 @@ uint32_t pipeslot_get_named_pipe_handle_state(PipeslotHandle pipe,
 // kernel recorded them, and its user name in `user` (NUL-terminated;
 // `ERROR_INSUFFICIENT_BUFFER (122)` when `user_len` is too short, the
 // numbers still filled in). A client through the gateway shows as the
-// gateway's process and its remote `DOMAIN\user`.
+// gateway's process with `remote` set, and its remote `DOMAIN\user`.
 //
 // # Safety
 // `identity` points to a writable `PipeslotIdentity`; `user` points to

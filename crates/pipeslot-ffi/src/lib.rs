@@ -61,6 +61,9 @@ pub struct PipeslotIdentity {
     pub uid: u32,
     /// Its effective group id.
     pub gid: u32,
+    /// 1 when it came from another machine through the gateway: the ids are
+    /// then the gateway's, not the remote user's (no local identity to take).
+    pub remote: u32,
 }
 
 /// ERROR_SUCCESS.

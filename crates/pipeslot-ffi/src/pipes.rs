@@ -509,7 +509,7 @@ pub unsafe extern "C" fn pipeslot_get_named_pipe_handle_state(
 /// kernel recorded them, and its user name in `user` (NUL-terminated;
 /// `ERROR_INSUFFICIENT_BUFFER (122)` when `user_len` is too short, the
 /// numbers still filled in). A client through the gateway shows as the
-/// gateway's process and its remote `DOMAIN\user`.
+/// gateway's process with `remote` set, and its remote `DOMAIN\user`.
 ///
 /// # Safety
 /// `identity` points to a writable `PipeslotIdentity`; `user` points to
@@ -537,6 +537,7 @@ pub unsafe extern "C" fn pipeslot_get_client_identity(
             pid: who.pid,
             uid: who.uid,
             gid: who.gid,
+            remote: u32::from(who.remote_user.is_some() || who.computer.is_some()),
         };
         // SAFETY: the caller's contract.
         unsafe { abi::put(identity, id, "identity") }?;
@@ -567,6 +568,7 @@ pub unsafe extern "C" fn pipeslot_get_server_identity(pipe: PipeslotHandle, iden
                     pid: who.pid,
                     uid: who.uid,
                     gid: who.gid,
+                    remote: 0,
                 },
                 "identity",
             )

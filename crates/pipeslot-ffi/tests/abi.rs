@@ -108,7 +108,7 @@ fn a_message_pipe_round_trip_with_every_call_on_it() {
         unsafe { pipeslot_get_client_identity(s, &mut who, user.as_mut_ptr().cast(), user.len()) },
         0
     );
-    assert_eq!(who.pid, std::process::id());
+    assert_eq!((who.pid, who.remote), (std::process::id(), 0), "a local client");
     // SAFETY: NUL-terminated by the call.
     assert!(!unsafe { CStr::from_ptr(user.as_ptr().cast()) }.to_bytes().is_empty());
     let mut tiny = [0i8; 1];

@@ -41,6 +41,10 @@ my $pid = child {
 };
 ok($server->Connect, 'the remote client connected through the gateway');
 like(($server->GetInfo)[2], qr/^(?:[^\\]*\\)?alice$/i, 'GetInfo names the remote user ([DOMAIN\\]alice)');
+my $euid = $>;
+ok(!$server->ImpersonateClient, 'a remote client cannot be impersonated (its ids are the gateway\'s)');
+is(($server->Error)[0], ERROR_CANNOT_IMPERSONATE, 'ERROR_CANNOT_IMPERSONATE');
+is($>, $euid, 'the effective uid is unchanged');
 my $m = $server->Read;
 is($m, 'over SMB', 'its message');
 ok($server->Write(uc $m), 'the answer');

@@ -52,6 +52,7 @@ use constant {
     ERROR_PIPE_CONNECTED       => 535,
     ERROR_PIPE_LISTENING       => 536,
     ERROR_PRIVILEGE_NOT_HELD   => 1314,
+    ERROR_CANNOT_IMPERSONATE   => 1368,
 };
 
 our @EXPORT = qw(
@@ -64,7 +65,7 @@ our @EXPORT = qw(
 our @EXPORT_OK = (@EXPORT, qw(
   PIPESLOT_ALLOW_EVERYONE ERROR_FILE_NOT_FOUND ERROR_ACCESS_DENIED ERROR_BROKEN_PIPE
   ERROR_SEM_TIMEOUT ERROR_PIPE_BUSY ERROR_NO_DATA ERROR_PIPE_NOT_CONNECTED ERROR_MORE_DATA
-  ERROR_PIPE_CONNECTED ERROR_PIPE_LISTENING ERROR_PRIVILEGE_NOT_HELD
+  ERROR_PIPE_CONNECTED ERROR_PIPE_LISTENING ERROR_PRIVILEGE_NOT_HELD ERROR_CANNOT_IMPERSONATE
 ));
 our %EXPORT_TAGS = (all => \@EXPORT_OK);
 
@@ -268,14 +269,14 @@ sub GetInfo {
     return ($state, $instances, $user, 0, 0);
 }
 
-# The connected client: ([pid, uid, gid], user name), or () after a failure.
+# The connected client: ([pid, uid, gid, remote], user name), or () after a failure.
 sub _client {
     my $self = shift;
-    my $ident = Win32::Pipe::FFI::Buffer->new(12);
+    my $ident = Win32::Pipe::FFI::Buffer->new(16);
     my $name = Win32::Pipe::FFI::Buffer->new(256);
     my $rc = Win32::Pipe::FFI::pipeslot_get_client_identity($self->{handle}, $ident->ptr, $name->ptr, $name->size);
     return $self->_fail($rc, ()) if $rc != 0;
-    my @id = unpack('L3', $ident->take(12));
+    my @id = unpack('L4', $ident->take(16));
     my ($user) = unpack('Z*', $name->take($name->size));
     return (\@id, $user);
 }
@@ -284,14 +285,21 @@ sub _client {
 # gid as its effective ids (seteuid/setegid), as ImpersonateNamedPipeClient
 # gives a thread the client's token; StopImpersonation() takes them back.
 # Needs root (or a client of the same user), else false with
-# ERROR_PRIVILEGE_NOT_HELD. A client through the gateway is impersonated
-# as the gateway's user, who vouches for it.
+# ERROR_PRIVILEGE_NOT_HELD. A client from another machine (through the
+# gateway) has no local identity: its ids are the gateway's, so taking them
+# would keep root's rights. It is refused with ERROR_CANNOT_IMPERSONATE.
 sub ImpersonateClient {
     my $self = shift;
     return 0 unless $self->{handle} && !$self->{client};
-    my ($id) = $self->_client;
+    my ($id, $who) = $self->_client;
     return 0 unless $id;
-    my ($uid, $gid) = @{$id}[1, 2];
+    my ($uid, $gid, $remote) = @{$id}[1, 2, 3];
+    if ($remote) {
+        ($ErrorNum, $ErrorText) = (ERROR_CANNOT_IMPERSONATE,
+            "ERROR_CANNOT_IMPERSONATE (1368): $who came from another machine: there is no local user to become");
+        $self->{error} = [$ErrorNum, $ErrorText];
+        return 0;
+    }
     if ($> != 0 && $> != $uid) {
         ($ErrorNum, $ErrorText) = (ERROR_PRIVILEGE_NOT_HELD,
             "ERROR_PRIVILEGE_NOT_HELD (1314): becoming uid $uid needs root (seteuid)");
