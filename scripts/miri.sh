@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Miri on the unsafe code it can run: the C ABI's pointer helpers and its
-# error guard (crates/pipeslot-ffi, unit tests). The syscall layer
-# (crates/pipeslot/src/sys.rs) calls the kernel, which Miri cannot.
+# error guard (crates/pipeslot-ffi, unit tests), and the shared-memory
+# region and ring over private memory (crates/pipeslot/src/shm, two
+# threads streaming through a ring). The syscall layer
+# (crates/pipeslot/src/sys.rs) and mapped segments call the kernel, which
+# Miri cannot.
 # Needs the nightly toolchain; adds its miri component when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,3 +16,4 @@ if ! cargo +nightly miri --version >/dev/null 2>&1; then
   rustup component add --toolchain nightly miri rust-src
 fi
 cargo +nightly miri test -q -p pipeslot-ffi --lib
+cargo +nightly miri test -q -p pipeslot --no-default-features --lib -- shm::ring shm::mem

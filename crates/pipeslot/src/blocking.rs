@@ -85,7 +85,7 @@ impl pipe::ServerOptions<Blocking> {
     /// ```
     pub fn create(&self, addr: impl AsRef<OsStr>) -> io::Result<NamedPipeServer> {
         Ok(NamedPipeServer {
-            inst: self.create_instance(addr.as_ref())?,
+            inst: self.create_instance(addr.as_ref(), true)?,
             conn: Mutex::new(None),
             client: Mutex::new(None),
             nonblocking: AtomicBool::new(false),
@@ -118,7 +118,7 @@ impl pipe::ClientOptions<Blocking> {
                 nonblocking: AtomicBool::new(false),
             });
         }
-        let (conn, info) = self.open_conn(addr.as_ref())?;
+        let (conn, info) = self.open_conn(addr.as_ref(), true)?;
         Ok(NamedPipeClient {
             link: Link::Local(Arc::new(conn)),
             info,
@@ -209,7 +209,7 @@ impl NamedPipeServer {
         }
     }
 
-    fn install(&self, fd: std::os::fd::OwnedFd, ident: ClientIdentity) -> io::Result<Arc<Conn>> {
+    fn install(&self, fd: crate::pipe::acceptor::Accepted, ident: ClientIdentity) -> io::Result<Arc<Conn>> {
         let conn = Arc::new(self.inst.conn(fd));
         conn.set_nowait(self.nonblocking.load(Ordering::Relaxed))?;
         *lock(&self.conn) = Some(Arc::clone(&conn));

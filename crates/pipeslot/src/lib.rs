@@ -51,6 +51,11 @@ pub mod pipe;
 mod remote;
 pub use remote::{RemoteSession, SmbCredentials};
 mod security;
+mod shm;
+/// The shared-memory ring as the fuzz target drives it (not the API).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use shm::fuzzing as shm_fuzzing;
 mod sys;
 #[cfg(feature = "tokio")]
 pub mod tokio;

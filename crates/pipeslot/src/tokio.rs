@@ -75,7 +75,7 @@ impl pipe::ServerOptions<Tokio> {
     /// CreateNamedPipe: makes one listening instance. Must be called inside
     /// a tokio runtime. Errors as [`crate::blocking::ServerOptions::create`].
     pub fn create(&self, addr: impl AsRef<OsStr>) -> io::Result<NamedPipeServer> {
-        let inst = self.create_instance(addr.as_ref())?;
+        let inst = self.create_instance(addr.as_ref(), false)?;
         let notify = inst.acceptor().notifier(inst.id());
         Ok(NamedPipeServer {
             inst,
@@ -102,7 +102,7 @@ impl pipe::ClientOptions<Tokio> {
                 link: Link::Remote(Arc::new(RemoteIo::new(r))),
             });
         }
-        let (conn, info) = self.open_conn(addr.as_ref())?;
+        let (conn, info) = self.open_conn(addr.as_ref(), false)?;
         conn.set_nonblocking(true)?;
         Ok(NamedPipeClient {
             link: Link::Local(Arc::new(crate::sys::register(conn)?)),
@@ -163,7 +163,7 @@ impl NamedPipeServer {
         }
     }
 
-    fn install(&self, fd: std::os::fd::OwnedFd, ident: ClientIdentity) -> io::Result<Io> {
+    fn install(&self, fd: crate::pipe::acceptor::Accepted, ident: ClientIdentity) -> io::Result<Io> {
         let conn = self.inst.conn(fd);
         conn.set_nonblocking(true)?;
         let io = Arc::new(crate::sys::register(conn)?);

@@ -22,6 +22,7 @@ mod props; // property tests over real sockets
 mod remote; // remote pipes over SMB through a private Samba
 mod security; // identity and access control across uids
 mod server; // instances, options, connect/disconnect
+mod shm; // the shared-memory data path: who takes it, bad segments refused
 mod tokio_front; // the tokio front end
 mod win32_layer; // the Win32::Pipe-style calls
 mod wire; // a user-space wire with faults between two namespaces (TUN devices)

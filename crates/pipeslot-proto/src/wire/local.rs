@@ -10,10 +10,11 @@
 //!  4  version (1)                               4  version (1)
 //!  5  request: 1 open, 2 wait, 3 census         5  status (ReplyStatus)
 //!  6  flags u16: 1 read, 2 write, 4 remote,     6  pipe type: 0 byte, 1 message
-//!     8 create (census before a new instance)
+//!     8 create (census before a new instance),
+//!    16 shm (the client takes shared memory)
 //!  8  client pid u32 (informational)            7  access: 1 inbound, 2 outbound, 3 duplex
 //! 12  name length u16 (folded, UTF-8)           8  max instances (255 = unlimited)
-//! 14  extensions length u16                     9  data path (0 = this socket)
+//! 14  extensions length u16                     9  data path (0 socket, 1 shared memory)
 //! 16  folded name, then extensions             10  flags u16: 1 reject remote clients
 //!                                              12  in buffer u32    16  out buffer u32
 //!                                              20  default timeout ms u32
@@ -117,6 +118,18 @@ pub mod hello_flags {
     /// CENSUS on behalf of a process creating another instance of the name
     /// (Win32's FILE_CREATE_PIPE_INSTANCE check: only the owner may).
     pub const CREATE: u16 = 0x0008;
+    /// The client can take the shared-memory data path (OPEN only).
+    pub const SHM: u16 = 0x0010;
+}
+
+/// Values of a reply's data-path byte.
+pub mod data_path {
+    /// The bytes go over this socket.
+    pub const SOCKET: u8 = 0;
+    /// The bytes go through shared memory: the reply carries (SCM_RIGHTS)
+    /// a sealed memfd with both rings, the server's eventfd and the
+    /// client's; the socket stays open to tell liveness.
+    pub const SHM: u8 = 1;
 }
 
 /// The hello's extensions: type-length-value items (a type byte, a u16

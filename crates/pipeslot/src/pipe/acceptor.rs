@@ -68,6 +68,16 @@ pub(crate) struct InstanceConfig {
     pub(crate) out_buffer: u32,
     pub(crate) default_timeout_ms: u32,
     pub(crate) reject_remote: bool,
+    /// The instance's front end can take the shared-memory data path.
+    pub(crate) shm: bool,
+}
+
+/// A client the acceptor let in, waiting for its instance: the socket and,
+/// when the handshake chose it, the server's end of the shared memory.
+#[derive(Debug)]
+pub(crate) struct Accepted {
+    pub(crate) fd: OwnedFd,
+    pub(crate) shm: Option<Box<crate::shm::segment::End>>,
 }
 
 impl InstanceConfig {
@@ -99,7 +109,7 @@ pub(crate) enum SlotState {
     /// Waiting for a client (created, or connect called after a disconnect).
     Listening,
     /// A client was accepted; the server has not picked it up yet.
-    Pending(OwnedFd, ClientIdentity),
+    Pending(Accepted, ClientIdentity),
     /// The server holds the client. `acknowledged`: connect() has returned
     /// for this client (a second connect() is then `ERROR_PIPE_CONNECTED`).
     Connected { acknowledged: bool },
@@ -657,10 +667,27 @@ impl Acceptor {
             Some(slot) => slot.config,
             None => return,
         };
-        let reply = config.reply(ReplyStatus::ACCEPTED, n, l.saturating_sub(1));
-        if rustix::io::write(&fd, &reply.emit()) != Ok(reply.emit().len()) {
+        let mut reply = config.reply(ReplyStatus::ACCEPTED, n, l.saturating_sub(1));
+        // Shared memory when both sides can; when making it fails (memory,
+        // descriptors), the socket path still serves.
+        let segment = (config.shm && hello.flags & hello_flags::SHM != 0 && crate::shm::enabled())
+            .then(|| crate::shm::segment::create(config.out_buffer, config.in_buffer).ok())
+            .flatten();
+        if segment.is_some() {
+            reply.data_path = pipeslot_proto::wire::local::data_path::SHM;
+        }
+        let bytes = reply.emit();
+        let sent = match &segment {
+            None => rustix::io::write(&fd, &bytes),
+            Some((_, give)) => send_with_fds(&fd, &bytes, give),
+        };
+        if sent != Ok(bytes.len()) {
             return;
         }
+        let accepted = Accepted {
+            fd,
+            shm: segment.map(|(end, _give)| Box::new(end)),
+        };
         let mut ident = ident;
         if remote {
             // Believed only from root or our own user (the gateway).
@@ -675,9 +702,21 @@ impl Acceptor {
                 }
             }
         }
-        *s.state_mut(id) = SlotState::Pending(fd, ident);
+        *s.state_mut(id) = SlotState::Pending(accepted, ident);
         self.signal(&s, id);
     }
+}
+
+/// The reply with the shared-memory segment's descriptors (SCM_RIGHTS).
+fn send_with_fds(fd: &OwnedFd, bytes: &[u8], give: &[OwnedFd; 3]) -> rustix::io::Result<usize> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let borrowed = [give[0].as_fd(), give[1].as_fd(), give[2].as_fd()];
+    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(3))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !control.push(SendAncillaryMessage::ScmRights(&borrowed)) {
+        return Err(rustix::io::Errno::NOBUFS);
+    }
+    rustix::net::sendmsg(fd, &[std::io::IoSlice::new(bytes)], &mut control, SendFlags::NOSIGNAL)
 }
 
 /// A reply for a process that no longer serves the name.

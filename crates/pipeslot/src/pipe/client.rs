@@ -192,7 +192,9 @@ fn local_only(name: &PipeName) -> io::Result<()> {
 /// Why one server socket did not give us the pipe.
 enum Attempt {
     Stale,
-    Answered(UnixStream, Reply),
+    /// The socket, the reply, and the descriptors it carried (the
+    /// shared-memory segment of an accepted open; anything else is closed).
+    Answered(UnixStream, Reply, Vec<OwnedFd>),
 }
 
 fn hello(request: Request, flags: u16, name: &PipeName) -> io::Result<Vec<u8>> {
@@ -238,12 +240,13 @@ fn ask(dirs: &PipeDirs, c: &Candidate<'_>, msg: &[u8], read_reply: bool) -> io::
         return Ok(early_answer(s));
     }
     if !read_reply {
-        return Ok(Attempt::Answered(s, acceptor::DEAD_REPLY));
+        return Ok(Attempt::Answered(s, acceptor::DEAD_REPLY, Vec::new()));
     }
     // A live server answers at once; one that is stopped must not hang us.
     let deadline = Instant::now() + REPLY_DEADLINE;
     let mut b = [0u8; REPLY_LEN];
     let mut have = 0;
+    let mut fds = Vec::new();
     while have < REPLY_LEN {
         let left = deadline.saturating_duration_since(Instant::now());
         let ts = rustix::fs::Timespec::try_from(left).ok();
@@ -259,15 +262,36 @@ fn ask(dirs: &PipeDirs, c: &Candidate<'_>, msg: &[u8], read_reply: bool) -> io::
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
-        match s.read(&mut b[have..]) {
+        match recv_with_fds(&s, &mut b[have..], &mut fds) {
             Ok(0) | Err(_) => return Ok(Attempt::Stale),
             Ok(n) => have += n,
         }
     }
     match Reply::parse(&b) {
-        Ok(r) => Ok(Attempt::Answered(s, r)),
+        Ok(r) => Ok(Attempt::Answered(s, r, fds)),
         Err(_) => Ok(Attempt::Stale),
     }
+}
+
+/// One read of the reply, keeping the descriptors that come with it (at
+/// most three are taken: the kernel closes any beyond what fits).
+fn recv_with_fds(s: &UnixStream, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(3))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let r = loop {
+        match rustix::net::recvmsg(s, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => break r?,
+        }
+    };
+    for msg in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(got) = msg {
+            fds.extend(got);
+        }
+    }
+    Ok(r.bytes)
 }
 
 /// The answer a server wrote before closing, if a whole one is there.
@@ -277,7 +301,7 @@ fn early_answer(mut s: UnixStream) -> Attempt {
         return Attempt::Stale;
     }
     match Reply::parse(&b) {
-        Ok(r) => Attempt::Answered(s, r),
+        Ok(r) => Attempt::Answered(s, r, Vec::new()),
         Err(_) => Attempt::Stale,
     }
 }
@@ -286,6 +310,8 @@ fn early_answer(mut s: UnixStream) -> Attempt {
 /// serving process takes us.
 /// `remote`: the open is made for a client on another machine (the
 /// gateway's); servers believe it only from root or their own user.
+/// `shm`: offer the shared-memory data path (an accepted open's reply
+/// then may carry its segment, returned with it).
 /// `server_uid`: only a server process running as that user will do
 /// (`ClientOptions::require_server_user`); others' instances are not even
 /// connected to.
@@ -295,9 +321,13 @@ pub(crate) fn open(
     write: bool,
     remote: Option<&[u8]>,
     server_uid: Option<u32>,
-) -> io::Result<(OwnedFd, Reply)> {
+    shm: bool,
+) -> io::Result<(OwnedFd, Reply, Vec<OwnedFd>)> {
     let dirs = PipeDirs::find(name)?.ok_or_else(|| ns::not_found(name))?;
     let mut flags = if remote.is_some() { hello_flags::REMOTE } else { 0 };
+    if shm {
+        flags |= hello_flags::SHM;
+    }
     if read {
         flags |= hello_flags::READ;
     }
@@ -319,16 +349,16 @@ pub(crate) fn open(
         match ask(&dirs, &c, &msg, true)? {
             Attempt::Stale => continue,
             // The socket file is the user's; the process behind it must be too.
-            Attempt::Answered(s, _) if server_uid.is_some_and(|want| ns::peer_uid(&s) != Some(want)) => {
+            Attempt::Answered(s, ..) if server_uid.is_some_and(|want| ns::peer_uid(&s) != Some(want)) => {
                 others.extend(ns::peer_uid(&s));
                 continue;
             }
-            Attempt::Answered(s, r) => match r.status {
+            Attempt::Answered(s, r, fds) => match r.status {
                 ReplyStatus::ACCEPTED => {
                     if r.in_buffer > 0 {
                         let _ = rustix::net::sockopt::set_socket_send_buffer_size(&s, r.in_buffer as usize);
                     }
-                    return Ok((s.into(), r));
+                    return Ok((s.into(), r, fds));
                 }
                 ReplyStatus::BUSY => busy = true,
                 ReplyStatus::NO_RESOURCES => exhausted = true,
@@ -423,7 +453,7 @@ pub(crate) fn census_dir(name: &PipeName, dirs: &PipeDirs, why: Census<'_>) -> i
                     }
                 }
             }
-            Attempt::Answered(_, r) if matches!(r.status, ReplyStatus::CENSUS | ReplyStatus::ACCESS_DENIED) => {
+            Attempt::Answered(_, r, _) if matches!(r.status, ReplyStatus::CENSUS | ReplyStatus::ACCESS_DENIED) => {
                 out.push(r)
             }
             Attempt::Answered(..) => {}
@@ -469,7 +499,7 @@ pub(crate) fn wait(name: &PipeName, timeout: WaitTimeout) -> io::Result<()> {
             if asked.iter().any(|(p, _)| *p == c.sock.name) {
                 continue;
             }
-            if let Attempt::Answered(s, _) = ask(&dirs, &c, &msg, false)? {
+            if let Attempt::Answered(s, ..) = ask(&dirs, &c, &msg, false)? {
                 asked.push((c.sock.name.clone(), s));
             }
         }

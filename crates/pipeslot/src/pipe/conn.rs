@@ -15,6 +15,7 @@ use rustix::net::{RecvFlags, SendAncillaryBuffer, SendFlags};
 use crate::error::{err, err_kind, Error, Win32Error};
 use crate::pipe::frame::{FdSource, FrameReader, MsgEnd, Source};
 use crate::pipe::{MsgRead, PeekInfo, PipeMode};
+use crate::shm::{ShmPath, Wait};
 use crate::sys;
 
 /// Messages up to this long are copied behind their header and sent with
@@ -58,10 +59,23 @@ pub(crate) struct Conn {
     rd: Mutex<FrameReader>,
     /// A frame the socket took only part of (non-blocking writes).
     wr: Mutex<Vec<u8>>,
+    /// The shared-memory data path, when the handshake chose it: the bytes
+    /// go through its rings, and the socket only tells liveness.
+    shm: Option<ShmPath>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // Before the socket closes (fields drop after this), so that a peer
+        // woken by the close finds the flag and fails its writes at once.
+        if let Some(shm) = &self.shm {
+            shm.mark_closed();
+        }
+    }
 }
 
 impl AsRawFd for Conn {
@@ -102,6 +116,20 @@ impl Conn {
             name,
             rd: Mutex::new(FrameReader::default()),
             wr: Mutex::new(Vec::new()),
+            shm: None,
+        }
+    }
+
+    /// Puts the connection's bytes on the shared-memory path.
+    pub(crate) fn with_shm(mut self, end: crate::shm::segment::End) -> Conn {
+        self.shm = Some(ShmPath::new(end, self.framed, self.name.clone()));
+        self
+    }
+
+    /// How the shared-memory path may wait: as the socket would.
+    fn shm_wait(&self) -> Wait {
+        Wait {
+            block: !self.nonblocking.load(Ordering::Relaxed),
         }
     }
 
@@ -186,6 +214,9 @@ impl Conn {
     /// returns at most one message (or its next part).
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.check_read()?;
+        if let Some(shm) = &self.shm {
+            return self.shm_read(shm, buf);
+        }
         if !self.framed {
             let r = self.source().read(buf);
             return self.byte_result(r);
@@ -217,6 +248,26 @@ impl Conn {
         }
     }
 
+    fn shm_read(&self, shm: &ShmPath, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.framed || !self.read_messages.load(Ordering::Relaxed) {
+            return shm.read_bytes(self.fd.as_fd(), buf, self.shm_wait());
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let mut filled = 0;
+            match shm.read_message(self.fd.as_fd(), buf, &mut filled, self.shm_wait()) {
+                Err(e) if filled > 0 && crate::error::is_retry(&e) => return Ok(filled),
+                Err(e) => return Err(e),
+                Ok(MsgEnd::Eof) => return Ok(0),
+                // A zero-length message cannot be told from the end in io::Read.
+                Ok(MsgEnd::Complete) if filled == 0 => continue,
+                Ok(_) => return Ok(filled),
+            }
+        }
+    }
+
     /// `io::Read`'s view of [`read`](Self::read): the end of the stream,
     /// whether the peer closed or the server disconnected, is `Ok(0)` (the
     /// std and tokio convention, DESIGN §1); what was discarded stays
@@ -225,7 +276,8 @@ impl Conn {
     pub(crate) fn read_stream(&self, buf: &mut [u8]) -> io::Result<usize> {
         match self.read(buf) {
             Err(e)
-                if self.disconnected.load(Ordering::Relaxed)
+                if (self.disconnected.load(Ordering::Relaxed)
+                    || self.shm.as_ref().is_some_and(|s| s.disconnected()))
                     && Error::win32(&e) == Some(Win32Error::ERROR_PIPE_NOT_CONNECTED) =>
             {
                 Ok(0)
@@ -297,7 +349,7 @@ impl Conn {
     /// [`read`](Self::read) does into one buffer.
     pub(crate) fn read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
         self.check_read()?;
-        if !self.framed {
+        if !self.framed && self.shm.is_none() {
             let r = self.source().readv(bufs);
             return match self.byte_result(r) {
                 Err(_) if self.disconnected.load(Ordering::Relaxed) => Ok(0),
@@ -320,7 +372,7 @@ impl Conn {
     /// are one message.
     pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.check_write()?;
-        if self.framed {
+        if self.framed || self.shm.is_some() {
             let msg: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
             return self.write(&msg);
         }
@@ -334,6 +386,18 @@ impl Conn {
     pub(crate) fn transact_gate(&self) -> io::Result<()> {
         if self.disconnected.load(Ordering::Relaxed) {
             return Err(self.not_connected());
+        }
+        if let Some(shm) = &self.shm {
+            if shm.unread_here()? {
+                return Err(err(
+                    Win32Error::ERROR_PIPE_BUSY,
+                    format!(
+                        "a message waits unread on {}: read it before a transact (nothing was written)",
+                        self.name
+                    ),
+                ));
+            }
+            return Ok(());
         }
         let mut fds = [rustix::event::PollFd::new(
             &self.fd,
@@ -360,6 +424,9 @@ impl Conn {
 
     /// True when the frame reader holds bytes, so a read will not block.
     pub(crate) fn has_buffered(&self) -> bool {
+        if let Some(shm) = &self.shm {
+            return shm.unread_here().unwrap_or(true);
+        }
         self.framed && lock(&self.rd).has_buffered()
     }
 
@@ -386,6 +453,10 @@ impl Conn {
             }
             return Ok(MsgRead { len: n, more: false });
         }
+        if let Some(shm) = &self.shm {
+            let end = shm.read_message(self.fd.as_fd(), buf, filled, self.shm_wait())?;
+            return self.msg_read(end, *filled);
+        }
         let mut rd = lock(&self.rd);
         self.gate_buffered(&mut rd)?;
         let mut src = self.source();
@@ -393,14 +464,20 @@ impl Conn {
             src.watch = None;
         }
         let r = rd.read_message(&mut src, buf, filled);
-        match r.map_err(|e| self.framed_error(&mut rd, e))? {
+        let end = r.map_err(|e| self.framed_error(&mut rd, e))?;
+        self.msg_read(end, *filled)
+    }
+
+    /// How a message read ended, as ReadFile says it.
+    fn msg_read(&self, end: MsgEnd, filled: usize) -> io::Result<MsgRead> {
+        match end {
             MsgEnd::Eof => Err(self.broken()),
             MsgEnd::Complete => Ok(MsgRead {
-                len: *filled,
+                len: filled,
                 more: false,
             }),
             MsgEnd::More => Ok(MsgRead {
-                len: *filled,
+                len: filled,
                 more: true,
             }),
         }
@@ -445,6 +522,9 @@ impl Conn {
 
     /// Sends what an earlier non-blocking write left behind.
     pub(crate) fn drain_pending(&self) -> io::Result<()> {
+        if self.shm.is_some() {
+            return Ok(());
+        }
         let mut wr = lock(&self.wr);
         while !wr.is_empty() {
             let n = self.send_one(&wr)?;
@@ -491,6 +571,11 @@ impl Conn {
     /// one out-of-band byte, which the client sees (`POLLPRI`) ahead of
     /// anything still queued, so it can drop that and answer 233, as Win32.
     pub(crate) fn send_disconnect(&self) {
+        if let Some(shm) = &self.shm {
+            // The flag, then the caller's shutdown wakes a sleeping client.
+            shm.disconnect();
+            return;
+        }
         if self.framed {
             // Last in the stream, for a reader waiting on an empty pipe.
             let wr = lock(&self.wr);
@@ -512,6 +597,12 @@ impl Conn {
     /// disconnected (its marker came), dropping what is queued.
     pub(crate) fn check_disconnect(&self) -> io::Result<()> {
         if !self.client_end {
+            return Ok(());
+        }
+        if let Some(shm) = &self.shm {
+            if shm.disconnected() {
+                return Err(shm.not_connected());
+            }
             return Ok(());
         }
         if self.disconnected.load(Ordering::Relaxed) || marker_pending(&self.fd) {
@@ -540,6 +631,10 @@ impl Conn {
     /// later calls, so the caller sees one message accepted whole.
     pub(crate) fn write(&self, data: &[u8]) -> io::Result<usize> {
         self.check_write()?;
+        if let Some(shm) = &self.shm {
+            let nowait = self.nowait.load(Ordering::Relaxed);
+            return shm.write(self.fd.as_fd(), data, self.shm_wait(), nowait);
+        }
         let mut wr = lock(&self.wr);
         while !wr.is_empty() {
             let n = self.send_one(&wr)?;
@@ -638,6 +733,11 @@ impl Conn {
     /// Blocking sockets take all of the first `MAX_BATCH` at once.
     pub(crate) fn write_msgs(&self, msgs: &[&[u8]]) -> io::Result<usize> {
         self.check_write()?;
+        if let Some(shm) = &self.shm {
+            let nowait = self.nowait.load(Ordering::Relaxed);
+            let msgs = &msgs[..msgs.len().min(MAX_BATCH)];
+            return shm.write_msgs(self.fd.as_fd(), msgs, self.shm_wait(), nowait);
+        }
         let mut wr = lock(&self.wr);
         while !wr.is_empty() {
             let n = self.send_one(&wr)?;
@@ -682,6 +782,9 @@ impl Conn {
     /// PeekNamedPipe: copies what is readable without consuming it.
     pub(crate) fn peek(&self, buf: &mut [u8]) -> io::Result<PeekInfo> {
         self.check_read()?;
+        if let Some(shm) = &self.shm {
+            return shm.peek(self.fd.as_fd(), buf);
+        }
         self.check_disconnect()?;
         let queued = rustix::io::ioctl_fionread(&self.fd).unwrap_or(0) as usize;
         let mut sock = vec![0u8; queued];
@@ -723,6 +826,9 @@ impl Conn {
     /// Whether the peer has closed its end (nothing more can come; what it
     /// wrote may still be queued).
     pub(crate) fn peer_gone(&self) -> bool {
+        if let Some(shm) = &self.shm {
+            return shm.peer_gone(self.fd.as_fd());
+        }
         let mut fds = [rustix::event::PollFd::new(&self.fd, rustix::event::PollFlags::RDHUP)];
         let _ = rustix::event::poll(&mut fds, Some(&rustix::fs::Timespec { tv_sec: 0, tv_nsec: 0 }));
         fds[0]
@@ -740,6 +846,9 @@ impl Conn {
 
     /// Bytes the peer has not yet taken out of the kernel.
     pub(crate) fn unread_by_peer(&self) -> io::Result<usize> {
+        if let Some(shm) = &self.shm {
+            return shm.unread_by_peer();
+        }
         sys::unread_by_peer(self.fd.as_fd())
     }
 
@@ -750,6 +859,9 @@ impl Conn {
     /// one that read everything and closed lets the flush succeed, as Win32.
     pub(crate) fn flush_step(&self) -> io::Result<bool> {
         self.check_disconnect()?;
+        if let Some(shm) = &self.shm {
+            return shm.flush(self.fd.as_fd(), Some(Duration::ZERO));
+        }
         let pending = match self.drain_pending() {
             Ok(()) => false,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
@@ -769,18 +881,16 @@ impl Conn {
     }
 
     fn flush_broken(&self) -> io::Error {
-        err(
-            Win32Error::ERROR_BROKEN_PIPE,
-            format!(
-                "the other end of {} closed before reading everything written to it",
-                self.name
-            ),
-        )
+        flush_broken(&self.name)
     }
 
     /// Blocks until the peer has read everything written so far, or until
     /// `limit` passes (`Ok(false)`).
     pub(crate) fn flush_blocking(&self, limit: Option<Duration>) -> io::Result<bool> {
+        if let Some(shm) = &self.shm {
+            self.check_disconnect()?;
+            return shm.flush(self.fd.as_fd(), limit);
+        }
         let deadline = limit.map(|d| std::time::Instant::now() + d);
         let mut backoff = Duration::from_micros(20);
         while !self.flush_step()? {
@@ -801,6 +911,14 @@ impl Conn {
             format!("nothing to read on {} (non-blocking)", self.name),
         )
     }
+}
+
+/// A flush whose reader closed with data unread (both data paths).
+pub(crate) fn flush_broken(name: &str) -> io::Error {
+    err(
+        Win32Error::ERROR_BROKEN_PIPE,
+        format!("the other end of {name} closed before reading everything written to it"),
+    )
 }
 
 /// Whether the server's disconnect marker (an out-of-band byte) waits.
@@ -885,7 +1003,7 @@ impl crate::pipe::frame::Source for Gated<'_> {
 
 /// Peek over buffered bytes that start at a frame boundary, or inside a
 /// message with `inside` bytes left.
-fn peek_frames(bytes: &[u8], inside: Option<usize>, buf: &mut [u8]) -> PeekInfo {
+pub(crate) fn peek_frames(bytes: &[u8], inside: Option<usize>, buf: &mut [u8]) -> PeekInfo {
     let mut at = 0;
     let mut available = 0;
     let mut first: Option<(usize, usize)> = None; // (start, total length) of the current message

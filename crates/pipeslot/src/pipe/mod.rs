@@ -18,7 +18,6 @@ pub(crate) mod home;
 use std::ffi::OsStr;
 use std::io;
 use std::marker::PhantomData;
-use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,7 +27,7 @@ use pipeslot_proto::PipeName;
 use crate::error::{err, Win32Error};
 use crate::ns;
 use crate::security::{ClientIdentity, PipeSecurity};
-use acceptor::{Acceptor, InstanceConfig, SlotState};
+use acceptor::{Accepted, Acceptor, InstanceConfig, SlotState};
 pub use client::WaitTimeout;
 use conn::Conn;
 use home::Home;
@@ -337,11 +336,13 @@ impl<F> ServerOptions<F> {
             out_buffer: self.out_buffer_size,
             default_timeout_ms: u32::try_from(self.default_timeout.as_millis()).unwrap_or(u32::MAX),
             reject_remote: self.reject_remote_clients,
+            shm: false,
         })
     }
 
     /// CreateNamedPipe, front-end independent.
-    pub(crate) fn create_instance(&self, addr: &OsStr) -> io::Result<Instance> {
+    /// `shm`: the front end can serve the shared-memory data path.
+    pub(crate) fn create_instance(&self, addr: &OsStr, shm: bool) -> io::Result<Instance> {
         let name = parse_name(addr)?;
         if !name.is_local() {
             return Err(err(
@@ -349,7 +350,8 @@ impl<F> ServerOptions<F> {
                 format!(r"{name}: a pipe can only be created on this machine (\\.\pipe\NAME)"),
             ));
         }
-        let config = self.config(&name)?;
+        let mut config = self.config(&name)?;
+        config.shm = shm;
         let read_mode = self.read_mode.unwrap_or(self.pipe_mode);
         let mut reg = acceptor::registry_lock();
         if let Some(inst) = self.add_to_unlimited(&reg, &name, config, read_mode) {
@@ -521,7 +523,7 @@ pub(crate) enum ConnectStep {
     /// No client yet: wait for a change.
     Wait,
     /// A client: build the connection from this socket.
-    Took(OwnedFd, ClientIdentity),
+    Took(Accepted, ClientIdentity),
     /// The client was already picked up by an earlier read or write.
     Ready,
 }
@@ -585,7 +587,7 @@ impl Instance {
     }
 
     /// A read or write before connect: take a waiting client, or say why not.
-    pub(crate) fn adopt(&self) -> io::Result<(OwnedFd, ClientIdentity)> {
+    pub(crate) fn adopt(&self) -> io::Result<(Accepted, ClientIdentity)> {
         let mut s = self.acc.lock();
         let state = s.state_mut(self.id);
         match state {
@@ -644,9 +646,12 @@ impl Instance {
     }
 
     /// Builds the data path for a client socket.
-    pub(crate) fn conn(&self, fd: OwnedFd) -> Conn {
-        let _ = rustix::net::sockopt::set_socket_send_buffer_size(&fd, self.config.out_buffer.max(1) as usize);
-        Conn::new(
+    pub(crate) fn conn(&self, a: Accepted) -> Conn {
+        let fd = a.fd;
+        if a.shm.is_none() {
+            let _ = rustix::net::sockopt::set_socket_send_buffer_size(&fd, self.config.out_buffer.max(1) as usize);
+        }
+        let conn = Conn::new(
             fd,
             self.config.pipe_mode,
             self.read_mode(),
@@ -654,7 +659,11 @@ impl Instance {
             self.config.access.outbound(),
             self.config.out_buffer,
             self.name.to_string(),
-        )
+        );
+        match a.shm {
+            Some(end) => conn.with_shm(*end),
+            None => conn,
+        }
     }
 }
 
@@ -809,15 +818,30 @@ impl<F> ClientOptions<F> {
     }
 
     /// CreateFile, front-end independent.
-    pub(crate) fn open_conn(&self, addr: &OsStr) -> io::Result<(Conn, PipeInfo)> {
+    /// `shm`: the front end can take the shared-memory data path.
+    pub(crate) fn open_conn(&self, addr: &OsStr, shm: bool) -> io::Result<(Conn, PipeInfo)> {
         let name = parse_name(addr)?;
-        let (fd, reply) = client::open(
+        let (fd, reply, fds) = client::open(
             &name,
             self.read,
             self.write,
             self.on_behalf_of.as_deref(),
             self.server_uid,
+            shm && crate::shm::enabled(),
         )?;
+        let segment = match reply.data_path {
+            pipeslot_proto::wire::local::data_path::SOCKET => None,
+            pipeslot_proto::wire::local::data_path::SHM => Some(
+                crate::shm::segment::adopt(fds, reply.out_buffer, reply.in_buffer)
+                    .map_err(|e| err(Win32Error::ERROR_BAD_PIPE, format!("{name}: {e}")))?,
+            ),
+            other => {
+                return Err(err(
+                    Win32Error::ERROR_BAD_PIPE,
+                    format!("{name}: the server chose a data path this client does not know ({other})"),
+                ))
+            }
+        };
         let info = client_info(&reply);
         let access = Access::from_bits(reply.access).unwrap_or(Access::Duplex);
         let mut conn = Conn::new(
@@ -829,6 +853,9 @@ impl<F> ClientOptions<F> {
             reply.in_buffer,
             name.to_string(),
         );
+        if let Some(end) = segment {
+            conn = conn.with_shm(end);
+        }
         conn.watch_disconnect();
         conn.set_read_mode(self.pipe_mode)?;
         Ok((conn, info))

@@ -1,0 +1,295 @@
+//! One connection's shared segment: a sealed memfd holding both rings, made
+//! by the server's acceptor and handed to the client with the handshake's
+//! reply (SCM_RIGHTS), and the two doorbells.
+//!
+//! ```text
+//!     0  magic "PSLTSHM1"
+//!    64  ring 0 control (server → client)      256  ring 1 control (client → server)
+//!   448  closed: server u32, client u32;  456  disconnected u32 (the server's)
+//!  4096  ring 0 data (from the server's out buffer), then ring 1 data (its in buffer)
+//! ```
+//!
+//! Bells: a reader that sleeps waits on its own eventfd, which the writer
+//! signals after publishing data; a writer that sleeps (ring full, or a
+//! flush) waits on the socket, where the reader sends one byte after
+//! freeing room. The socket also stays the liveness channel: a peer that
+//! dies closes it, which wakes either sleeper at once. So each end holds
+//! three descriptors: the socket, its own eventfd and the peer's.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::Ordering;
+
+use super::mem::Region;
+#[cfg(test)]
+use super::ring::CTL_LEN;
+use super::ring::{RingLayout, Rx, Tx};
+
+const MAGIC: u64 = u64::from_le_bytes(*b"PSLTSHM1");
+const RING0_CTL: usize = 64;
+const RING1_CTL: usize = 256;
+const CLOSED: usize = 448;
+const DISCONNECTED: usize = 456;
+const DATA: usize = 4096;
+/// The largest ring: bigger buffer sizes are taken as this.
+pub(crate) const MAX_RING: usize = 16 << 20;
+/// The smallest ring, so that a header and some payload always fit.
+pub(crate) const MIN_RING: usize = 4096;
+
+/// Which end of the connection this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Server,
+    Client,
+}
+
+/// A ring's size for a pipe buffer size: a power of two in
+/// `MIN_RING..=MAX_RING`. Both ends compute it from the reply's buffer
+/// sizes, never from the shared memory.
+pub(crate) fn ring_capacity(buffer: u32) -> usize {
+    (buffer as usize).clamp(MIN_RING, MAX_RING).next_power_of_two()
+}
+
+/// The segment's layout for the server's (out, in) buffer sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Layout {
+    pub(crate) to_client: RingLayout,
+    pub(crate) to_server: RingLayout,
+    pub(crate) len: usize,
+}
+
+impl Layout {
+    pub(crate) fn new(out_buffer: u32, in_buffer: u32) -> Layout {
+        let c0 = ring_capacity(out_buffer);
+        let c1 = ring_capacity(in_buffer);
+        Layout {
+            to_client: RingLayout {
+                ctl: RING0_CTL,
+                data: DATA,
+                cap: c0,
+            },
+            to_server: RingLayout {
+                ctl: RING1_CTL,
+                data: DATA + c0,
+                cap: c1,
+            },
+            len: DATA + c0 + c1,
+        }
+    }
+}
+
+/// One end's share of a connection's segment.
+#[derive(Debug)]
+pub(crate) struct End {
+    pub(crate) region: Region,
+    pub(crate) role: Role,
+    pub(crate) layout: Layout,
+    /// This end's eventfd: it sleeps on it while its ring is empty.
+    pub(crate) bell: OwnedFd,
+    /// The peer's eventfd: rung after publishing data it waits for.
+    pub(crate) peer_bell: OwnedFd,
+}
+
+impl End {
+    /// This end's rings: what it writes and what it reads.
+    pub(crate) fn rings(&self) -> (Tx, Rx) {
+        match self.role {
+            Role::Server => (Tx::new(self.layout.to_client), Rx::new(self.layout.to_server)),
+            Role::Client => (Tx::new(self.layout.to_server), Rx::new(self.layout.to_client)),
+        }
+    }
+
+    fn closed_word(&self, role: Role) -> usize {
+        CLOSED + if role == Role::Server { 0 } else { 4 }
+    }
+
+    /// Marks this end closed (the peer's writes then fail at once).
+    pub(crate) fn mark_closed(&self) {
+        self.region
+            .u32_at(self.closed_word(self.role))
+            .store(1, Ordering::Release);
+    }
+
+    /// Whether the peer closed its end cleanly.
+    pub(crate) fn peer_closed(&self) -> bool {
+        let peer = if self.role == Role::Server {
+            Role::Client
+        } else {
+            Role::Server
+        };
+        self.region.u32_at(self.closed_word(peer)).load(Ordering::Acquire) != 0
+    }
+
+    /// The server's DisconnectNamedPipe.
+    pub(crate) fn mark_disconnected(&self) {
+        self.region.u32_at(DISCONNECTED).store(1, Ordering::Release);
+    }
+
+    /// On a client: whether its server disconnected it.
+    pub(crate) fn disconnected(&self) -> bool {
+        self.role == Role::Client && self.region.u32_at(DISCONNECTED).load(Ordering::Acquire) != 0
+    }
+
+    /// Rings the peer's bell (it sleeps waiting for data).
+    pub(crate) fn ring_peer(&self) {
+        let _ = rustix::io::write(&self.peer_bell, &1u64.to_ne_bytes());
+    }
+
+    /// Empties this end's bell after a wake-up.
+    pub(crate) fn drain_bell(&self) {
+        let mut b = [0u8; 8];
+        let _ = rustix::io::read(&self.bell, &mut b);
+    }
+}
+
+fn eventfd() -> io::Result<OwnedFd> {
+    use rustix::event::EventfdFlags;
+    Ok(rustix::event::eventfd(
+        0,
+        EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK,
+    )?)
+}
+
+/// The server side: a new segment for a connection. Returns the server's
+/// end and the three descriptors the reply carries to the client (memfd,
+/// the server's bell, the client's bell).
+pub(crate) fn create(out_buffer: u32, in_buffer: u32) -> io::Result<(End, [OwnedFd; 3])> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let layout = Layout::new(out_buffer, in_buffer);
+    let memfd = rustix::fs::memfd_create("pipeslot", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
+    rustix::fs::ftruncate(&memfd, layout.len as u64)?;
+    // Mapped before sealing, and sealed before the client sees it: no one
+    // can shrink it under a mapping (SIGBUS), nor add seals that would
+    // stop us writing.
+    let region = Region::map(memfd.as_fd(), layout.len)?;
+    rustix::fs::fcntl_add_seals(&memfd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?;
+    region.u64_at(0).store(MAGIC, Ordering::Release);
+    let server_bell = eventfd()?;
+    let client_bell = eventfd()?;
+    let give = [
+        memfd,
+        rustix::io::fcntl_dupfd_cloexec(&server_bell, 0)?,
+        rustix::io::fcntl_dupfd_cloexec(&client_bell, 0)?,
+    ];
+    Ok((
+        End {
+            region,
+            role: Role::Server,
+            layout,
+            bell: server_bell,
+            peer_bell: client_bell,
+        },
+        give,
+    ))
+}
+
+fn refused(why: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("the server's shared memory is not usable: {why}"),
+    )
+}
+
+fn is_eventfd(fd: BorrowedFd<'_>) -> bool {
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .is_ok_and(|p| p.as_os_str() == "anon_inode:[eventfd]")
+}
+
+/// The client side: checks and maps what the server sent (untrusted: any
+/// descriptors at all). The segment must be a memfd sealed against
+/// shrinking and large enough for the layout the reply's buffer sizes
+/// give, and the bells eventfds.
+pub(crate) fn adopt(fds: Vec<OwnedFd>, out_buffer: u32, in_buffer: u32) -> io::Result<End> {
+    use rustix::fs::SealFlags;
+    let [memfd, server_bell, client_bell]: [OwnedFd; 3] = fds
+        .try_into()
+        .map_err(|_| refused("the reply did not carry three descriptors"))?;
+    let layout = Layout::new(out_buffer, in_buffer);
+    let seals = rustix::fs::fcntl_get_seals(&memfd).map_err(|_| refused("not a sealable memfd"))?;
+    if !seals.contains(SealFlags::SHRINK) {
+        return Err(refused("the memfd may shrink under the mapping"));
+    }
+    let st = rustix::fs::fstat(&memfd)?;
+    if st.st_size < layout.len as i64 {
+        return Err(refused("the memfd is smaller than the rings"));
+    }
+    if !is_eventfd(server_bell.as_fd()) || !is_eventfd(client_bell.as_fd()) {
+        return Err(refused("a bell is not an eventfd"));
+    }
+    for b in [&server_bell, &client_bell] {
+        rustix::io::ioctl_fionbio(b, true)?;
+    }
+    let region = Region::map(memfd.as_fd(), layout.len)?;
+    if region.u64_at(0).load(Ordering::Acquire) != MAGIC {
+        return Err(refused("no segment header"));
+    }
+    Ok(End {
+        region,
+        role: Role::Client,
+        layout,
+        bell: client_bell,
+        peer_bell: server_bell,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_rings_do_not_overlap_and_fit() {
+        let l = Layout::new(65536, 100);
+        assert_eq!(l.to_client.cap, 65536);
+        assert_eq!(l.to_server.cap, MIN_RING);
+        assert!(RING0_CTL + CTL_LEN <= l.to_server.ctl);
+        assert!(l.to_server.ctl + CTL_LEN <= CLOSED);
+        assert_eq!(l.to_client.data + l.to_client.cap, l.to_server.data);
+        assert_eq!(l.len, DATA + 65536 + MIN_RING);
+        assert_eq!(ring_capacity(u32::MAX), MAX_RING);
+        assert_eq!(ring_capacity(70_000), 131_072);
+    }
+
+    #[test]
+    fn a_created_segment_is_sealed_and_adoptable() {
+        let (server, give) = create(8192, 4096).unwrap();
+        let seals = rustix::fs::fcntl_get_seals(&give[0]).unwrap();
+        assert!(seals.contains(rustix::fs::SealFlags::SHRINK | rustix::fs::SealFlags::SEAL));
+        assert!(rustix::fs::ftruncate(&give[0], 0).is_err(), "shrinking must be refused");
+        let client = adopt(give.into(), 8192, 4096).unwrap();
+        let (mut tx, _) = server.rings();
+        let (_, rx) = client.rings();
+        tx.push(&server.region, b"across").unwrap();
+        let mut b = [0u8; 6];
+        assert_eq!(rx.available(&client.region), Ok(6));
+        rx.peek(&client.region, 0, &mut b);
+        assert_eq!(&b, b"across");
+        server.mark_disconnected();
+        assert!(client.disconnected());
+        assert!(!server.disconnected(), "only a client is disconnected");
+        client.mark_closed();
+        assert!(server.peer_closed());
+        assert!(!client.peer_closed());
+    }
+
+    #[test]
+    fn adoption_refuses_what_a_hostile_server_might_send() {
+        // Buffer sizes larger than the memfd.
+        let (_s, give) = create(4096, 4096).unwrap();
+        let e = adopt(give.into(), 1 << 20, 4096).unwrap_err();
+        assert!(e.to_string().contains("smaller"), "{e}");
+        // An unsealed memfd.
+        let m = rustix::fs::memfd_create("x", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&m, 1 << 20).unwrap();
+        let e = adopt(vec![m, eventfd().unwrap(), eventfd().unwrap()], 4096, 4096).unwrap_err();
+        assert!(e.to_string().contains("shrink"), "{e}");
+        // Bells that are not eventfds (a pipe would block us).
+        let (_s, [m, _, _]) = create(4096, 4096).unwrap();
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        let e = adopt(vec![m, r, w], 4096, 4096).unwrap_err();
+        assert!(e.to_string().contains("eventfd"), "{e}");
+        // Too few descriptors.
+        let e = adopt(vec![eventfd().unwrap()], 4096, 4096).unwrap_err();
+        assert!(e.to_string().contains("three"), "{e}");
+    }
+}

@@ -1,0 +1,159 @@
+//! The shared-memory data path: which connections take it, and what a
+//! server that hands over a bad segment gets (a refused open, never a
+//! crash or a hang). The rest of the suite runs once on each data path
+//! (`scripts/test.sh` runs it again with `PIPESLOT_SHM=1`).
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::time::Duration;
+
+use pipeslot::blocking::{ClientOptions, ServerOptions};
+use pipeslot::{PipeMode, Win32Error};
+use pipeslot_proto::wire::local::{data_path, Reply, ReplyStatus};
+
+use crate::util::{self, assert_win32};
+
+fn shm_on() -> bool {
+    std::env::var("PIPESLOT_SHM").as_deref() == Ok("1")
+}
+
+/// Mappings of our segments in this process (each end maps its own).
+fn segments_mapped() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("/memfd:pipeslot"))
+        .count()
+}
+
+#[test]
+fn the_data_path_follows_pipeslot_shm_and_carries_the_bytes() {
+    let name = util::name("shm-path");
+    let before = segments_mapped();
+    let s = ServerOptions::new().pipe_mode(PipeMode::Message).create(&name).unwrap();
+    let c = ClientOptions::new().pipe_mode(PipeMode::Message).open(&name).unwrap();
+    s.connect().unwrap();
+    // Other tests of this binary run at the same time: at least ours.
+    let now = segments_mapped();
+    if shm_on() {
+        assert!(now >= before + 2, "both ends map the segment ({before} → {now})");
+    }
+    let big = vec![7u8; 300_000];
+    let t = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 300_000];
+        let m = s.read_msg(&mut buf).unwrap();
+        s.write_msg(&buf[..m.len]).unwrap();
+        s
+    });
+    let mut back = vec![0u8; 300_000];
+    let r = c.transact(&big, &mut back).unwrap();
+    assert_eq!((r.len, r.more), (300_000, false));
+    assert!(back == big, "a message larger than the rings went and came back whole");
+    let s = t.join().unwrap();
+    drop(c);
+    let mut buf = [0u8; 4];
+    assert_win32(s.read_msg(&mut buf), Win32Error::ERROR_BROKEN_PIPE);
+    drop(s);
+    if !shm_on() {
+        // Without PIPESLOT_SHM=1 no connection of this process takes it.
+        assert_eq!(segments_mapped(), 0, "no segment on the socket path");
+    }
+}
+
+/// What a fake server sends with its reply.
+type Gift = fn() -> Vec<OwnedFd>;
+
+/// A fake server of our own user in the pipe's folder: answers every
+/// hello with ACCEPTED, data path "shared memory" and these descriptors.
+fn fake_server(name: &str, give: Gift) -> std::thread::JoinHandle<usize> {
+    let sock = crate::attacks::pipe_dir(name).join("0-fake.sock");
+    let l = UnixListener::bind(&sock).unwrap();
+    std::thread::spawn(move || {
+        let mut asked = 0;
+        l.set_nonblocking(false).unwrap();
+        if let Ok((mut s, _)) = l.accept() {
+            asked += 1;
+            let mut hello = [0u8; 16];
+            let _ = s.read_exact(&mut hello);
+            let reply = Reply {
+                status: ReplyStatus::ACCEPTED,
+                pipe_type: 1,
+                access: 3,
+                max_instances: 255,
+                data_path: data_path::SHM,
+                flags: 0,
+                in_buffer: 4096,
+                out_buffer: 4096,
+                default_timeout_ms: 50,
+                server_pid: std::process::id(),
+                instances: 1,
+                listening: 0,
+            };
+            let fds = give();
+            let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+            let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(3))];
+            let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+            if !borrowed.is_empty() {
+                assert!(control.push(rustix::net::SendAncillaryMessage::ScmRights(&borrowed)));
+            }
+            let bytes = reply.emit();
+            rustix::net::sendmsg(
+                &s,
+                &[std::io::IoSlice::new(&bytes)],
+                &mut control,
+                rustix::net::SendFlags::empty(),
+            )
+            .unwrap();
+            let _ = s.flush();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let _ = std::fs::remove_file(&sock);
+        asked
+    })
+}
+
+fn eventfd() -> OwnedFd {
+    rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).unwrap()
+}
+
+#[test]
+fn a_server_that_hands_over_a_bad_segment_gets_a_refused_open() {
+    let gifts: [(&str, Gift); 3] = [
+        ("three descriptors", Vec::new),
+        ("shrink", || {
+            // An unsealed memfd: it could shrink under the mapping (SIGBUS).
+            let m = rustix::fs::memfd_create("pipeslot", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+            rustix::fs::ftruncate(&m, 1 << 20).unwrap();
+            vec![m, eventfd(), eventfd()]
+        }),
+        ("eventfd", || {
+            // A sealed memfd of the right size, but a pipe for bells.
+            use rustix::fs::{MemfdFlags, SealFlags};
+            let m = rustix::fs::memfd_create("pipeslot", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING).unwrap();
+            rustix::fs::ftruncate(&m, 1 << 20).unwrap();
+            rustix::fs::fcntl_add_seals(&m, SealFlags::SHRINK | SealFlags::SEAL).unwrap();
+            let (r, w) = rustix::pipe::pipe().unwrap();
+            vec![m, r, w]
+        }),
+    ];
+    for (why, give) in gifts {
+        let name = util::name("shm-bad");
+        // A real instance (max 1, busy) makes the folder and answers BUSY.
+        let real = ServerOptions::new()
+            .max_instances(1)
+            .pipe_mode(PipeMode::Message)
+            .create(&name)
+            .unwrap();
+        let _taken = ClientOptions::new().open(&name).unwrap();
+        let fake = fake_server(&name, give);
+        let e = ClientOptions::new()
+            .pipe_mode(PipeMode::Message)
+            .open(&name)
+            .unwrap_err();
+        assert_eq!(util::code(&e), Some(Win32Error::ERROR_BAD_PIPE), "{why}: {e}");
+        assert!(e.to_string().contains(why), "{why}: {e}");
+        assert_eq!(fake.join().unwrap(), 1, "{why}: the fake was asked");
+        drop(real);
+    }
+}
