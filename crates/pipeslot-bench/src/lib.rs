@@ -111,6 +111,8 @@ pub enum Pinning {
     Pinned,
     /// Wherever the scheduler puts them.
     Unpinned,
+    /// One process on each of two CPUs (every wake-up crosses CPUs).
+    Split,
 }
 
 /// What to run and where to write it.

@@ -46,6 +46,11 @@ pub(crate) enum Kind {
     PipeMessage,
     /// pipeslot, byte pipe, blocking front end.
     PipeByte,
+    /// pipeslot, message pipe, blocking, on the shared-memory data path.
+    PipeMessageShm,
+    /// The bare shared-memory ping-pong (a slot and an eventfd each way),
+    /// the floor of the shared-memory cases.
+    ShmFloor,
     /// A raw Unix stream socket, fixed-size messages.
     UnixStream,
     /// A raw Unix stream socket, a 4-byte length before each message.
@@ -64,20 +69,39 @@ pub(crate) enum Kind {
     UnixDatagram,
 }
 
+impl Kind {
+    /// A pipeslot pipe: (message type, on shared memory).
+    pub(crate) fn pipe(self) -> Option<(bool, bool)> {
+        match self {
+            Kind::PipeMessage => Some((true, false)),
+            Kind::PipeByte => Some((false, false)),
+            Kind::PipeMessageShm => Some((true, true)),
+            _ => None,
+        }
+    }
+}
+
 /// Listens as `kind` at `spec.addr`, says `READY`, accepts one client.
 pub(crate) fn serve(kind: Kind, spec: &PeerSpec, ctl: &mut Control) -> io::Result<Box<dyn Link>> {
+    if let Some((message, _)) = kind.pipe() {
+        let server = server_options(kind, spec)
+            .first_pipe_instance(true)
+            .create(&spec.addr)?;
+        ctl.ready()?;
+        server.connect()?;
+        return Ok(Box::new(PipeLink {
+            end: server,
+            message,
+            size: spec.size,
+        }));
+    }
     match kind {
-        Kind::PipeMessage | Kind::PipeByte => {
-            let server = server_options(kind, spec)
-                .first_pipe_instance(true)
-                .create(&spec.addr)?;
+        Kind::PipeMessage | Kind::PipeByte | Kind::PipeMessageShm => unreachable!("served above"),
+        Kind::ShmFloor => {
+            let l = std::os::unix::net::UnixListener::bind(&spec.addr)?;
             ctl.ready()?;
-            server.connect()?;
-            Ok(Box::new(PipeLink {
-                end: server,
-                message: kind == Kind::PipeMessage,
-                size: spec.size,
-            }))
+            let (s, _) = l.accept()?;
+            Ok(Box::new(FloorLink(pipeslot::shm_floor::FloorEnd::serve(&s)?, s)))
         }
         Kind::UnixStream | Kind::UnixPrefixed => baseline::unix::serve(kind == Kind::UnixPrefixed, spec, ctl),
         Kind::SeqPacket => baseline::seqpacket::serve(spec, ctl),
@@ -94,19 +118,23 @@ pub(crate) fn serve(kind: Kind, spec: &PeerSpec, ctl: &mut Control) -> io::Resul
 
 /// Connects as `kind` to the peer at `spec.addr`.
 pub(crate) fn connect(kind: Kind, spec: &PeerSpec) -> io::Result<Box<dyn Link>> {
+    if let Some((message, shm)) = kind.pipe() {
+        let mode = if message { PipeMode::Message } else { PipeMode::Byte };
+        let client = ClientOptions::new()
+            .pipe_mode(mode)
+            .shared_memory(shm)
+            .open(&spec.addr)?;
+        return Ok(Box::new(PipeLink {
+            end: client,
+            message,
+            size: spec.size,
+        }));
+    }
     match kind {
-        Kind::PipeMessage | Kind::PipeByte => {
-            let mode = if kind == Kind::PipeMessage {
-                PipeMode::Message
-            } else {
-                PipeMode::Byte
-            };
-            let client = ClientOptions::new().pipe_mode(mode).open(&spec.addr)?;
-            Ok(Box::new(PipeLink {
-                end: client,
-                message: kind == Kind::PipeMessage,
-                size: spec.size,
-            }))
+        Kind::PipeMessage | Kind::PipeByte | Kind::PipeMessageShm => unreachable!("opened above"),
+        Kind::ShmFloor => {
+            let s = std::os::unix::net::UnixStream::connect(&spec.addr)?;
+            Ok(Box::new(FloorLink(pipeslot::shm_floor::FloorEnd::connect(&s)?, s)))
         }
         Kind::UnixStream | Kind::UnixPrefixed => baseline::unix::connect(kind == Kind::UnixPrefixed, spec),
         Kind::SeqPacket => baseline::seqpacket::connect(spec),
@@ -116,6 +144,26 @@ pub(crate) fn connect(kind: Kind, spec: &PeerSpec) -> io::Result<Box<dyn Link>> 
             &spec.addr,
         )?))),
         Kind::UnixDatagram => baseline::datagram::connect(spec),
+    }
+}
+
+/// The shared-memory floor (its socket only carried the segment).
+struct FloorLink(
+    pipeslot::shm_floor::FloorEnd,
+    #[allow(dead_code)] std::os::unix::net::UnixStream,
+);
+
+impl Link for FloorLink {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        self.0.send(msg)
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        self.0.recv(buf)
+    }
+
+    fn close(&mut self) -> io::Result<()> {
+        self.0.bye()
     }
 }
 
@@ -155,9 +203,12 @@ impl Link for SlotWriter {
 /// raised when the case tunes them (how users tune pipeslot for bulk).
 pub(crate) fn server_options(kind: Kind, spec: &PeerSpec) -> ServerOptions {
     let mut opts = ServerOptions::new();
-    if kind == Kind::PipeMessage {
+    let (message, shm) = kind.pipe().unwrap_or((false, false));
+    if message {
         opts.pipe_mode(PipeMode::Message);
     }
+    // Each case says its data path, whatever PIPESLOT_SHM says.
+    opts.shared_memory(shm);
     if spec.buffer > 0 {
         let b = u32::try_from(spec.buffer).unwrap_or(u32::MAX);
         opts.in_buffer_size(b).out_buffer_size(b);

@@ -24,6 +24,13 @@ pub(crate) fn first_cpu() -> usize {
     }
 }
 
+/// Another CPU this thread may run on than `cpu`: where split cases put
+/// their peer.
+pub(crate) fn second_cpu(cpu: usize) -> Option<usize> {
+    let set = sched_getaffinity(None).ok()?;
+    (0..CpuSet::MAX_CPU).find(|&c| c != cpu && set.is_set(c))
+}
+
 /// Pins the calling thread while alive; restores the previous mask on drop.
 pub(crate) struct PinGuard {
     saved: Option<CpuSet>,

@@ -52,6 +52,10 @@ mod remote;
 pub use remote::{RemoteSession, SmbCredentials};
 mod security;
 mod shm;
+/// The bare shared-memory ping-pong the bench measures as the floor (not the API).
+#[cfg(feature = "bench")]
+#[doc(hidden)]
+pub use shm::floor as shm_floor;
 /// The shared-memory ring as the fuzz target drives it (not the API).
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

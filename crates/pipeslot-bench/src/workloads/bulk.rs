@@ -11,7 +11,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use super::{run_cases, Addr, Case, Ctx, Sample};
+use super::{run_cases, Addr, Case, Ctx, Place, Sample};
 use crate::baseline::TUNED_BUFFER;
 use crate::link::{self, is_end, Kind};
 use crate::peer::{Control, Peer, PeerSpec};
@@ -24,8 +24,15 @@ const DONE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Every case: name, transport, buffer, baseline. Large socket buffers
 /// are not always faster (8 MiB in flight no longer fits the caches), so
 /// each side is tried with its default and with 4 MiB.
-const CASES: [(&str, Kind, usize, Option<&str>); 7] = [
+const CASES: [(&str, Kind, usize, Option<&str>); 9] = [
     ("pipeslot-msg", Kind::PipeMessage, 0, Some("unix-stream")),
+    ("pipeslot-shm-msg", Kind::PipeMessageShm, 0, Some("unix-stream")),
+    (
+        "pipeslot-shm-msg-4m",
+        Kind::PipeMessageShm,
+        TUNED_BUFFER,
+        Some("unix-stream"),
+    ),
     ("pipeslot-msg-4m", Kind::PipeMessage, TUNED_BUFFER, Some("unix-stream")),
     ("pipeslot-byte", Kind::PipeByte, 0, Some("unix-stream")),
     ("pipeslot-byte-4m", Kind::PipeByte, TUNED_BUFFER, Some("unix-stream")),
@@ -63,12 +70,8 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
                 variant: label.to_owned(),
                 unit: Unit::GibPerSec,
                 baseline,
-                pin: None,
-                addr: if matches!(kind, Kind::PipeMessage | Kind::PipeByte) {
-                    Addr::Pipe
-                } else {
-                    Addr::Path
-                },
+                place: Place::Unpinned,
+                addr: if kind.pipe().is_some() { Addr::Pipe } else { Addr::Path },
                 spec: PeerSpec {
                     size,
                     count: (total / size as u64).max(1),
@@ -88,6 +91,12 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
                 0.90,
             ));
         }
+        targets.push(TargetDef::best_at_least(
+            format!("bulk {label}, message mode on shared memory ≥ 2× best raw Unix socket"),
+            vec![key("pipeslot-shm-msg"), key("pipeslot-shm-msg-4m")],
+            raw.clone(),
+            2.0,
+        ));
     }
     let rows = run_cases(ctx, Workload::Bulk, &cases);
     Ok(Outcome {

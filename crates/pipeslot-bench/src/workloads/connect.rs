@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use pipeslot::blocking::{ClientOptions, NamedPipeServer, ServerOptions};
 use pipeslot::{Error, WaitTimeout, Win32Error};
 
-use super::{run_cases, Addr, Case, Ctx, Sample};
+use super::{run_cases, Addr, Case, Ctx, Place, Sample};
 use crate::peer::{Control, Peer, PeerSpec};
 use crate::report::{Outcome, TargetDef, Unit};
 use crate::Workload;
@@ -48,7 +48,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
             variant: "open+close".to_owned(),
             unit: Unit::PerSec,
             baseline,
-            pin: None,
+            place: Place::Unpinned,
             addr,
             spec: PeerSpec {
                 count,

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use pipeslot::PipeMode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{run_cases, Addr, Case, Ctx, Plan, Sample};
+use super::{run_cases, Addr, Case, Ctx, Place, Plan, Sample};
 use crate::baseline::unix::Sock;
 use crate::link::is_end;
 use crate::peer::{Control, Peer, PeerSpec};
@@ -49,7 +49,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
                 variant: closed_variant(n),
                 unit: Unit::PerSec,
                 baseline: (name == "pipeslot").then_some("unix-stream"),
-                pin: None,
+                place: Place::Unpinned,
                 addr,
                 spec: spec.clone(),
                 measure: &closed,
@@ -59,7 +59,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
                 variant: paced_variant(n),
                 unit: Unit::Micros,
                 baseline: None,
-                pin: None,
+                place: Place::Unpinned,
                 addr,
                 spec,
                 measure: &paced,

@@ -7,7 +7,7 @@
 
 use std::io;
 
-use super::{run_cases, Addr, Case, Ctx, Sample};
+use super::{run_cases, Addr, Case, Ctx, Place, Sample};
 use crate::link::Kind;
 use crate::peer::{Peer, PeerSpec};
 use crate::report::{Outcome, Unit};
@@ -39,7 +39,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
             variant: "64 B local".to_owned(),
             unit: Unit::PerSec,
             baseline,
-            pin: None,
+            place: Place::Unpinned,
             addr,
             spec: PeerSpec {
                 size: SIZE,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use pipeslot::PipeMode;
 
-use super::{run_cases, Addr, Case, Ctx, Sample};
+use super::{run_cases, Addr, Case, Ctx, Place, Sample};
 use crate::peer::{Control, Peer, PeerSpec};
 use crate::pin::resident_bytes;
 use crate::report::{Outcome, TargetDef, Unit};
@@ -55,7 +55,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
             variant: variant.clone(),
             unit: Unit::Bytes,
             baseline: None,
-            pin: None,
+            place: Place::Unpinned,
             addr,
             spec: PeerSpec {
                 count: n,

@@ -91,12 +91,18 @@ impl Plan {
         }
     }
 
-    /// The pin settings latency workloads run under: `Some(cpu)` pinned.
-    pub(crate) fn pin_variants(&self, cpu: usize) -> Vec<Option<usize>> {
+    /// The placements latency workloads run under. Split needs a second
+    /// CPU; on one it is left out.
+    pub(crate) fn pin_variants(&self, cpu: usize) -> Vec<Place> {
+        let split = crate::pin::second_cpu(cpu).map(|other| Place::Split(cpu, other));
         match self.pinning {
-            Pinning::Both => vec![Some(cpu), None],
-            Pinning::Pinned => vec![Some(cpu)],
-            Pinning::Unpinned => vec![None],
+            Pinning::Both => [Some(Place::Pinned(cpu)), Some(Place::Unpinned), split]
+                .into_iter()
+                .flatten()
+                .collect(),
+            Pinning::Pinned => vec![Place::Pinned(cpu)],
+            Pinning::Unpinned => vec![Place::Unpinned],
+            Pinning::Split => split.into_iter().collect(),
         }
     }
 }
@@ -147,9 +153,14 @@ impl Ctx {
         spec.workload = workload.name().to_owned();
         spec.case = case.name.to_owned();
         spec.addr = self.addr(case.addr);
-        spec.pin = case.pin;
+        let (here, there) = match case.place {
+            Place::Pinned(cpu) => (Some(cpu), Some(cpu)),
+            Place::Unpinned => (None, None),
+            Place::Split(here, there) => (Some(here), Some(there)),
+        };
+        spec.pin = there;
         spec.lifetime_secs = if self.plan.quick { 60 } else { 300 };
-        let _pin = PinGuard::new(case.pin)?;
+        let _pin = PinGuard::new(here)?;
         let mut peer = Peer::spawn(&spec, self.dir.path())?;
         let sample = (case.measure)(&mut peer, &spec)?;
         peer.finish()?;
@@ -193,20 +204,32 @@ pub(crate) struct Case<'a> {
     pub(crate) unit: Unit,
     /// The case in the same variant whose figure this one is divided by.
     pub(crate) baseline: Option<&'static str>,
-    /// Pinned to this CPU (with its peer), or not.
-    pub(crate) pin: Option<usize>,
+    /// Where this process and its peer run.
+    pub(crate) place: Place,
     pub(crate) addr: Addr,
     /// The peer's parameters (workload, case, address and pin are filled in).
     pub(crate) spec: PeerSpec,
     pub(crate) measure: Measure<'a>,
 }
 
-/// The variant label of a pin setting.
-pub(crate) fn pin_label(pin: Option<usize>) -> &'static str {
-    if pin.is_some() {
-        "pinned"
-    } else {
-        "unpinned"
+/// Where a case's two processes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// Both on this CPU (no wake-up crosses CPUs).
+    Pinned(usize),
+    /// Wherever the scheduler puts them.
+    Unpinned,
+    /// This process on the first CPU, its peer on the second: every
+    /// wake-up crosses CPUs.
+    Split(usize, usize),
+}
+
+/// The variant label of a placement.
+pub(crate) fn pin_label(place: Place) -> &'static str {
+    match place {
+        Place::Pinned(_) => "pinned",
+        Place::Unpinned => "unpinned",
+        Place::Split(..) => "split",
     }
 }
 

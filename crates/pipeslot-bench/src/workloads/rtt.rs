@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use pipeslot::PipeMode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{pin_label, run_cases, Addr, Case, Ctx, Sample};
+use super::{pin_label, run_cases, Addr, Case, Ctx, Place, Sample};
 use crate::link::{self, is_end, Kind, Link};
 use crate::peer::{Control, Peer, PeerSpec};
 use crate::report::{Outcome, TargetDef, Unit};
@@ -51,12 +51,18 @@ enum Front {
 }
 
 /// Every case: name, front end, baseline.
-const CASES: [(&str, Front, Option<&str>); 10] = [
+const CASES: [(&str, Front, Option<&str>); 12] = [
     (
         "pipeslot-blocking",
         Front::Blocking(Kind::PipeMessage),
         Some("unix-stream"),
     ),
+    (
+        "pipeslot-shm",
+        Front::Blocking(Kind::PipeMessageShm),
+        Some("unix-stream"),
+    ),
+    ("shm-floor", Front::Blocking(Kind::ShmFloor), Some("unix-stream")),
     ("pipeslot-ffi", Front::Ffi, Some("pipeslot-blocking")),
     (
         "pipeslot-tokio-ct",
@@ -97,10 +103,10 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
                 variant: variant.clone(),
                 unit: Unit::Micros,
                 baseline,
-                pin,
+                place: pin,
                 addr: if matches!(
                     front,
-                    Front::Blocking(Kind::PipeMessage) | Front::PipeTokio(_) | Front::Ffi
+                    Front::Blocking(Kind::PipeMessage | Kind::PipeMessageShm) | Front::PipeTokio(_) | Front::Ffi
                 ) {
                     Addr::Pipe
                 } else {
@@ -115,12 +121,27 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
         }
         let key = |case: &str| format!("rtt/{case}/{variant}");
         let p = pin_label(pin);
+        // Across CPUs a wake-up costs most of a socket's round trip, which
+        // a brief look before sleeping saves.
+        let shm_limit = if matches!(pin, Place::Split(..)) { 0.25 } else { 0.60 };
         targets.extend([
             TargetDef::ratio(
                 format!("round trip ≤ 1.15× raw Unix stream, blocking ({p})"),
                 key("pipeslot-blocking"),
                 vec![key("unix-stream")],
                 1.15,
+            ),
+            TargetDef::ratio(
+                format!("round trip on shared memory ≤ {shm_limit:.2}× raw Unix stream, blocking ({p})"),
+                key("pipeslot-shm"),
+                vec![key("unix-stream")],
+                shm_limit,
+            ),
+            TargetDef::ratio(
+                format!("round trip on shared memory ≤ 1.10× a bare shared-memory + eventfd slot ({p})"),
+                key("pipeslot-shm"),
+                vec![key("shm-floor")],
+                1.10,
             ),
             TargetDef::ratio(
                 format!("round trip through the C ABI ≤ 1.10× the Rust blocking API ({p})"),

@@ -9,7 +9,7 @@
 
 use std::io;
 
-use super::{run_cases, Addr, Case, Ctx, Sample};
+use super::{run_cases, Addr, Case, Ctx, Place, Sample};
 use crate::baseline::TUNED_BUFFER;
 use crate::link::Kind;
 use crate::peer::{Peer, PeerSpec};
@@ -21,8 +21,14 @@ const SIZE: usize = 64;
 const BATCH: usize = 256;
 
 /// Every case: name, transport, messages per call, baseline.
-pub(crate) const CASES: [(&str, Kind, usize, Option<&str>); 5] = [
+pub(crate) const CASES: [(&str, Kind, usize, Option<&str>); 6] = [
     ("pipeslot-msg", Kind::PipeMessage, 1, Some("unix-stream-prefixed")),
+    (
+        "pipeslot-shm-msg",
+        Kind::PipeMessageShm,
+        1,
+        Some("unix-stream-prefixed"),
+    ),
     ("pipeslot-batch", Kind::PipeMessage, BATCH, Some("zeromq-push-pull")),
     ("unix-stream-prefixed", Kind::UnixPrefixed, 1, None),
     ("seqpacket", Kind::SeqPacket, 1, Some("unix-stream-prefixed")),
@@ -46,12 +52,8 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
             variant: "64 B".to_owned(),
             unit: Unit::PerSec,
             baseline,
-            pin: None,
-            addr: if kind == Kind::PipeMessage {
-                Addr::Pipe
-            } else {
-                Addr::Path
-            },
+            place: Place::Unpinned,
+            addr: if kind.pipe().is_some() { Addr::Pipe } else { Addr::Path },
             spec: PeerSpec {
                 size: SIZE,
                 count,
@@ -68,6 +70,12 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
             key("pipeslot-msg"),
             vec![key("unix-stream-prefixed")],
             0.90,
+        ),
+        TargetDef::ratio_at_least(
+            "small messages on shared memory, one per call ≥ 2× raw stream with length prefix".to_owned(),
+            key("pipeslot-shm-msg"),
+            vec![key("unix-stream-prefixed")],
+            2.0,
         ),
         TargetDef::ratio_at_least(
             "small messages, batch path ≥ ZeroMQ PUSH/PULL".to_owned(),

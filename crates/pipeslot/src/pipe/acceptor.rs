@@ -670,7 +670,7 @@ impl Acceptor {
         let mut reply = config.reply(ReplyStatus::ACCEPTED, n, l.saturating_sub(1));
         // Shared memory when both sides can; when making it fails (memory,
         // descriptors), the socket path still serves.
-        let segment = (config.shm && hello.flags & hello_flags::SHM != 0 && crate::shm::enabled())
+        let segment = (config.shm && hello.flags & hello_flags::SHM != 0)
             .then(|| crate::shm::segment::create(config.out_buffer, config.in_buffer).ok())
             .flatten();
         if segment.is_some() {
@@ -708,7 +708,7 @@ impl Acceptor {
 }
 
 /// The reply with the shared-memory segment's descriptors (SCM_RIGHTS).
-fn send_with_fds(fd: &OwnedFd, bytes: &[u8], give: &[OwnedFd; 3]) -> rustix::io::Result<usize> {
+pub(crate) fn send_with_fds(fd: impl AsFd, bytes: &[u8], give: &[OwnedFd; 3]) -> rustix::io::Result<usize> {
     use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
     let borrowed = [give[0].as_fd(), give[1].as_fd(), give[2].as_fd()];
     let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(3))];

@@ -171,6 +171,7 @@ pub struct ServerOptions<F = Blocking> {
     in_buffer_size: u32,
     default_timeout: Duration,
     security: PipeSecurity,
+    shared_memory: Option<bool>,
     _front: PhantomData<fn() -> F>,
 }
 
@@ -195,6 +196,7 @@ impl<F> ServerOptions<F> {
             in_buffer_size: 65536,
             default_timeout: Duration::ZERO,
             security: PipeSecurity::owner_only(),
+            shared_memory: None,
             _front: PhantomData,
         }
     }
@@ -229,6 +231,16 @@ impl<F> ServerOptions<F> {
     /// name already exists.
     pub fn first_pipe_instance(&mut self, first: bool) -> &mut Self {
         self.first_pipe_instance = first;
+        self
+    }
+
+    /// Whether this instance's connections may take the shared-memory data
+    /// path when the client offers it (default: `PIPESLOT_SHM=1`). The
+    /// bytes then go through two rings in memory both processes map, not
+    /// through the kernel's socket buffers; everything else is the same.
+    /// The blocking front end only, for now (the tokio one keeps the socket).
+    pub fn shared_memory(&mut self, on: bool) -> &mut Self {
+        self.shared_memory = Some(on);
         self
     }
 
@@ -351,7 +363,7 @@ impl<F> ServerOptions<F> {
             ));
         }
         let mut config = self.config(&name)?;
-        config.shm = shm;
+        config.shm = shm && self.shared_memory.unwrap_or_else(crate::shm::enabled);
         let read_mode = self.read_mode.unwrap_or(self.pipe_mode);
         let mut reg = acceptor::registry_lock();
         if let Some(inst) = self.add_to_unlimited(&reg, &name, config, read_mode) {
@@ -684,6 +696,7 @@ pub struct ClientOptions<F = Blocking> {
     /// hello extensions.
     pub(crate) on_behalf_of: Option<Vec<u8>>,
     server_uid: Option<u32>,
+    shared_memory: Option<bool>,
     _front: PhantomData<fn() -> F>,
 }
 
@@ -703,8 +716,17 @@ impl<F> ClientOptions<F> {
             remote: Default::default(),
             on_behalf_of: None,
             server_uid: None,
+            shared_memory: None,
             _front: PhantomData,
         }
+    }
+
+    /// Whether to offer the shared-memory data path to a local server
+    /// (default: `PIPESLOT_SHM=1`); it is used when the server takes it too
+    /// (see [`ServerOptions::shared_memory`]). Blocking front end only.
+    pub fn shared_memory(&mut self, on: bool) -> &mut Self {
+        self.shared_memory = Some(on);
+        self
     }
 
     /// Remote pipes: the user and password to log on to the server with
@@ -827,7 +849,7 @@ impl<F> ClientOptions<F> {
             self.write,
             self.on_behalf_of.as_deref(),
             self.server_uid,
-            shm && crate::shm::enabled(),
+            shm && self.shared_memory.unwrap_or_else(crate::shm::enabled),
         )?;
         let segment = match reply.data_path {
             pipeslot_proto::wire::local::data_path::SOCKET => None,

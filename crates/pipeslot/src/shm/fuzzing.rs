@@ -41,8 +41,8 @@ impl ShmPair {
         let (a, b) = UnixStream::pair()?;
         Ok(ShmPair {
             ends: [
-                ShmPath::new(server, framed, "fuzz-server".into()),
-                ShmPath::new(client, framed, "fuzz-client".into()),
+                ShmPath::new(server, framed, "fuzz-server".into(), a.as_fd()),
+                ShmPath::new(client, framed, "fuzz-client".into(), b.as_fd()),
             ],
             socks: [a, b],
         })

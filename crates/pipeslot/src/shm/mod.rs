@@ -8,17 +8,21 @@
 //!   ring.rs     Tx / Rx: one SPSC byte ring, peer counters checked, wait flags
 //!   segment.rs  the memfd's layout, create (server) / adopt (client, checked), bells
 //!   path.rs     ShmPath: framing, waits and Win32's rules over the rings
+//!   watch.rs    the thread that rings a sleeping reader's bell when its peer's socket goes
 //! ```
 //!
 //! Access control and identity are settled on the socket before any memory
 //! is shared; the socket then stays open as the liveness channel.
 
+#[cfg(feature = "bench")]
+pub mod floor;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod mem;
 pub(crate) mod path;
 pub(crate) mod ring;
 pub(crate) mod segment;
+mod watch;
 
 pub(crate) use path::{ShmPath, Wait};
 

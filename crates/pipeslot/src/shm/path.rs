@@ -13,7 +13,7 @@
 use std::io;
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pipeslot_proto::wire::local::{frame_header, parse_frame_header, FRAME_HEADER_LEN, MAX_MESSAGE_LEN};
@@ -25,6 +25,10 @@ use super::segment::End;
 use crate::error::{err, Win32Error};
 use crate::pipe::frame::MsgEnd;
 use crate::pipe::PeekInfo;
+
+/// How long a reader looks for an answer from a peer on another CPU
+/// before it sleeps.
+const SPIN: Duration = Duration::from_micros(20);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -62,7 +66,12 @@ pub(crate) struct ShmPath {
     rx: Mutex<RxState>,
     /// The peer's socket end was seen gone (a peer that dies sets no flag
     /// in the segment): later writes fail at once, as on the socket path.
-    gone: AtomicBool,
+    /// Set here or by the watcher thread.
+    gone: Arc<AtomicBool>,
+    /// The watcher thread's registration: with it, a reader sleeps in a
+    /// blocking read of its bell; without (the thread could not start), in
+    /// `poll` on the bell and the socket.
+    watched: Option<super::watch::Watched>,
 }
 
 impl Drop for ShmPath {
@@ -80,16 +89,37 @@ enum Until {
 }
 
 impl ShmPath {
-    pub(crate) fn new(end: End, framed: bool, name: String) -> ShmPath {
+    /// The data path of the connection on `sock`.
+    pub(crate) fn new(end: End, framed: bool, name: String, sock: BorrowedFd<'_>) -> ShmPath {
         let (tx, rx) = end.rings();
+        let gone = Arc::new(AtomicBool::new(false));
+        // Our own bell is read blocking (the peer only writes it).
+        let watched = rustix::io::ioctl_fionbio(&*end.bell, false)
+            .ok()
+            .and_then(|()| super::watch::watch(sock, Arc::clone(&gone), Arc::clone(&end.bell)).ok());
+        if watched.is_none() {
+            let _ = rustix::io::ioctl_fionbio(&*end.bell, true);
+        }
         ShmPath {
             end,
             framed,
             name,
             tx: Mutex::new(TxState { tx, owed_empty: 0 }),
             rx: Mutex::new(RxState { rx, left: None }),
-            gone: AtomicBool::new(false),
+            gone,
+            watched,
         }
+    }
+
+    /// Whether the peer has gone, as cheaply as this call may ask: a
+    /// blocking reader with the watcher trusts the flags (its sleep ends
+    /// when the peer goes, and the watcher sets `gone`); anyone else looks
+    /// at the socket.
+    fn gone_for(&self, sock: BorrowedFd<'_>, w: Wait) -> bool {
+        if w.block && self.watched.is_some() {
+            return self.gone.load(Ordering::Acquire) || self.end.peer_closed();
+        }
+        self.peer_gone(sock)
     }
 
     /// This end closes: the peer's writes fail from now on. Called before
@@ -191,14 +221,16 @@ impl ShmPath {
             })
         });
         match until {
-            Until::Data => {
-                let mut fds = [
-                    PollFd::new(&self.end.bell, PollFlags::IN),
-                    PollFd::new(&sock, PollFlags::RDHUP),
-                ];
-                let _ = rustix::event::poll(&mut fds, timeout.as_ref());
-                self.end.drain_bell();
+            Until::Data if self.watched.is_some() && timeout.is_none() => {
+                // One call that waits and empties the bell; the watcher
+                // rings it if the peer goes. A bell the peer made
+                // non-blocking (it shares the file) falls back to poll.
+                let mut b = [0u8; 8];
+                if let Err(rustix::io::Errno::AGAIN) = rustix::io::read(&*self.end.bell, &mut b) {
+                    self.poll_bell(sock, timeout);
+                }
             }
+            Until::Data => self.poll_bell(sock, timeout),
             Until::Room => {
                 let mut fds = [PollFd::new(&sock, PollFlags::IN | PollFlags::RDHUP)];
                 let _ = rustix::event::poll(&mut fds, timeout.as_ref());
@@ -209,6 +241,42 @@ impl ShmPath {
                     }
                 }
             }
+        }
+    }
+
+    /// Before sleeping: when the peer runs on another CPU, looks for `ready`
+    /// for a few microseconds, since a wake-up across CPUs costs far more
+    /// (tens of µs on a VM) than an answer that comes while we look. Never
+    /// when the peer shares our CPU: it could not run while we spin.
+    fn spin_for(&self, ready: impl Fn() -> bool) -> bool {
+        let (me, peer) = self.end.cpus();
+        // Two different CPUs seen: there is another to spin against.
+        if peer == u32::MAX || peer == me {
+            return false;
+        }
+        let until = Instant::now() + SPIN;
+        loop {
+            for _ in 0..64 {
+                if ready() {
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+            if Instant::now() >= until || self.gone.load(Ordering::Relaxed) {
+                return false;
+            }
+        }
+    }
+
+    /// Sleeps in `poll` on this end's bell and the socket.
+    fn poll_bell(&self, sock: BorrowedFd<'_>, timeout: Option<rustix::fs::Timespec>) {
+        let mut fds = [
+            PollFd::new(&*self.end.bell, PollFlags::IN),
+            PollFd::new(&sock, PollFlags::RDHUP),
+        ];
+        let _ = rustix::event::poll(&mut fds, timeout.as_ref());
+        if fds[0].revents().contains(PollFlags::IN) {
+            self.end.drain_bell();
         }
     }
 
@@ -232,9 +300,13 @@ impl ShmPath {
             return Ok(false);
         }
         let r = &self.end.region;
+        if self.spin_for(|| rs.rx.available(r).map_or(true, |n| n >= need) || self.end.disconnected()) {
+            return Ok(true);
+        }
         rs.rx.set_waiting(r, true);
-        let ready =
-            rs.rx.available(r).map_err(|c| self.corrupt(c))? >= need || self.end.disconnected() || self.peer_gone(sock);
+        let ready = rs.rx.available(r).map_err(|c| self.corrupt(c))? >= need
+            || self.end.disconnected()
+            || self.gone_for(sock, w);
         if !ready {
             self.sleep(sock, Until::Data, None);
         }
@@ -281,11 +353,20 @@ impl ShmPath {
                             format!("the other end of {} sent a bad frame: {e}", self.name),
                         )
                     })?;
+                    // The common case, a whole message there that fits:
+                    // one copy, one move of the counter.
+                    if len <= buf.len() - *filled && avail - FRAME_HEADER_LEN >= len {
+                        rs.rx.peek(r, FRAME_HEADER_LEN, &mut buf[*filled..*filled + len]);
+                        rs.rx.consume(r, FRAME_HEADER_LEN + len);
+                        *filled += len;
+                        self.freed(&rs.rx, sock);
+                        return Ok(MsgEnd::Complete);
+                    }
                     rs.rx.consume(r, FRAME_HEADER_LEN);
                     rs.left = Some(len);
                 }
                 None => {
-                    if self.peer_gone(sock) && rs.rx.available(r).map_err(|c| self.corrupt(c))? == avail {
+                    if self.gone_for(sock, w) && rs.rx.available(r).map_err(|c| self.corrupt(c))? == avail {
                         return if avail == 0 {
                             Ok(MsgEnd::Eof)
                         } else {
@@ -309,7 +390,7 @@ impl ShmPath {
                     }
                     if avail == 0 {
                         self.freed(&rs.rx, sock);
-                        if self.peer_gone(sock) && rs.rx.available(r).map_err(|c| self.corrupt(c))? == 0 {
+                        if self.gone_for(sock, w) && rs.rx.available(r).map_err(|c| self.corrupt(c))? == 0 {
                             return Err(self.broken_mid_message());
                         }
                         if !self.wait_data(rs, sock, w, 1)? {
@@ -362,7 +443,7 @@ impl ShmPath {
                 self.freed(&rs.rx, sock);
                 return Ok(n);
             }
-            if self.peer_gone(sock) && rs.rx.available(r).map_err(|c| self.corrupt(c))? == 0 {
+            if self.gone_for(sock, w) && rs.rx.available(r).map_err(|c| self.corrupt(c))? == 0 {
                 return Ok(0);
             }
             if !self.wait_data(&rs, sock, w, 1)? {
@@ -586,8 +667,8 @@ mod tests {
         let client = segment::adopt(give.into(), buffer, buffer).unwrap();
         let (a, b) = UnixStream::pair().unwrap();
         (
-            Arc::new(ShmPath::new(server, framed, "s".into())),
-            Arc::new(ShmPath::new(client, framed, "c".into())),
+            Arc::new(ShmPath::new(server, framed, "s".into(), a.as_fd())),
+            Arc::new(ShmPath::new(client, framed, "c".into(), b.as_fd())),
             a,
             b,
         )

@@ -130,9 +130,14 @@ impl Tx {
 
     /// The producer is about to sleep (`true`) or has woken (`false`).
     pub(crate) fn set_waiting(&self, r: &Region, on: bool) {
+        // Setting needs the fence before the sleeper looks again (the
+        // other side fences before it looks at the flag); clearing late only
+        // costs a spare bell.
         r.u32_at(self.lay.ctl + WRITER_WAITS)
-            .store(u32::from(on), Ordering::SeqCst);
-        fence(Ordering::SeqCst);
+            .store(u32::from(on), Ordering::Relaxed);
+        if on {
+            fence(Ordering::SeqCst);
+        }
     }
 }
 
@@ -178,9 +183,14 @@ impl Rx {
 
     /// The consumer is about to sleep (`true`) or has woken (`false`).
     pub(crate) fn set_waiting(&self, r: &Region, on: bool) {
+        // Setting needs the fence before the sleeper looks again (the
+        // other side fences before it looks at the flag); clearing late only
+        // costs a spare bell.
         r.u32_at(self.lay.ctl + READER_WAITS)
-            .store(u32::from(on), Ordering::SeqCst);
-        fence(Ordering::SeqCst);
+            .store(u32::from(on), Ordering::Relaxed);
+        if on {
+            fence(Ordering::SeqCst);
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //!     0  magic "PSLTSHM1"
 //!    64  ring 0 control (server → client)      256  ring 1 control (client → server)
 //!   448  closed: server u32, client u32;  456  disconnected u32 (the server's)
+//!   460  last CPU: server u32, client u32 (u32::MAX: not known yet)
 //!  4096  ring 0 data (from the server's out buffer), then ring 1 data (its in buffer)
 //! ```
 //!
@@ -30,6 +31,7 @@ const RING0_CTL: usize = 64;
 const RING1_CTL: usize = 256;
 const CLOSED: usize = 448;
 const DISCONNECTED: usize = 456;
+const CPU: usize = 460;
 const DATA: usize = 4096;
 /// The largest ring: bigger buffer sizes are taken as this.
 pub(crate) const MAX_RING: usize = 16 << 20;
@@ -84,8 +86,9 @@ pub(crate) struct End {
     pub(crate) region: Region,
     pub(crate) role: Role,
     pub(crate) layout: Layout,
-    /// This end's eventfd: it sleeps on it while its ring is empty.
-    pub(crate) bell: OwnedFd,
+    /// This end's eventfd: it sleeps on it while its ring is empty (shared
+    /// with the watcher thread, which rings it when the peer goes).
+    pub(crate) bell: std::sync::Arc<OwnedFd>,
     /// The peer's eventfd: rung after publishing data it waits for.
     pub(crate) peer_bell: OwnedFd,
 }
@@ -130,15 +133,29 @@ impl End {
         self.role == Role::Client && self.region.u32_at(DISCONNECTED).load(Ordering::Acquire) != 0
     }
 
+    /// Says which CPU this end runs on now; returns the peer's last one
+    /// (u32::MAX when not known). A hint only: a peer may lie about it,
+    /// which costs it no more than a bounded spin of ours.
+    pub(crate) fn cpus(&self) -> (u32, u32) {
+        let me = rustix::thread::sched_getcpu() as u32;
+        let (mine, peer) = match self.role {
+            Role::Server => (CPU, CPU + 4),
+            Role::Client => (CPU + 4, CPU),
+        };
+        self.region.u32_at(mine).store(me, Ordering::Relaxed);
+        (me, self.region.u32_at(peer).load(Ordering::Relaxed))
+    }
+
     /// Rings the peer's bell (it sleeps waiting for data).
     pub(crate) fn ring_peer(&self) {
         let _ = rustix::io::write(&self.peer_bell, &1u64.to_ne_bytes());
     }
 
-    /// Empties this end's bell after a wake-up.
+    /// Empties this end's bell after a wake-up (never waits: a bell made
+    /// blocking is read only after poll said it rang).
     pub(crate) fn drain_bell(&self) {
         let mut b = [0u8; 8];
-        let _ = rustix::io::read(&self.bell, &mut b);
+        let _ = rustix::io::read(&*self.bell, &mut b);
     }
 }
 
@@ -163,6 +180,8 @@ pub(crate) fn create(out_buffer: u32, in_buffer: u32) -> io::Result<(End, [Owned
     // stop us writing.
     let region = Region::map(memfd.as_fd(), layout.len)?;
     rustix::fs::fcntl_add_seals(&memfd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?;
+    region.u32_at(CPU).store(u32::MAX, Ordering::Relaxed);
+    region.u32_at(CPU + 4).store(u32::MAX, Ordering::Relaxed);
     region.u64_at(0).store(MAGIC, Ordering::Release);
     let server_bell = eventfd()?;
     let client_bell = eventfd()?;
@@ -176,7 +195,7 @@ pub(crate) fn create(out_buffer: u32, in_buffer: u32) -> io::Result<(End, [Owned
             region,
             role: Role::Server,
             layout,
-            bell: server_bell,
+            bell: server_bell.into(),
             peer_bell: client_bell,
         },
         give,
@@ -228,7 +247,7 @@ pub(crate) fn adopt(fds: Vec<OwnedFd>, out_buffer: u32, in_buffer: u32) -> io::R
         region,
         role: Role::Client,
         layout,
-        bell: client_bell,
+        bell: client_bell.into(),
         peer_bell: server_bell,
     })
 }
