@@ -47,6 +47,11 @@ struct Args {
     /// so a failing run can be made again).
     #[arg(long, value_name = "S")]
     seed: Option<u64>,
+    /// Soak: repeat whole runs (seed, seed + 1, …) for this many seconds,
+    /// sampling this process's resident memory, descriptors and threads
+    /// after each; fails when they grow.
+    #[arg(long, value_name = "SECS")]
+    soak: Option<u64>,
 }
 
 /// Runs `pipeslot torture ARGS`; the exit status (0: every check held).
@@ -163,10 +168,15 @@ fn held_after(dir: &Path, before: Held) -> Held {
     }
 }
 
+/// What this process holds after a soak round.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: Duration,
+    rss: u64,
+    held: Held,
+}
+
 fn run(a: &Args) -> io::Result<bool> {
-    let clients = usize::from(a.clients.unwrap_or(if a.quick { 4 } else { 16 }));
-    let messages = a.messages.unwrap_or(if a.quick { 500 } else { 5_000 });
-    let kills = a.kills.unwrap_or(if a.quick { 200 } else { 1_000 });
     let seed = a.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -175,16 +185,95 @@ fn run(a: &Args) -> io::Result<bool> {
     });
     crate::pin::raise_fd_limit();
     let dir = crate::workloads::TempDir::new()?;
-    let root = dir.path();
     // This process's pipes live in the run's own root, as the peers' do.
-    std::env::set_var(pipeslot::ROOT_ENV, root);
+    std::env::set_var(pipeslot::ROOT_ENV, dir.path());
+    // Long-lived, as a host's are: a soak's rounds share them.
+    let fixture = Fixture::start()?;
+    let Some(secs) = a.soak else {
+        return round(a, seed, dir.path(), &fixture);
+    };
+    let start = Instant::now();
+    let mut samples: Vec<Sample> = Vec::new();
+    let mut ok = true;
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_secs(secs) && ok {
+        ok &= round(a, seed.wrapping_add(n), dir.path(), &fixture)?;
+        n += 1;
+        samples.push(Sample {
+            at: start.elapsed(),
+            rss: crate::pin::resident_bytes().unwrap_or(0),
+            held: held(dir.path()),
+        });
+    }
+    let mut out = io::stdout().lock();
+    writeln!(out, "soak   {n} rounds in {:.0?}; after each round:", start.elapsed())?;
+    let step = (samples.len() / 10).max(1);
+    for (i, s) in samples.iter().enumerate() {
+        if i % step == 0 || i + 1 == samples.len() {
+            writeln!(
+                out,
+                "soak   round {:>5} at {:>7.0?}: RSS {:>7.1} MiB, {} fds, {} threads",
+                i + 1,
+                s.at,
+                s.rss as f64 / f64::from(1u32 << 20),
+                s.held.fds,
+                s.held.threads
+            )?;
+        }
+    }
+    // The first round warms up what stays (runtimes, caches); from then
+    // on nothing may grow but the allocator's slack.
+    if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
+        let grew = last.held.fds > first.held.fds
+            || last.held.threads > first.held.threads
+            || last.rss > first.rss + first.rss / 2 + (16 << 20);
+        if grew {
+            ok = false;
+            writeln!(out, "  FAILED: the process grew over the soak")?;
+        }
+    }
+    writeln!(out, "soak: {}", if ok { "ok" } else { "FAILED" })?;
+    Ok(ok)
+}
+
+/// The pipe names of a run (the same in every round of a soak).
+fn name(what: &str) -> String {
+    format!(r"\\.\pipe\torture-{what}-{}", std::process::id())
+}
+
+/// What a run starts once: the gateways of this process and the Samba lab.
+struct Fixture {
+    gateway: Gateway,
+    behind_gateway: Gateway,
+    remote_client_gateway: Gateway,
+    samba: Option<SambaLab>,
+}
+
+impl Fixture {
+    fn start() -> io::Result<Fixture> {
+        Ok(Fixture {
+            // The load's server through a gateway of our own on loopback.
+            gateway: Gateway::start(&name("load"))?,
+            behind_gateway: Gateway::start(&name("behind-gateway"))?,
+            remote_client_gateway: Gateway::start(&name("remote-client-kill"))?,
+            // And our client against Samba: a private smbd on loopback whose
+            // pipe `tortureecho` is an echo server of this process behind its
+            // pipe proxy (the interop tests' lab); skipped without root and samba.
+            samba: samba_lab(),
+        })
+    }
+}
+
+fn round(a: &Args, seed: u64, root: &Path, fixture: &Fixture) -> io::Result<bool> {
+    let clients = usize::from(a.clients.unwrap_or(if a.quick { 4 } else { 16 }));
+    let messages = a.messages.unwrap_or(if a.quick { 500 } else { 5_000 });
+    let kills = a.kills.unwrap_or(if a.quick { 200 } else { 1_000 });
     let mut out = io::stdout().lock();
     writeln!(
         out,
         "pipeslot torture: seed {seed} (--seed {seed} runs the same choices)"
     )?;
     let mut ok = true;
-    let name = |what: &str| format!(r"\\.\pipe\torture-{what}-{}", std::process::id());
 
     // The load, through each front end, against one echo peer.
     let load_name = name("load");
@@ -200,16 +289,12 @@ fn run(a: &Args) -> io::Result<bool> {
         },
         root,
     )?;
-    // The same server through a gateway of our own on loopback: our SMB
-    // client, signed, on one session; fewer clients and messages, as each
-    // exchange crosses two hops.
-    let gateway = Gateway::start(&load_name)?;
+    // The same server through the gateway: our SMB client, signed, on one
+    // session; fewer clients and messages, as each exchange crosses two hops.
+    let gateway = &fixture.gateway;
     let remote_clients = clients.min(8);
     let remote_messages = (messages / 5).max(1);
-    // And our client against Samba: a private smbd on loopback whose pipe
-    // `tortureecho` is an echo server of this process behind its pipe
-    // proxy (the interop tests' lab); skipped without root and samba.
-    let samba = samba_lab();
+    let samba = &fixture.samba;
     let mut loads = vec![
         load::blocking(&dial::Dial::local(&load_name), clients, messages, seed),
         load::tokio(&load_name, clients, messages, seed ^ 1),
@@ -250,9 +335,9 @@ fn run(a: &Args) -> io::Result<bool> {
     let server_kills = kills / 2;
     let behind = name("behind-gateway");
     let gateway_kills = (kills / 10).max(1);
-    let behind_gateway = Gateway::start(&behind)?;
+    let behind_gateway = &fixture.behind_gateway;
     let remote_client = name("remote-client-kill");
-    let remote_client_gateway = Gateway::start(&remote_client)?;
+    let remote_client_gateway = &fixture.remote_client_gateway;
     let before = held(root);
     for f in [
         kills::servers(
