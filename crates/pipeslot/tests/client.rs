@@ -169,3 +169,45 @@ fn a_client_may_ask_for_one_direction() {
     let mut b = [0u8; 1];
     assert_win32(c.peek(&mut b), Win32Error::ERROR_ACCESS_DENIED);
 }
+
+/// A server process that is alive but does not answer (stopped here; a
+/// swamped acceptor under thousands of simultaneous opens looks the same)
+/// is busy, not gone: the open says ERROR_PIPE_BUSY after its bounded wait
+/// for the answer, and a new instance of the name leaves its socket alone,
+/// so once it runs again it serves at once.
+#[test]
+fn a_server_that_does_not_answer_is_busy_not_gone() {
+    use rustix::process::{kill_process, Pid, Signal};
+    let name = util::name("stopped");
+    let peer = Peer::spawn("server_echo", &[&name, "255", "1"]);
+    assert_eq!(peer.expect_line(10 * SECOND), "ready");
+    let pid = Pid::from_raw(peer.pid() as i32).unwrap();
+    kill_process(pid, Signal::STOP).unwrap();
+    // Stopped once /proc says so (the signal lands after kill returns).
+    let stat = format!("/proc/{}/stat", peer.pid());
+    let t = Instant::now();
+    while !std::fs::read_to_string(&stat).unwrap().contains(") T ") {
+        assert!(t.elapsed() < 5 * SECOND, "the server never stopped");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let at = Instant::now();
+    let e = ClientOptions::new()
+        .pipe_mode(PipeMode::Message)
+        .open(&name)
+        .unwrap_err();
+    assert_eq!(util::code(&e), Some(Win32Error::ERROR_PIPE_BUSY), "{e}");
+    assert!(at.elapsed() < 3 * SECOND, "bounded: {:?}", at.elapsed());
+    // A look finds the pipe there, with no instance free in time.
+    assert_win32(
+        wait_named_pipe(&name, WaitTimeout::After(Duration::ZERO)),
+        Win32Error::ERROR_SEM_TIMEOUT,
+    );
+    // Another instance of the name (a census of the live servers first).
+    let mine = ServerOptions::new().pipe_mode(PipeMode::Message).create(&name).unwrap();
+    drop(mine);
+    kill_process(pid, Signal::CONT).unwrap();
+    let c = ClientOptions::new().pipe_mode(PipeMode::Message).open(&name).unwrap();
+    let mut reply = [0u8; 64];
+    let r = c.transact(b"back", &mut reply).unwrap();
+    assert!(reply[..r.len].ends_with(b":back"), "the stopped server serves again");
+}

@@ -106,10 +106,33 @@ fn a_socket_that_serves_no_instance_yet_is_no_pipe_even_to_a_zero_wait() {
     let mut peer = Peer::spawn("server_echo", &[&name, "255", "1"]);
     assert_eq!(peer.expect_line(10 * SECOND), "ready");
     peer.kill();
-    // Takes hellos and answers none, as a server between bind and its
-    // first instance (its acceptor answers nothing it could count).
-    let _unborn =
-        std::os::unix::net::UnixListener::bind(crate::attacks::pipe_dir(&name).join("0-unborn.sock")).unwrap();
+    // Answers every hello "no such pipe", as the acceptor of a server
+    // between bind and its first instance does (it has no instance to
+    // describe). One that answers nothing is alive and busy instead
+    // (client.rs: a_server_that_does_not_answer_is_busy_not_gone).
+    let unborn = std::os::unix::net::UnixListener::bind(crate::attacks::pipe_dir(&name).join("0-unborn.sock")).unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut s in unborn.incoming().flatten() {
+            let mut hello = [0u8; 16];
+            let _ = s.read_exact(&mut hello);
+            let reply = pipeslot_proto::wire::local::Reply {
+                status: pipeslot_proto::wire::local::ReplyStatus::NOT_FOUND,
+                pipe_type: 0,
+                access: 0,
+                max_instances: 0,
+                data_path: 0,
+                flags: 0,
+                in_buffer: 0,
+                out_buffer: 0,
+                default_timeout_ms: 0,
+                server_pid: 0,
+                instances: 0,
+                listening: 0,
+            };
+            let _ = s.write_all(&reply.emit());
+        }
+    });
     let t = Instant::now();
     assert_win32(
         pipeslot::wait_named_pipe(&name, pipeslot::WaitTimeout::After(Duration::ZERO)),

@@ -68,7 +68,12 @@ impl Dial {
                 Err(e)
                     if pipeslot::Error::win32(&e) == Some(Win32Error::ERROR_PIPE_BUSY) && Instant::now() < deadline =>
                 {
-                    self.wait(Duration::from_secs(1))?;
+                    // A crowd of clients can keep every instance busy past
+                    // one wait: wait again until the limit.
+                    match self.wait(Duration::from_secs(1)) {
+                        Err(e) if pipeslot::Error::win32(&e) == Some(Win32Error::ERROR_SEM_TIMEOUT) => {}
+                        r => r?,
+                    }
                 }
                 r => return r,
             }

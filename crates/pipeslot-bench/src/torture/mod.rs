@@ -34,8 +34,9 @@ struct Args {
     /// The short run CI makes (4 clients × 500 messages, 200 kills).
     #[arg(long)]
     quick: bool,
-    /// Concurrent clients of the load (1..=254; default 16).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=254))]
+    /// Concurrent clients of the load (1..=10000; default 16). Past 254
+    /// the echo server's pipe has unlimited instances, one per client.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=10000))]
     clients: Option<u16>,
     /// Messages per client (default 5,000).
     #[arg(long, value_name = "M")]
@@ -440,15 +441,17 @@ fn report_failures(out: &mut impl Write, failures: &[String]) -> io::Result<bool
 pub(crate) fn serve(spec: &PeerSpec, ctl: &mut Control) -> io::Result<()> {
     match spec.case.as_str() {
         "echo" => {
-            let n = spec.count.clamp(1, 254) as usize;
+            let n = spec.count.clamp(1, 10_000) as usize;
             let servers = (0..n)
                 .map(|_| {
-                    pipeslot::blocking::ServerOptions::new()
-                        .pipe_mode(pipeslot::PipeMode::Message)
-                        .max_instances(n)
+                    let mut o = pipeslot::blocking::ServerOptions::new();
+                    o.pipe_mode(pipeslot::PipeMode::Message)
                         // The gateway (this user's) brings remote clients.
-                        .reject_remote_clients(false)
-                        .create(&spec.addr)
+                        .reject_remote_clients(false);
+                    if n <= 254 {
+                        o.max_instances(n);
+                    }
+                    o.create(&spec.addr)
                 })
                 .collect::<io::Result<Vec<_>>>()?;
             let size = spec.size.max(64);

@@ -124,6 +124,10 @@ struct Slot {
     /// that has listened longest (Win32's FIFO of waiting instances).
     since: u64,
     config: InstanceConfig,
+    /// Wakes this instance's blocking ConnectNamedPipe alone: one shared
+    /// condvar woke every instance of the name for each client, which with
+    /// thousands of instances made opens quadratic.
+    changed: Arc<Condvar>,
     #[cfg(feature = "tokio")]
     notify: Arc<tokio::sync::Notify>,
 }
@@ -207,7 +211,6 @@ pub(crate) struct Acceptor {
     /// WAIT connections the thread holds (read by instances to decide
     /// whether a change is worth waking the thread for).
     waiting: AtomicUsize,
-    changed: Condvar,
     wake: OwnedFd,
 }
 
@@ -248,7 +251,6 @@ impl Acceptor {
             first,
             slots: Mutex::new(Slots::default()),
             waiting: AtomicUsize::new(0),
-            changed: Condvar::new(),
             wake,
         });
         let thread_acc = Arc::clone(&acc);
@@ -296,6 +298,7 @@ impl Acceptor {
             state: SlotState::Listening,
             since: s.listens,
             config,
+            changed: Arc::new(Condvar::new()),
             #[cfg(feature = "tokio")]
             notify: Arc::new(tokio::sync::Notify::new()),
         };
@@ -343,18 +346,26 @@ impl Acceptor {
     }
 
     /// Signals an instance that its state changed.
-    pub(crate) fn signal(&self, _s: &Slots, _id: usize) {
-        self.changed.notify_all();
-        #[cfg(feature = "tokio")]
-        if let Some(Some(slot)) = _s.slots.get(_id) {
+    pub(crate) fn signal(&self, s: &Slots, id: usize) {
+        if let Some(Some(slot)) = s.slots.get(id) {
+            slot.changed.notify_all();
+            #[cfg(feature = "tokio")]
             slot.notify.notify_one();
         }
     }
 
-    /// Waits (blocking) for a change to the slots, up to `timeout`.
-    pub(crate) fn wait_change<'a>(&self, guard: MutexGuard<'a, Slots>, timeout: Duration) -> MutexGuard<'a, Slots> {
-        self.changed
-            .wait_timeout(guard, timeout)
+    /// Waits (blocking) for a change to slot `id`, up to `timeout`.
+    pub(crate) fn wait_change<'a>(
+        &self,
+        guard: MutexGuard<'a, Slots>,
+        id: usize,
+        timeout: Duration,
+    ) -> MutexGuard<'a, Slots> {
+        let Some(Some(slot)) = guard.slots.get(id) else {
+            return guard;
+        };
+        let cv = Arc::clone(&slot.changed);
+        cv.wait_timeout(guard, timeout)
             .map(|(g, _)| g)
             .unwrap_or_else(|p| p.into_inner().0)
     }

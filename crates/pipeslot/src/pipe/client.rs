@@ -192,6 +192,10 @@ fn local_only(name: &PipeName) -> io::Result<()> {
 /// Why one server socket did not give us the pipe.
 enum Attempt {
     Stale,
+    /// A trusted server process took the hello but did not answer in
+    /// time: alive (its socket accepted us) but stopped or swamped. Its
+    /// instances are not free now; its socket is not stale.
+    Silent,
     /// The socket, the reply, and the descriptors it carried (the
     /// shared-memory segment of an accepted open; anything else is closed).
     Answered(UnixStream, Reply, Vec<OwnedFd>),
@@ -257,7 +261,7 @@ fn ask(dirs: &PipeDirs, c: &Candidate<'_>, msg: &[u8], read_reply: bool) -> io::
                     c.sock.name,
                     c.dir.path().display()
                 );
-                return Ok(Attempt::Stale);
+                return Ok(Attempt::Silent);
             }
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
@@ -348,6 +352,9 @@ pub(crate) fn open(
         }
         match ask(&dirs, &c, &msg, true)? {
             Attempt::Stale => continue,
+            // Thousands of clients at once can keep a live acceptor from
+            // answering in time: busy (wait and try again), not absent.
+            Attempt::Silent => busy = true,
             // The socket file is the user's; the process behind it must be too.
             Attempt::Answered(s, ..) if server_uid.is_some_and(|want| ns::peer_uid(&s) != Some(want)) => {
                 others.extend(ns::peer_uid(&s));
@@ -433,12 +440,19 @@ pub(crate) enum Census<'a> {
 /// Census of a pipe's folders: the `CENSUS` (or, for `Create`,
 /// `ACCESS_DENIED`) answers of every live trusted serving process.
 pub(crate) fn census_dir(name: &PipeName, dirs: &PipeDirs, why: Census<'_>) -> io::Result<Vec<Reply>> {
+    census_counting(name, dirs, why).map(|(replies, _)| replies)
+}
+
+/// [`census_dir`], and how many live server processes did not answer in
+/// time (stopped, or swamped by a crowd of clients).
+fn census_counting(name: &PipeName, dirs: &PipeDirs, why: Census<'_>) -> io::Result<(Vec<Reply>, usize)> {
     let flags = match why {
         Census::List => 0,
         Census::Create { .. } => hello_flags::CREATE,
     };
     let msg = hello(Request::CENSUS, flags, name)?;
     let mut out = Vec::new();
+    let mut silent = 0;
     for c in dirs.candidates() {
         if let Census::Create { own: Some(own), .. } = why {
             if own == c.sock.name {
@@ -456,10 +470,11 @@ pub(crate) fn census_dir(name: &PipeName, dirs: &PipeDirs, why: Census<'_>) -> i
             Attempt::Answered(_, r, _) if matches!(r.status, ReplyStatus::CENSUS | ReplyStatus::ACCESS_DENIED) => {
                 out.push(r)
             }
+            Attempt::Silent => silent += 1,
             Attempt::Answered(..) => {}
         }
     }
-    Ok(out)
+    Ok((out, silent))
 }
 
 /// How long a wait may take.
@@ -481,11 +496,13 @@ pub(crate) fn wait(name: &PipeName, timeout: WaitTimeout) -> io::Result<()> {
         WaitTimeout::Forever => None,
         WaitTimeout::After(d) => Some(d),
         WaitTimeout::Default => {
-            let replies = census_dir(name, &dirs, Census::List)?;
-            let ms = replies
-                .first()
-                .map(|r| r.default_timeout_ms)
-                .ok_or_else(|| ns::not_found(name))?;
+            let (replies, silent) = census_counting(name, &dirs, Census::List)?;
+            let ms = match replies.first() {
+                Some(r) => r.default_timeout_ms,
+                // Served, but too busy to say its default: Win32's 50 ms.
+                None if silent > 0 => 0,
+                None => return Err(ns::not_found(name)),
+            };
             Some(Duration::from_millis(if ms == 0 { 50 } else { u64::from(ms) }))
         }
     };
@@ -511,13 +528,14 @@ pub(crate) fn wait(name: &PipeName, timeout: WaitTimeout) -> io::Result<()> {
             // Out of time before the answers to our requests were read (always
             // so for a zero timeout, "just look"): look once, synchronously.
             Some(d) if d <= now => {
-                let replies = census_dir(name, &dirs, Census::List)?;
+                let (replies, silent) = census_counting(name, &dirs, Census::List)?;
                 if replies.iter().any(|r| r.listening > 0) {
                     return Ok(());
                 }
                 // A socket that took our hello but serves no instance yet (a
-                // server still inside CreateNamedPipe) is not a pipe yet.
-                if replies.is_empty() {
+                // server still inside CreateNamedPipe) is not a pipe yet; one
+                // too busy to answer is, and timed out.
+                if replies.is_empty() && silent == 0 {
                     return Err(ns::not_found(name));
                 }
                 return Err(timed_out(name));

@@ -594,7 +594,7 @@ impl Instance {
     pub(crate) fn wait_blocking(&self, timeout: Duration) {
         let g = self.acc.lock();
         if g.is_listening(self.id) {
-            drop(self.acc.wait_change(g, timeout));
+            drop(self.acc.wait_change(g, self.id, timeout));
         }
     }
 
