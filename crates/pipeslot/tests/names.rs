@@ -116,20 +116,8 @@ fn a_socket_that_serves_no_instance_yet_is_no_pipe_even_to_a_zero_wait() {
         for mut s in unborn.incoming().flatten() {
             let mut hello = [0u8; 16];
             let _ = s.read_exact(&mut hello);
-            let reply = pipeslot_proto::wire::local::Reply {
-                status: pipeslot_proto::wire::local::ReplyStatus::NOT_FOUND,
-                pipe_type: 0,
-                access: 0,
-                max_instances: 0,
-                data_path: 0,
-                flags: 0,
-                in_buffer: 0,
-                out_buffer: 0,
-                default_timeout_ms: 0,
-                server_pid: 0,
-                instances: 0,
-                listening: 0,
-            };
+            use pipeslot_proto::wire::local::{Reply, ReplyStatus};
+            let reply = Reply::bare(ReplyStatus::NOT_FOUND);
             let _ = s.write_all(&reply.emit());
         }
     });

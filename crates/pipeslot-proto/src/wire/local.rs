@@ -429,6 +429,24 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// An answer with this status and nothing else (no instance described).
+    pub const fn bare(status: ReplyStatus) -> Reply {
+        Reply {
+            status,
+            pipe_type: 0,
+            access: 0,
+            max_instances: 0,
+            data_path: 0,
+            flags: 0,
+            in_buffer: 0,
+            out_buffer: 0,
+            default_timeout_ms: 0,
+            server_pid: 0,
+            instances: 0,
+            listening: 0,
+        }
+    }
+
     /// Parses a reply.
     ///
     /// # Errors

@@ -731,20 +731,7 @@ pub(crate) fn send_with_fds(fd: impl AsFd, bytes: &[u8], give: &[OwnedFd; 3]) ->
 }
 
 /// A reply for a process that no longer serves the name.
-pub(crate) const DEAD_REPLY: Reply = Reply {
-    status: ReplyStatus::NOT_FOUND,
-    pipe_type: 0,
-    access: 0,
-    max_instances: 0,
-    data_path: 0,
-    flags: 0,
-    in_buffer: 0,
-    out_buffer: 0,
-    default_timeout_ms: 0,
-    server_pid: 0,
-    instances: 0,
-    listening: 0,
-};
+pub(crate) const DEAD_REPLY: Reply = Reply::bare(ReplyStatus::NOT_FOUND);
 
 /// A connection whose hello is still arriving.
 struct PendingHello {
