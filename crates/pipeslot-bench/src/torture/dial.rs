@@ -14,6 +14,11 @@ pub(crate) struct Dial {
     opts: ClientOptions,
     /// What the figures call this path: `blocking`, `gateway`, `samba`.
     pub(crate) label: &'static str,
+    /// The shortest message this path carries. smbd answers a zero-length
+    /// WRITE on a proxied pipe with success and forwards nothing (its
+    /// np_write_send), so through Samba an empty message never arrives
+    /// and its reply is waited for in vain; our gateway carries it.
+    pub(crate) min_len: usize,
 }
 
 impl Dial {
@@ -25,6 +30,7 @@ impl Dial {
             addr: addr.to_owned(),
             opts,
             label: "blocking",
+            min_len: 0,
         }
     }
 
@@ -40,6 +46,7 @@ impl Dial {
             addr: format!(r"\\127.0.0.1\pipe\{short}"),
             opts,
             label: "gateway",
+            min_len: 0,
         }
     }
 
@@ -47,6 +54,12 @@ impl Dial {
     /// is not our gateway: Samba).
     pub(crate) fn labelled(mut self, label: &'static str) -> Dial {
         self.label = label;
+        self
+    }
+
+    /// Messages of at least `n` bytes on this path.
+    pub(crate) fn min_len(mut self, n: usize) -> Dial {
+        self.min_len = n;
         self
     }
 

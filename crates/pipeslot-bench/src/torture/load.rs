@@ -31,6 +31,7 @@ pub(crate) struct LoadFigures {
 /// One client's random choices.
 struct Plan {
     rng: Rng,
+    min_len: usize,
 }
 
 /// One message's exchange, decided before it runs.
@@ -42,14 +43,15 @@ struct Step {
 }
 
 impl Plan {
-    fn new(seed: u64, stream: u64) -> Plan {
+    fn new(seed: u64, stream: u64, min_len: usize) -> Plan {
         Plan {
             rng: Rng::new(seed ^ stream.wrapping_mul(0x100_0000_01B3)),
+            min_len,
         }
     }
 
     fn step(&mut self, seq: u64) -> Step {
-        let len = self.rng.upto(MAX_MESSAGE);
+        let len = self.min_len + self.rng.upto(MAX_MESSAGE - self.min_len);
         Step {
             seq,
             len,
@@ -75,10 +77,10 @@ struct Exchange {
 }
 
 impl Exchange {
-    fn new(seed: u64, stream: u64) -> Exchange {
+    fn new(seed: u64, stream: u64, min_len: usize) -> Exchange {
         Exchange {
             stream,
-            plan: Plan::new(seed, stream),
+            plan: Plan::new(seed, stream, min_len),
             sent: Vec::new(),
             got: Vec::new(),
             buf: vec![0u8; MAX_MESSAGE + 1],
@@ -178,7 +180,7 @@ pub(crate) fn blocking(dial: &Dial, clients: usize, per_client: u64, seed: u64) 
 
 fn blocking_client(dial: &Dial, stream: u64, per_client: u64, seed: u64, f: &mut LoadFigures) -> io::Result<()> {
     let c = dial.open_waiting(Duration::from_secs(30))?;
-    let mut x = Exchange::new(seed, stream);
+    let mut x = Exchange::new(seed, stream, dial.min_len);
     for seq in 0..per_client {
         let s = x.next(seq);
         let first = &mut x.buf[..s.first_buf];
@@ -262,7 +264,7 @@ async fn tokio_client(name: &str, stream: u64, per_client: u64, seed: u64, f: &m
             r => break r?,
         }
     };
-    let mut x = Exchange::new(seed, stream);
+    let mut x = Exchange::new(seed, stream, 0);
     for seq in 0..per_client {
         let s = x.next(seq);
         let first = &mut x.buf[..s.first_buf];

@@ -122,7 +122,9 @@ fn samba_lab() -> Option<SambaLab> {
 impl SambaLab {
     fn dial(&self) -> dial::Dial {
         use crate::workloads::smb::smbd;
-        dial::Dial::through_gateway(self.smbd.port, smbd::USER, smbd::PASSWORD, SAMBA_PIPE).labelled("samba")
+        dial::Dial::through_gateway(self.smbd.port, smbd::USER, smbd::PASSWORD, SAMBA_PIPE)
+            .labelled("samba")
+            .min_len(1)
     }
 }
 
