@@ -85,7 +85,7 @@ impl pipe::ServerOptions<Blocking> {
     /// ```
     pub fn create(&self, addr: impl AsRef<OsStr>) -> io::Result<NamedPipeServer> {
         Ok(NamedPipeServer {
-            inst: self.create_instance(addr.as_ref(), true)?,
+            inst: self.create_instance(addr.as_ref())?,
             conn: Mutex::new(None),
             client: Mutex::new(None),
             nonblocking: AtomicBool::new(false),
@@ -118,7 +118,7 @@ impl pipe::ClientOptions<Blocking> {
                 nonblocking: AtomicBool::new(false),
             });
         }
-        let (conn, info) = self.open_conn(addr.as_ref(), true)?;
+        let (conn, info) = self.open_conn(addr.as_ref())?;
         Ok(NamedPipeClient {
             link: Link::Local(Arc::new(conn)),
             info,

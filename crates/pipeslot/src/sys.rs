@@ -134,6 +134,19 @@ pub(crate) fn register(conn: crate::pipe::conn::Conn) -> io::Result<tokio::io::u
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(conn, interest) }.map_err(|e| e.into_parts().1)
 }
 
+/// Registers a shared-memory connection's bell (an eventfd) with tokio's
+/// reactor, for reads only.
+#[cfg(feature = "tokio")]
+pub(crate) fn register_bell(
+    bell: std::sync::Arc<std::os::fd::OwnedFd>,
+) -> io::Result<tokio::io::unix::AsyncFd<std::sync::Arc<std::os::fd::OwnedFd>>> {
+    // SAFETY: the AsyncFd holds a reference to the OwnedFd, which is never
+    // closed or replaced while any reference lives, so the raw fd names the
+    // same eventfd until the AsyncFd drops.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(bell, tokio::io::Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)
+}
+
 /// Registers a local mailslot writer's socket with tokio's reactor.
 #[cfg(feature = "tokio")]
 pub(crate) fn register_mailslot_writer(

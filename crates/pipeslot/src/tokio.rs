@@ -56,6 +56,10 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf, Ready};
 use tokio::sync::Notify;
 
+use std::os::fd::{AsFd, OwnedFd};
+
+use crate::shm::ShmPath;
+
 use crate::blocking::transact_check;
 use crate::error::{err, is_retry, Win32Error};
 use crate::pipe::conn::Conn;
@@ -75,7 +79,7 @@ impl pipe::ServerOptions<Tokio> {
     /// CreateNamedPipe: makes one listening instance. Must be called inside
     /// a tokio runtime. Errors as [`crate::blocking::ServerOptions::create`].
     pub fn create(&self, addr: impl AsRef<OsStr>) -> io::Result<NamedPipeServer> {
-        let inst = self.create_instance(addr.as_ref(), false)?;
+        let inst = self.create_instance(addr.as_ref())?;
         let notify = inst.acceptor().notifier(inst.id());
         Ok(NamedPipeServer {
             inst,
@@ -102,10 +106,9 @@ impl pipe::ClientOptions<Tokio> {
                 link: Link::Remote(Arc::new(RemoteIo::new(r))),
             });
         }
-        let (conn, info) = self.open_conn(addr.as_ref(), false)?;
-        conn.set_nonblocking(true)?;
+        let (conn, info) = self.open_conn(addr.as_ref())?;
         Ok(NamedPipeClient {
-            link: Link::Local(Arc::new(crate::sys::register(conn)?)),
+            link: Link::Local(Arc::new(Local::new(conn)?)),
             info,
         })
     }
@@ -126,7 +129,39 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-type Io = Arc<AsyncFd<Conn>>;
+/// A local connection as the reactor watches it.
+#[derive(Debug)]
+struct Local {
+    sock: AsyncFd<Conn>,
+    /// On the shared-memory path: this end's bell, which rings when data
+    /// comes or the peer goes. Room for writes is signalled on the socket.
+    bell: Option<AsyncFd<Arc<OwnedFd>>>,
+}
+
+impl Local {
+    fn new(conn: Conn) -> io::Result<Local> {
+        conn.set_nonblocking(true)?;
+        let bell = match conn.shm() {
+            Some(shm) => Some(crate::sys::register_bell(shm.for_reactor()?)?),
+            None => None,
+        };
+        Ok(Local {
+            sock: crate::sys::register(conn)?,
+            bell,
+        })
+    }
+
+    fn get_ref(&self) -> &Conn {
+        self.sock.get_ref()
+    }
+
+    /// The shared-memory path and its bell, when the connection is on it.
+    fn shm(&self) -> Option<(&ShmPath, &AsyncFd<Arc<OwnedFd>>)> {
+        Some((self.get_ref().shm()?, self.bell.as_ref()?))
+    }
+}
+
+type Io = Arc<Local>;
 use crate::remote::tokio_io::RemoteIo;
 
 /// A server instance (the handle CreateNamedPipe returns).
@@ -164,9 +199,7 @@ impl NamedPipeServer {
     }
 
     fn install(&self, fd: crate::pipe::acceptor::Accepted, ident: ClientIdentity) -> io::Result<Io> {
-        let conn = self.inst.conn(fd);
-        conn.set_nonblocking(true)?;
-        let io = Arc::new(crate::sys::register(conn)?);
+        let io = Arc::new(Local::new(self.inst.conn(fd))?);
         *lock(&self.conn) = Some(Arc::clone(&io));
         *lock(&self.client) = Some(ident);
         Ok(io)
@@ -252,7 +285,7 @@ impl NamedPipeClient {
     /// connecting, see `ClientOptions::require_server_user`.
     pub fn server_identity(&self) -> io::Result<ServerIdentity> {
         match &self.link {
-            Link::Local(c) => ServerIdentity::of_peer(std::os::fd::AsFd::as_fd(c.get_ref())),
+            Link::Local(c) => ServerIdentity::of_peer(c.get_ref().as_fd()),
             Link::Remote(r) => Err(ServerIdentity::remote(r.pipe.name())),
         }
     }
@@ -343,6 +376,9 @@ fn with_marker(io: &Io, interest: Interest) -> Interest {
 /// already are taken without waiting.
 async fn retry<R>(io: &Io, interest: Interest, mut op: impl FnMut(&Conn) -> io::Result<R>) -> io::Result<R> {
     check_direction(io, interest)?;
+    if let Some((shm, bell)) = io.shm() {
+        return shm_retry(io, shm, bell, interest, op).await;
+    }
     if interest == Interest::READABLE && io.get_ref().has_buffered() {
         match op(io.get_ref()) {
             Err(e) if is_retry(&e) => {}
@@ -351,7 +387,7 @@ async fn retry<R>(io: &Io, interest: Interest, mut op: impl FnMut(&Conn) -> io::
     }
     let interest = with_marker(io, interest);
     loop {
-        let mut guard = io.ready(interest).await?;
+        let mut guard = io.sock.ready(interest).await?;
         if guard.ready().is_priority() {
             io.get_ref().note_marker();
         }
@@ -372,6 +408,9 @@ fn poll_retry<R>(
     mut op: impl FnMut(&Conn) -> io::Result<R>,
 ) -> Poll<io::Result<R>> {
     check_direction(io, interest)?;
+    if let Some((shm, bell)) = io.shm() {
+        return shm_poll_retry(io, shm, bell, cx, interest, op);
+    }
     if interest == Interest::READABLE && io.get_ref().has_buffered() {
         match op(io.get_ref()) {
             Err(e) if is_retry(&e) => {}
@@ -382,14 +421,200 @@ fn poll_retry<R>(
         // poll_read_ready knows nothing of priority readiness: these reads
         // ask the socket itself for the disconnect marker (one poll).
         let mut guard = if interest == Interest::READABLE {
-            ready!(io.poll_read_ready(cx))?
+            ready!(io.sock.poll_read_ready(cx))?
         } else {
-            ready!(io.poll_write_ready(cx))?
+            ready!(io.sock.poll_write_ready(cx))?
         };
         match guard.try_io(|a| op(a.get_ref())) {
             Ok(r) => return Poll::Ready(r),
             Err(_) => continue,
         }
+    }
+}
+
+/// [`retry`] on the shared-memory path: an attempt; then the request for
+/// the peer's bell and a second look (the wake-up may already have been
+/// sent); then the wait. The flag is cleared by the side that rings it, so
+/// any number of tasks may wait at once.
+async fn shm_retry<R>(
+    io: &Local,
+    shm: &ShmPath,
+    bell: &AsyncFd<Arc<OwnedFd>>,
+    interest: Interest,
+    mut op: impl FnMut(&Conn) -> io::Result<R>,
+) -> io::Result<R> {
+    let mut spun = false;
+    loop {
+        match op(io.get_ref()) {
+            Err(e) if is_retry(&e) => {}
+            r => return r,
+        }
+        // A read waiting while a message written earlier is still partly
+        // out (it was larger than the ring) moves it on, or both sides
+        // could wait for each other.
+        let push = interest.is_readable() && shm.has_pending();
+        if push {
+            let _ = shm.drain_pending(io.get_ref().as_fd());
+        }
+        let room = interest.is_writable() || (push && shm.has_pending());
+        // Once per call: a ring that holds part of a frame looks readable.
+        if interest.is_readable() && !room && !spun {
+            spun = true;
+            if shm.spin_for_data() {
+                continue;
+            }
+        }
+        shm.park(interest.is_readable(), room);
+        match op(io.get_ref()) {
+            Err(e) if is_retry(&e) => {}
+            r => return r,
+        }
+        let wait = if room { interest | Interest::WRITABLE } else { interest };
+        shm_wait(io, shm, bell, wait).await?;
+    }
+}
+
+/// Waits for the bell (data, or the peer gone: the watcher thread rings it)
+/// or for a room signal on the socket (which also wakes on the peer's end).
+/// The readiness is cleared after the signal is taken and before the caller
+/// looks again, so no wake-up falls between.
+async fn shm_wait(io: &Local, shm: &ShmPath, bell: &AsyncFd<Arc<OwnedFd>>, interest: Interest) -> io::Result<()> {
+    let (data, room) = (interest.is_readable(), interest.is_writable());
+    tokio::select! {
+        g = bell.readable(), if data => {
+            let mut g = g?;
+            shm.drain_bell();
+            g.clear_ready();
+        }
+        g = io.sock.readable(), if room => {
+            let mut g = g?;
+            shm.drain_room_signals(io.get_ref().as_fd());
+            g.clear_ready();
+        }
+        else => {}
+    }
+    Ok(())
+}
+
+/// [`shm_retry`] for the poll functions (one direction).
+fn shm_poll_retry<R>(
+    io: &Local,
+    shm: &ShmPath,
+    bell: &AsyncFd<Arc<OwnedFd>>,
+    cx: &mut Context<'_>,
+    interest: Interest,
+    mut op: impl FnMut(&Conn) -> io::Result<R>,
+) -> Poll<io::Result<R>> {
+    let mut spun = false;
+    loop {
+        match op(io.get_ref()) {
+            Err(e) if is_retry(&e) => {}
+            r => return Poll::Ready(r),
+        }
+        let data = interest.is_readable();
+        // As in shm_retry: a read moves an earlier message on.
+        let push = data && shm.has_pending();
+        if push {
+            let _ = shm.drain_pending(io.get_ref().as_fd());
+        }
+        let room = !data || (push && shm.has_pending());
+        if data && !room && !spun {
+            spun = true;
+            if shm.spin_for_data() {
+                continue;
+            }
+        }
+        shm.park(data, room);
+        match op(io.get_ref()) {
+            Err(e) if is_retry(&e) => {}
+            r => return Poll::Ready(r),
+        }
+        ready!(shm_poll_wait(io, shm, bell, cx, data, room))?;
+    }
+}
+
+/// One direction of [`shm_wait`] as a poll: `Ready` once the signal came
+/// (and was taken).
+fn shm_poll_wait(
+    io: &Local,
+    shm: &ShmPath,
+    bell: &AsyncFd<Arc<OwnedFd>>,
+    cx: &mut Context<'_>,
+    data: bool,
+    room: bool,
+) -> Poll<io::Result<()>> {
+    let mut woke = false;
+    if data {
+        if let Poll::Ready(g) = bell.poll_read_ready(cx) {
+            let mut g = g?;
+            shm.drain_bell();
+            g.clear_ready();
+            woke = true;
+        }
+    }
+    if room {
+        if let Poll::Ready(g) = io.sock.poll_read_ready(cx) {
+            let mut g = g?;
+            shm.drain_room_signals(io.get_ref().as_fd());
+            g.clear_ready();
+            woke = true;
+        }
+    }
+    if woke {
+        Poll::Ready(Ok(()))
+    } else {
+        Poll::Pending
+    }
+}
+
+/// What the shared-memory path can do now, as tokio's `Ready`.
+fn shm_ready_now(io: &Local, shm: &ShmPath, interest: Interest) -> Ready {
+    let (readable, writable) = shm.readiness(io.get_ref().as_fd());
+    let mut got = Ready::EMPTY;
+    if readable && interest.is_readable() {
+        got |= Ready::READABLE;
+    }
+    if writable && interest.is_writable() {
+        got |= Ready::WRITABLE;
+    }
+    got
+}
+
+/// `ready` on the shared-memory path: looks, asks for the bell, looks
+/// again, waits.
+async fn shm_ready(io: &Local, shm: &ShmPath, bell: &AsyncFd<Arc<OwnedFd>>, interest: Interest) -> io::Result<Ready> {
+    loop {
+        let got = shm_ready_now(io, shm, interest);
+        if !got.is_empty() {
+            return Ok(got);
+        }
+        shm.park(interest.is_readable(), interest.is_writable());
+        let got = shm_ready_now(io, shm, interest);
+        if !got.is_empty() {
+            return Ok(got);
+        }
+        shm_wait(io, shm, bell, interest).await?;
+    }
+}
+
+/// `poll_read_ready` / `poll_write_ready` on the shared-memory path.
+fn shm_poll_ready(
+    io: &Local,
+    shm: &ShmPath,
+    bell: &AsyncFd<Arc<OwnedFd>>,
+    cx: &mut Context<'_>,
+    interest: Interest,
+) -> Poll<io::Result<()>> {
+    let data = interest.is_readable();
+    loop {
+        if !shm_ready_now(io, shm, interest).is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        shm.park(data, !data);
+        if !shm_ready_now(io, shm, interest).is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        ready!(shm_poll_wait(io, shm, bell, cx, data, !data))?;
     }
 }
 
@@ -460,7 +685,9 @@ macro_rules! pipe_io {
                         break;
                     }
                 }
-                Ok(())
+                // All of it handed on, not parked in the pending buffer: a
+                // read that follows would not move it.
+                retry(&io, Interest::WRITABLE, |c| c.drain_pending()).await
             }
 
             /// Writes many messages at once: each slice is one message on a
@@ -486,7 +713,7 @@ macro_rules! pipe_io {
                 while at < msgs.len() {
                     at += retry(&io, Interest::WRITABLE, |c| c.write_msgs(&msgs[at..])).await?;
                 }
-                Ok(())
+                retry(&io, Interest::WRITABLE, |c| c.drain_pending()).await
             }
 
             /// TransactNamedPipe: writes one message and reads one reply.
@@ -577,7 +804,10 @@ macro_rules! pipe_io {
                 }
                 let io = self.io()?;
                 check_direction(&io, interest)?;
-                let guard = io.ready(interest).await?;
+                if let Some((shm, bell)) = io.shm() {
+                    return shm_ready(&io, shm, bell, interest).await;
+                }
+                let guard = io.sock.ready(interest).await?;
                 Ok(guard.ready())
             }
 
@@ -600,10 +830,13 @@ macro_rules! pipe_io {
                 }
                 let io = self.io()?;
                 check_direction(&io, Interest::READABLE)?;
+                if let Some((shm, bell)) = io.shm() {
+                    return shm_poll_ready(&io, shm, bell, cx, Interest::READABLE);
+                }
                 if io.get_ref().has_buffered() {
                     return Poll::Ready(Ok(()));
                 }
-                io.poll_read_ready(cx).map_ok(|_| ())
+                io.sock.poll_read_ready(cx).map_ok(|_| ())
             }
 
             /// Polls for write readiness, as tokio's `poll_write_ready`.
@@ -624,7 +857,10 @@ macro_rules! pipe_io {
                 }
                 let io = self.io()?;
                 check_direction(&io, Interest::WRITABLE)?;
-                io.poll_write_ready(cx).map_ok(|_| ())
+                if let Some((shm, bell)) = io.shm() {
+                    return shm_poll_ready(&io, shm, bell, cx, Interest::WRITABLE);
+                }
+                io.sock.poll_write_ready(cx).map_ok(|_| ())
             }
 
             /// Reads into several buffers without waiting, as tokio's
@@ -651,10 +887,10 @@ macro_rules! pipe_io {
                 }
                 let io = self.io()?;
                 check_direction(&io, Interest::READABLE)?;
-                if io.get_ref().has_buffered() {
+                if io.get_ref().has_buffered() || io.bell.is_some() {
                     return io.get_ref().read_vectored(bufs);
                 }
-                io.try_io(Interest::READABLE, |c| c.read_vectored(bufs))
+                io.sock.try_io(Interest::READABLE, |c| c.read_vectored(bufs))
             }
 
             /// Reads into a [`bytes::BufMut`] without waiting, as tokio's
@@ -696,7 +932,10 @@ macro_rules! pipe_io {
             pub fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
                 let io = self.io()?;
                 check_direction(&io, Interest::WRITABLE)?;
-                io.try_io(Interest::WRITABLE, |c| c.write_vectored(bufs))
+                if io.bell.is_some() {
+                    return io.get_ref().write_vectored(bufs);
+                }
+                io.sock.try_io(Interest::WRITABLE, |c| c.write_vectored(bufs))
             }
 
             /// Runs `f` when the pipe is ready for `interest`, as tokio's
@@ -718,7 +957,10 @@ macro_rules! pipe_io {
             pub fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
                 let io = self.io()?;
                 check_direction(&io, interest)?;
-                io.try_io(interest, |_| f())
+                if io.bell.is_some() {
+                    return f();
+                }
+                io.sock.try_io(interest, |_| f())
             }
 
             /// Waits for `interest` and runs `f` until it stops saying
@@ -740,7 +982,10 @@ macro_rules! pipe_io {
             pub async fn async_io<R>(&self, interest: Interest, mut f: impl FnMut() -> io::Result<R>) -> io::Result<R> {
                 let io = self.io()?;
                 check_direction(&io, interest)?;
-                io.async_io(interest, |_| f()).await
+                if let Some((shm, bell)) = io.shm() {
+                    return shm_retry(&io, shm, bell, interest, |_| f()).await;
+                }
+                io.sock.async_io(interest, |_| f()).await
             }
 
             /// Waits until the pipe may be readable.
@@ -769,10 +1014,10 @@ macro_rules! pipe_io {
                 }
                 let io = self.io()?;
                 check_direction(&io, Interest::READABLE)?;
-                if io.get_ref().has_buffered() {
+                if io.get_ref().has_buffered() || io.bell.is_some() {
                     return io.get_ref().read_stream(buf);
                 }
-                io.try_io(Interest::READABLE, |c| c.read_stream(buf))
+                io.sock.try_io(Interest::READABLE, |c| c.read_stream(buf))
             }
 
             /// Writes without waiting (`WouldBlock` if the pipe is full).
@@ -782,7 +1027,10 @@ macro_rules! pipe_io {
             pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
                 let io = self.io()?;
                 check_direction(&io, Interest::WRITABLE)?;
-                io.try_io(Interest::WRITABLE, |c| c.write(buf))
+                if io.bell.is_some() {
+                    return io.get_ref().write(buf);
+                }
+                io.sock.try_io(Interest::WRITABLE, |c| c.write(buf))
             }
         }
 
@@ -838,7 +1086,6 @@ pipe_io!(NamedPipeClient);
 /// every pipe to that server: poll it, never read or write it).
 impl std::os::fd::AsRawFd for NamedPipeClient {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsFd;
         self.as_fd().as_raw_fd()
     }
 }

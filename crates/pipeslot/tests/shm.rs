@@ -157,3 +157,172 @@ fn a_server_that_hands_over_a_bad_segment_gets_a_refused_open() {
         drop(real);
     }
 }
+
+/// Messages of every size around the ring's, in both directions, between
+/// a tokio client and a blocking server, both asked for shared memory
+/// (whatever PIPESLOT_SHM says): whole, in parts and by transact.
+#[test]
+fn tokio_ends_take_the_shared_memory_path_with_every_message_size() {
+    let name = util::name("shm-tokio");
+    let s = ServerOptions::new()
+        .pipe_mode(PipeMode::Message)
+        .shared_memory(true)
+        .create(&name)
+        .unwrap();
+    let sizes = [0usize, 1, 100, 4000, 65_531, 65_532, 65_536, 65_537, 300_000];
+    let echo = std::thread::spawn(move || {
+        s.connect().unwrap();
+        let mut buf = vec![0u8; 400_000];
+        let mut n = 0;
+        loop {
+            match s.read_msg(&mut buf) {
+                Ok(m) => {
+                    s.write_msg(&buf[..m.len]).unwrap();
+                    n += 1;
+                }
+                Err(_) => return n,
+            }
+        }
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let before = segments_mapped();
+        let c = pipeslot::tokio::ClientOptions::new()
+            .pipe_mode(PipeMode::Message)
+            .shared_memory(true)
+            .open(&name)
+            .unwrap();
+        assert!(segments_mapped() > before, "the tokio client mapped the segment");
+        for (i, &len) in sizes.iter().enumerate() {
+            let msg: Vec<u8> = (0..len).map(|k| (k * 7 + i) as u8).collect();
+            let mut back = vec![0u8; len + 1];
+            let r = c.transact(&msg, &mut back).await.unwrap();
+            assert_eq!((r.len, r.more), (len, false), "transact of {len}");
+            assert!(back[..len] == msg[..], "transact of {len} came back whole");
+            // Again in parts of 1000 bytes.
+            c.write_msg(&msg).await.unwrap();
+            let mut got = Vec::new();
+            let mut part = vec![0u8; 1000];
+            loop {
+                let r = c.read_msg(&mut part).await.unwrap();
+                got.extend_from_slice(&part[..r.len]);
+                if !r.more {
+                    break;
+                }
+            }
+            assert!(got == msg, "{len} bytes in parts came back as {}", got.len());
+        }
+        drop(c);
+    });
+    assert_eq!(echo.join().unwrap(), 2 * sizes.len());
+}
+
+/// Two tokio ends on shared memory: a reader parked on an empty ring wakes
+/// for data and for the peer's end; a writer parked on a full ring wakes
+/// when the reader makes room; byte streams through AsyncRead/AsyncWrite.
+#[test]
+fn tokio_waits_on_shared_memory_end_when_they_should() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let name = util::name("shm-tokio-wait");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let server = pipeslot::tokio::ServerOptions::new()
+            .pipe_mode(PipeMode::Message)
+            .out_buffer_size(4096)
+            .in_buffer_size(4096)
+            .shared_memory(true)
+            .create(&name)
+            .unwrap();
+        let client = pipeslot::tokio::ClientOptions::new()
+            .pipe_mode(PipeMode::Message)
+            .shared_memory(true)
+            .open(&name)
+            .unwrap();
+        server.connect().await.unwrap();
+        // A parked reader, then the data.
+        let reader = tokio::spawn(async move {
+            let mut b = [0u8; 16];
+            let m = client.read_msg(&mut b).await.unwrap();
+            assert_eq!(&b[..m.len], b"late");
+            client
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        server.write_msg(b"late").await.unwrap();
+        let client = tokio::time::timeout(Duration::from_secs(5), reader)
+            .await
+            .unwrap()
+            .unwrap();
+        // A writer parked on the full ring (4 KiB), then the reads.
+        let writer = tokio::spawn(async move {
+            for i in 0..64u8 {
+                server.write_msg(&[i; 1000]).await.unwrap();
+            }
+            server
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!writer.is_finished(), "64 KB do not fit a 4 KiB ring unread");
+        let mut b = [0u8; 1000];
+        for i in 0..64u8 {
+            let m = tokio::time::timeout(Duration::from_secs(5), client.read_msg(&mut b))
+                .await
+                .expect("a message within 5 s")
+                .unwrap();
+            assert!(m.len == 1000 && b.iter().all(|&x| x == i), "message {i}");
+        }
+        let server = tokio::time::timeout(Duration::from_secs(5), writer)
+            .await
+            .unwrap()
+            .unwrap();
+        // A parked reader wakes when the peer goes.
+        let reader = tokio::spawn(async move {
+            let mut b = [0u8; 16];
+            client.read_msg(&mut b).await.map(|m| m.len)
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(server);
+        let r = tokio::time::timeout(Duration::from_secs(5), reader)
+            .await
+            .expect("the reader woke when the server went")
+            .unwrap();
+        assert_win32(r, Win32Error::ERROR_BROKEN_PIPE);
+
+        // A byte pipe through AsyncRead and AsyncWrite, larger than the ring.
+        let name = util::name("shm-tokio-bytes");
+        let mut server = pipeslot::tokio::ServerOptions::new()
+            .out_buffer_size(4096)
+            .in_buffer_size(4096)
+            .shared_memory(true)
+            .create(&name)
+            .unwrap();
+        let mut client = pipeslot::tokio::ClientOptions::new()
+            .shared_memory(true)
+            .open(&name)
+            .unwrap();
+        server.connect().await.unwrap();
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let d2 = data.clone();
+        let w = tokio::spawn(async move {
+            client.write_all(&d2).await.unwrap();
+            client.shutdown().await.unwrap();
+            client.flush().await.unwrap();
+            client
+        });
+        let mut got = vec![0u8; data.len()];
+        tokio::time::timeout(Duration::from_secs(10), server.read_exact(&mut got))
+            .await
+            .expect("200 KB within 10 s")
+            .unwrap();
+        assert!(got == data, "the byte stream came through whole");
+        let client = w.await.unwrap();
+        drop(client);
+        let mut rest = Vec::new();
+        assert_eq!(server.read_to_end(&mut rest).await.unwrap(), 0, "the end of the stream");
+    });
+}

@@ -89,10 +89,15 @@ fn open_all(spec: &PeerSpec) -> io::Result<()> {
 }
 
 /// Opens a pipe, waiting while every instance is busy (the client loop
-/// Windows documents), until `deadline`.
+/// Windows documents), until `deadline`. It offers the shared-memory path:
+/// the server's options decide which path a case measures.
 pub(crate) fn open_pipe(name: &str, deadline: Instant) -> io::Result<pipeslot::blocking::NamedPipeClient> {
     loop {
-        match ClientOptions::new().pipe_mode(pipeslot::PipeMode::Message).open(name) {
+        match ClientOptions::new()
+            .pipe_mode(pipeslot::PipeMode::Message)
+            .shared_memory(true)
+            .open(name)
+        {
             Ok(c) => return Ok(c),
             Err(e) if Error::win32(&e) == Some(Win32Error::ERROR_PIPE_BUSY) => {
                 let left = deadline.saturating_duration_since(Instant::now());

@@ -1,4 +1,5 @@
-//! Workload 7: resident bytes per idle connected server instance.
+//! Workload 7: resident bytes per idle connected server instance, on the
+//! socket and on the shared-memory path.
 //!
 //! The peer (the server) notes its resident set (`VmRSS`), creates 1,000
 //! instances, says `READY`; this process opens 1,000 clients and says `GO`;
@@ -21,9 +22,12 @@ use crate::Workload;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-const CASES: [(&str, Addr); 3] = [
+/// The `-shm` cases' servers take the shared-memory path.
+const CASES: [(&str, Addr); 5] = [
     ("pipeslot-blocking", Addr::Pipe),
     ("pipeslot-tokio", Addr::Pipe),
+    ("pipeslot-blocking-shm", Addr::Pipe),
+    ("pipeslot-tokio-shm", Addr::Pipe),
     ("unix-stream", Addr::Path),
 ];
 
@@ -64,8 +68,10 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
             measure: &measure,
         })
         .collect();
-    let targets = ["pipeslot-blocking", "pipeslot-tokio"]
+    let targets = CASES
         .iter()
+        .map(|c| c.0)
+        .filter(|c| c.starts_with("pipeslot"))
         .map(|c| {
             TargetDef::absolute(
                 format!("≤ 16 KiB user-space memory per idle instance ({c})"),
@@ -95,11 +101,12 @@ pub(crate) fn serve(spec: &PeerSpec, ctl: &mut Control) -> io::Result<()> {
             other => Err(io::Error::other(format!("expected GO, got {other}"))),
         }
     };
+    let shm = spec.case.ends_with("-shm");
     match spec.case.as_str() {
-        "pipeslot-blocking" => {
+        "pipeslot-blocking" | "pipeslot-blocking-shm" => {
             let before = resident_bytes()?;
             let mut opts = pipeslot::blocking::ServerOptions::new();
-            opts.pipe_mode(PipeMode::Message);
+            opts.pipe_mode(PipeMode::Message).shared_memory(shm);
             let mut servers = Vec::with_capacity(n);
             servers.push(opts.clone().first_pipe_instance(true).create(&spec.addr)?);
             for _ in 1..n {
@@ -116,12 +123,12 @@ pub(crate) fn serve(spec: &PeerSpec, ctl: &mut Control) -> io::Result<()> {
             ctl.say(&line)?;
             ctl.wait_stop();
         }
-        "pipeslot-tokio" => {
+        "pipeslot-tokio" | "pipeslot-tokio-shm" => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(async {
                 let before = resident_bytes()?;
                 let mut opts = pipeslot::tokio::ServerOptions::new();
-                opts.pipe_mode(PipeMode::Message);
+                opts.pipe_mode(PipeMode::Message).shared_memory(shm);
                 let mut servers = Vec::with_capacity(n);
                 servers.push(opts.clone().first_pipe_instance(true).create(&spec.addr)?);
                 for _ in 1..n {

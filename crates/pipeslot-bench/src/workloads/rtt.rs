@@ -1,6 +1,7 @@
 //! Workload 1: round trip, 64 B request and 64 B reply, one client.
 //!
-//! pipeslot's transact (blocking; tokio current-thread and multi-thread;
+//! pipeslot's transact (blocking; tokio current-thread and multi-thread, each
+//! on the socket and on shared memory;
 //! both ends through the C ABI, against the blocking API)
 //! against a raw Unix stream ping-pong (blocking with `send`/`recv`, and
 //! tokio's `UnixStream`), raw
@@ -43,15 +44,19 @@ mod ffi {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Front {
     Blocking(Kind),
-    /// tokio; `true` for the multi-thread runtime.
-    PipeTokio(bool),
+    /// tokio: the multi-thread runtime (or current-thread), the
+    /// shared-memory data path (or the socket).
+    PipeTokio {
+        multi: bool,
+        shm: bool,
+    },
     UnixTokio(bool),
     /// Both ends through the C ABI (`pipeslot-ffi`), as a C program calls it.
     Ffi,
 }
 
 /// Every case: name, front end, baseline.
-const CASES: [(&str, Front, Option<&str>); 12] = [
+const CASES: [(&str, Front, Option<&str>); 14] = [
     (
         "pipeslot-blocking",
         Front::Blocking(Kind::PipeMessage),
@@ -66,12 +71,31 @@ const CASES: [(&str, Front, Option<&str>); 12] = [
     ("pipeslot-ffi", Front::Ffi, Some("pipeslot-blocking")),
     (
         "pipeslot-tokio-ct",
-        Front::PipeTokio(false),
+        Front::PipeTokio {
+            multi: false,
+            shm: false,
+        },
         Some("unix-stream-tokio-ct"),
     ),
     (
         "pipeslot-tokio-mt",
-        Front::PipeTokio(true),
+        Front::PipeTokio {
+            multi: true,
+            shm: false,
+        },
+        Some("unix-stream-tokio-mt"),
+    ),
+    (
+        "pipeslot-tokio-shm-ct",
+        Front::PipeTokio {
+            multi: false,
+            shm: true,
+        },
+        Some("unix-stream-tokio-ct"),
+    ),
+    (
+        "pipeslot-tokio-shm-mt",
+        Front::PipeTokio { multi: true, shm: true },
         Some("unix-stream-tokio-mt"),
     ),
     ("unix-stream", Front::Blocking(Kind::UnixStream), None),
@@ -106,7 +130,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
                 place: pin,
                 addr: if matches!(
                     front,
-                    Front::Blocking(Kind::PipeMessage | Kind::PipeMessageShm) | Front::PipeTokio(_) | Front::Ffi
+                    Front::Blocking(Kind::PipeMessage | Kind::PipeMessageShm) | Front::PipeTokio { .. } | Front::Ffi
                 ) {
                     Addr::Pipe
                 } else {
@@ -160,6 +184,18 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
                 key("pipeslot-tokio-mt"),
                 vec![key("unix-stream-tokio-mt")],
                 1.20,
+            ),
+            TargetDef::ratio(
+                format!("round trip on shared memory ≤ 0.80× raw tokio UnixStream, current-thread ({p})"),
+                key("pipeslot-tokio-shm-ct"),
+                vec![key("unix-stream-tokio-ct")],
+                0.80,
+            ),
+            TargetDef::ratio(
+                format!("round trip on shared memory ≤ 0.80× raw tokio UnixStream, multi-thread ({p})"),
+                key("pipeslot-tokio-shm-mt"),
+                vec![key("unix-stream-tokio-mt")],
+                0.80,
             ),
             TargetDef::ratio(
                 format!("round trip faster than interprocess ({p})"),
@@ -224,9 +260,10 @@ fn measure(plan: &super::Plan, _peer: &mut Peer, spec: &PeerSpec) -> io::Result<
             l.close()?;
             Ok(s)
         }
-        Front::PipeTokio(multi) => runtime(multi)?.block_on(async {
+        Front::PipeTokio { multi, shm } => runtime(multi)?.block_on(async {
             let c = pipeslot::tokio::ClientOptions::new()
                 .pipe_mode(PipeMode::Message)
+                .shared_memory(shm)
                 .open(&spec.addr)?;
             let mut d = Vec::with_capacity(iters);
             for i in 0..warmup + iters {
@@ -275,9 +312,10 @@ pub(crate) fn serve(spec: &PeerSpec, ctl: &mut Control) -> io::Result<()> {
             let mut l = link::serve(kind, spec, ctl)?;
             echo(l.as_mut(), spec.size)
         }
-        Front::PipeTokio(multi) => runtime(multi)?.block_on(async {
+        Front::PipeTokio { multi, shm } => runtime(multi)?.block_on(async {
             let server = pipeslot::tokio::ServerOptions::new()
                 .pipe_mode(PipeMode::Message)
+                .shared_memory(shm)
                 .first_pipe_instance(true)
                 .create(&spec.addr)?;
             ctl.ready()?;

@@ -126,6 +126,11 @@ impl Conn {
         self
     }
 
+    /// The shared-memory data path, when the connection is on it.
+    pub(crate) fn shm(&self) -> Option<&ShmPath> {
+        self.shm.as_ref()
+    }
+
     /// How the shared-memory path may wait: as the socket would.
     fn shm_wait(&self) -> Wait {
         Wait {
@@ -522,8 +527,8 @@ impl Conn {
 
     /// Sends what an earlier non-blocking write left behind.
     pub(crate) fn drain_pending(&self) -> io::Result<()> {
-        if self.shm.is_some() {
-            return Ok(());
+        if let Some(shm) = &self.shm {
+            return shm.drain_pending(self.fd.as_fd());
         }
         let mut wr = lock(&self.wr);
         while !wr.is_empty() {

@@ -235,10 +235,10 @@ impl<F> ServerOptions<F> {
     }
 
     /// Whether this instance's connections may take the shared-memory data
-    /// path when the client offers it (default: `PIPESLOT_SHM=1`). The
-    /// bytes then go through two rings in memory both processes map, not
-    /// through the kernel's socket buffers; everything else is the same.
-    /// The blocking front end only, for now (the tokio one keeps the socket).
+    /// path when the client offers it (default: only with
+    /// `PIPESLOT_SHM=1`). The bytes then go through two rings in memory both
+    /// processes map, not through the kernel's socket buffers; everything
+    /// else is the same, in both front ends.
     pub fn shared_memory(&mut self, on: bool) -> &mut Self {
         self.shared_memory = Some(on);
         self
@@ -353,8 +353,7 @@ impl<F> ServerOptions<F> {
     }
 
     /// CreateNamedPipe, front-end independent.
-    /// `shm`: the front end can serve the shared-memory data path.
-    pub(crate) fn create_instance(&self, addr: &OsStr, shm: bool) -> io::Result<Instance> {
+    pub(crate) fn create_instance(&self, addr: &OsStr) -> io::Result<Instance> {
         let name = parse_name(addr)?;
         if !name.is_local() {
             return Err(err(
@@ -363,7 +362,7 @@ impl<F> ServerOptions<F> {
             ));
         }
         let mut config = self.config(&name)?;
-        config.shm = shm && self.shared_memory.unwrap_or_else(crate::shm::enabled);
+        config.shm = self.shared_memory.unwrap_or_else(crate::shm::enabled);
         let read_mode = self.read_mode.unwrap_or(self.pipe_mode);
         let mut reg = acceptor::registry_lock();
         if let Some(inst) = self.add_to_unlimited(&reg, &name, config, read_mode) {
@@ -722,8 +721,8 @@ impl<F> ClientOptions<F> {
     }
 
     /// Whether to offer the shared-memory data path to a local server
-    /// (default: `PIPESLOT_SHM=1`); it is used when the server takes it too
-    /// (see [`ServerOptions::shared_memory`]). Blocking front end only.
+    /// (default: only with `PIPESLOT_SHM=1`); it is used when the server
+    /// takes it too (see [`ServerOptions::shared_memory`]).
     pub fn shared_memory(&mut self, on: bool) -> &mut Self {
         self.shared_memory = Some(on);
         self
@@ -840,8 +839,7 @@ impl<F> ClientOptions<F> {
     }
 
     /// CreateFile, front-end independent.
-    /// `shm`: the front end can take the shared-memory data path.
-    pub(crate) fn open_conn(&self, addr: &OsStr, shm: bool) -> io::Result<(Conn, PipeInfo)> {
+    pub(crate) fn open_conn(&self, addr: &OsStr) -> io::Result<(Conn, PipeInfo)> {
         let name = parse_name(addr)?;
         let (fd, reply, fds) = client::open(
             &name,
@@ -849,7 +847,7 @@ impl<F> ClientOptions<F> {
             self.write,
             self.on_behalf_of.as_deref(),
             self.server_uid,
-            shm && self.shared_memory.unwrap_or_else(crate::shm::enabled),
+            self.shared_memory.unwrap_or_else(crate::shm::enabled),
         )?;
         let segment = match reply.data_path {
             pipeslot_proto::wire::local::data_path::SOCKET => None,

@@ -26,9 +26,11 @@ mod watch;
 
 pub(crate) use path::{ShmPath, Wait};
 
-/// Whether this process offers and accepts the shared-memory path:
-/// `PIPESLOT_SHM=1` turns it on (the socket path is the default until the
-/// tokio front end speaks it too).
+/// Whether this process offers and accepts the shared-memory path when the
+/// options do not say (their `shared_memory` overrides): only with
+/// `PIPESLOT_SHM=1`, for now. Both front ends speak it; it stays off by
+/// default until an idle connection on it costs no more memory than one on
+/// the socket (docs/BENCHMARKS.md).
 pub(crate) fn enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| matches!(std::env::var("PIPESLOT_SHM").as_deref(), Ok("1")))

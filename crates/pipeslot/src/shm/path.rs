@@ -11,7 +11,7 @@
 //! ring, which makes flush, peek and transact's "nothing unread" exact.
 
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,6 +40,18 @@ struct TxState {
     /// Zero-length messages owed: they never wait for room (Win32), so
     /// one that found the ring full goes ahead of the next write.
     owed_empty: usize,
+    /// The rest of a message larger than the ring that a non-blocking
+    /// (tokio) write accepted: it streams into the ring ahead of anything
+    /// written later, as the socket path's pending buffer does.
+    pending: Vec<u8>,
+    /// How much of `pending` is in the ring already.
+    pending_at: usize,
+}
+
+impl TxState {
+    fn has_pending(&self) -> bool {
+        self.pending_at < self.pending.len()
+    }
 }
 
 #[derive(Debug)]
@@ -72,6 +84,10 @@ pub(crate) struct ShmPath {
     /// blocking read of its bell; without (the thread could not start), in
     /// `poll` on the bell and the socket.
     watched: Option<super::watch::Watched>,
+    /// The tokio front end drives this end: its tasks wait on the bell,
+    /// which the watcher rings when the peer goes, so a look at the flags
+    /// says whether the peer has gone without a `poll` of the socket.
+    reactor: AtomicBool,
 }
 
 impl Drop for ShmPath {
@@ -104,10 +120,16 @@ impl ShmPath {
             end,
             framed,
             name,
-            tx: Mutex::new(TxState { tx, owed_empty: 0 }),
+            tx: Mutex::new(TxState {
+                tx,
+                owed_empty: 0,
+                pending: Vec::new(),
+                pending_at: 0,
+            }),
             rx: Mutex::new(RxState { rx, left: None }),
             gone,
             watched,
+            reactor: AtomicBool::new(false),
         }
     }
 
@@ -116,7 +138,7 @@ impl ShmPath {
     /// when the peer goes, and the watcher sets `gone`); anyone else looks
     /// at the socket.
     fn gone_for(&self, sock: BorrowedFd<'_>, w: Wait) -> bool {
-        if w.block && self.watched.is_some() {
+        if (w.block || self.reactor.load(Ordering::Relaxed)) && self.watched.is_some() {
             return self.gone.load(Ordering::Acquire) || self.end.peer_closed();
         }
         self.peer_gone(sock)
@@ -500,11 +522,57 @@ impl ShmPath {
         Ok(true)
     }
 
+    /// Moves what it can of the pending message into the ring; `Ok(true)`
+    /// once none is left. Blocking: waits for room until it is all in.
+    fn push_pending(&self, ts: &mut TxState, sock: BorrowedFd<'_>, w: Wait) -> io::Result<bool> {
+        while ts.has_pending() {
+            let n = ts
+                .tx
+                .push(&self.end.region, &ts.pending[ts.pending_at..])
+                .map_err(|c| self.corrupt(c))?;
+            ts.pending_at += n;
+            if n > 0 {
+                self.published(&ts.tx);
+                continue;
+            }
+            if !w.block {
+                if self.peer_gone(sock) {
+                    return Err(self.no_reader());
+                }
+                return Ok(false);
+            }
+            self.wait_room(ts, sock, 1, None)?;
+        }
+        ts.pending = Vec::new();
+        ts.pending_at = 0;
+        Ok(true)
+    }
+
+    /// Whether part of a message accepted earlier is still to go into the ring.
+    pub(crate) fn has_pending(&self) -> bool {
+        lock(&self.tx).has_pending()
+    }
+
+    /// The tokio front end's `poll_flush`: the pending message all in the
+    /// ring, or `WouldBlock`.
+    pub(crate) fn drain_pending(&self, sock: BorrowedFd<'_>) -> io::Result<()> {
+        let mut ts = lock(&self.tx);
+        if self.push_pending(&mut ts, sock, Wait { block: false })? {
+            Ok(())
+        } else {
+            Err(io::ErrorKind::WouldBlock.into())
+        }
+    }
+
     /// WriteFile: one message (message pipes) or bytes. Blocking: returns
     /// once the ring holds all of it. `nowait` (PIPE_NOWAIT): all or
-    /// nothing, `Ok(0)` when it does not fit now.
+    /// nothing, `Ok(0)` when it does not fit now. Neither (tokio):
+    /// `WouldBlock` until the message fits whole; one larger than the ring
+    /// is accepted once its start fits, and its rest streams in from a copy
+    /// ahead of later writes.
     pub(crate) fn write(&self, sock: BorrowedFd<'_>, data: &[u8], w: Wait, nowait: bool) -> io::Result<usize> {
         let r = &self.end.region;
+        let asynchronous = !w.block && !nowait;
         let mut ts = lock(&self.tx);
         if self.end.disconnected() {
             return Err(self.not_connected());
@@ -512,9 +580,14 @@ impl ShmPath {
         if self.end.peer_closed() || self.gone.load(Ordering::Relaxed) {
             return Err(self.no_reader());
         }
-        if !self.pay_owed(&mut ts, sock, w, None)? {
+        let caught_up = self.push_pending(&mut ts, sock, w)? && self.pay_owed(&mut ts, sock, w, None)?;
+        if !caught_up {
             if self.framed && data.is_empty() {
                 ts.owed_empty += 1;
+                return Ok(0);
+            }
+            if asynchronous {
+                return Err(io::ErrorKind::WouldBlock.into());
             }
             return Ok(0);
         }
@@ -543,7 +616,30 @@ impl ShmPath {
             if self.peer_gone(sock) {
                 return Err(self.no_reader());
             }
-            return Ok(0);
+            if !asynchronous {
+                return Ok(0);
+            }
+            if !self.framed {
+                // A byte stream may be taken in part, as a socket takes it.
+                let n = ts.tx.push(r, data).map_err(|c| self.corrupt(c))?;
+                if n == 0 {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                self.published(&ts.tx);
+                return Ok(n);
+            }
+            let whole = hdr.len() + data.len();
+            if whole <= ts.tx.capacity() || ts.tx.free(r).map_err(|c| self.corrupt(c))? <= hdr.len() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            // Never fits whole: its start now, the rest from a copy.
+            let pushed = ts.tx.push_all(r, &[hdr]).map_err(|c| self.corrupt(c))?;
+            debug_assert!(pushed);
+            let at = ts.tx.push(r, data).map_err(|c| self.corrupt(c))?;
+            ts.pending = data[at..].to_vec();
+            ts.pending_at = 0;
+            self.published(&ts.tx);
+            return Ok(data.len());
         }
         // Larger than the room there is: the header whole, then the payload
         // in pieces as the reader frees room.
@@ -590,7 +686,8 @@ impl ShmPath {
     /// Bytes written that the peer has not read yet.
     pub(crate) fn unread_by_peer(&self) -> io::Result<usize> {
         let ts = lock(&self.tx);
-        ts.tx.unread(&self.end.region).map_err(|c| self.corrupt(c))
+        let queued = ts.tx.unread(&self.end.region).map_err(|c| self.corrupt(c))?;
+        Ok(queued + ts.pending.len() - ts.pending_at)
     }
 
     /// FlushFileBuffers: until the peer has read everything written so far,
@@ -600,6 +697,24 @@ impl ShmPath {
         let deadline = limit.map(|d| Instant::now() + d);
         let mut ts = lock(&self.tx);
         let cap = ts.tx.capacity();
+        while ts.has_pending() {
+            match self.push_pending(&mut ts, sock, Wait { block: false }) {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) if crate::error::Error::win32(&e) == Some(Win32Error::ERROR_NO_DATA) => {
+                    return Err(self.flush_broken())
+                }
+                Err(e) => return Err(e),
+            }
+            match self.wait_room(&ts, sock, 1, deadline) {
+                Ok(true) => {}
+                Ok(false) => return Ok(false),
+                Err(e) if crate::error::Error::win32(&e) == Some(Win32Error::ERROR_NO_DATA) => {
+                    return Err(self.flush_broken())
+                }
+                Err(e) => return Err(e),
+            }
+        }
         if !self.pay_owed(&mut ts, sock, Wait { block: true }, deadline)? {
             return Ok(false);
         }
@@ -612,6 +727,85 @@ impl ShmPath {
             }
             r => r,
         }
+    }
+
+    /// The tokio front end takes this end: it reads its bell without
+    /// blocking when the reactor says it rang, and relies on the watcher
+    /// thread to ring it when the peer goes (a task waits on nothing else).
+    pub(crate) fn for_reactor(&self) -> io::Result<Arc<OwnedFd>> {
+        if self.watched.is_none() {
+            return Err(err(
+                Win32Error::ERROR_NO_SYSTEM_RESOURCES,
+                format!(
+                    "{}: the thread that watches shared-memory connections could not start",
+                    self.name
+                ),
+            ));
+        }
+        rustix::io::ioctl_fionbio(&*self.end.bell, true)?;
+        self.reactor.store(true, Ordering::Relaxed);
+        Ok(Arc::clone(&self.end.bell))
+    }
+
+    /// A task is about to wait for data (`data`) or room (`room`): asks
+    /// the peer for the bell. The caller looks again before it waits.
+    pub(crate) fn park(&self, data: bool, room: bool) {
+        let r = &self.end.region;
+        if data {
+            lock(&self.rx).rx.set_waiting(r, true);
+        }
+        if room {
+            lock(&self.tx).tx.set_waiting(r, true);
+        }
+    }
+
+    /// Empties this end's bell after the reactor said it rang.
+    pub(crate) fn drain_bell(&self) {
+        self.end.drain_bell();
+    }
+
+    /// Takes the "room" signals the reader sent on the socket.
+    pub(crate) fn drain_room_signals(&self, sock: BorrowedFd<'_>) {
+        let mut scratch = [0u8; 64];
+        while let Ok((n, _)) = rustix::net::recv(sock, &mut scratch, RecvFlags::DONTWAIT) {
+            if n == 0 {
+                break;
+            }
+        }
+    }
+
+    /// Something to read (or an error to report) in the ring now.
+    fn readable_now(&self) -> bool {
+        let rs = lock(&self.rx);
+        rs.left == Some(0) || rs.rx.available(&self.end.region).map_or(true, |n| n > 0)
+    }
+
+    /// The tokio front end, before it parks a read: the brief look a
+    /// blocking read takes (only when the peer runs on another CPU). Whether
+    /// something came.
+    pub(crate) fn spin_for_data(&self) -> bool {
+        self.spin_for(|| self.readable_now() || self.end.disconnected())
+    }
+
+    /// What a read and a write would find now without waiting: something
+    /// to read (or an end or error to report), room to write (or an error).
+    pub(crate) fn readiness(&self, sock: BorrowedFd<'_>) -> (bool, bool) {
+        let r = &self.end.region;
+        if self.end.disconnected() {
+            return (true, true);
+        }
+        let readable = self.readable_now();
+        let writable = {
+            let ts = lock(&self.tx);
+            ts.tx.free(r).map_or(true, |n| n > 0)
+        };
+        if readable && writable {
+            return (true, true);
+        }
+        if self.peer_gone(sock) {
+            return (true, true);
+        }
+        (readable, writable)
     }
 
     /// The segment's size (fuzzing).

@@ -16,7 +16,10 @@
 //! read or write outside the ring. The wait flags follow the classic
 //! pattern: the sleeper sets its flag, fences, checks again, then sleeps;
 //! the other side moves its counter, fences, and rings the bell only when
-//! the flag is set, so a wake-up is sent only to a side that waits.
+//! the flag is set, so a wake-up is sent only to a side that waits. The
+//! side that rings clears the flag (one bell per request): a sleeper that
+//! must wait again sets it again, which lets several waiters of one end (tokio
+//! tasks) share a flag without counting each other.
 
 use std::sync::atomic::{fence, Ordering};
 
@@ -65,6 +68,13 @@ impl RingLayout {
         }
         Ok(used as usize)
     }
+}
+
+/// Reads a wait flag and clears it when set (the common case, no sleeper,
+/// costs a load and no write to the shared line).
+fn take(r: &Region, at: usize) -> bool {
+    let flag = r.u32_at(at);
+    flag.load(Ordering::Relaxed) != 0 && flag.swap(0, Ordering::Relaxed) != 0
 }
 
 /// The producer's end.
@@ -122,10 +132,11 @@ impl Tx {
         Ok(true)
     }
 
-    /// After a push: whether the consumer sleeps and needs the bell.
+    /// After a push: whether the consumer sleeps and needs the bell; the
+    /// request is used up.
     pub(crate) fn reader_waits(&self, r: &Region) -> bool {
         fence(Ordering::SeqCst);
-        r.u32_at(self.lay.ctl + READER_WAITS).load(Ordering::Relaxed) != 0
+        take(r, self.lay.ctl + READER_WAITS)
     }
 
     /// The producer is about to sleep (`true`) or has woken (`false`).
@@ -175,10 +186,11 @@ impl Rx {
         r.u64_at(self.lay.ctl + HEAD).store(self.head, Ordering::Release);
     }
 
-    /// After a consume: whether the producer sleeps and needs the bell.
+    /// After a consume: whether the producer sleeps and needs the bell; the
+    /// request is used up.
     pub(crate) fn writer_waits(&self, r: &Region) -> bool {
         fence(Ordering::SeqCst);
-        r.u32_at(self.lay.ctl + WRITER_WAITS).load(Ordering::Relaxed) != 0
+        take(r, self.lay.ctl + WRITER_WAITS)
     }
 
     /// The consumer is about to sleep (`true`) or has woken (`false`).
@@ -312,10 +324,11 @@ mod tests {
         assert!(!tx.reader_waits(&r));
         rx.set_waiting(&r, true);
         assert!(tx.reader_waits(&r));
-        rx.set_waiting(&r, false);
+        assert!(!tx.reader_waits(&r), "one bell per request");
         rx.consume(&r, 1);
         assert!(!rx.writer_waits(&r));
         tx.set_waiting(&r, true);
         assert!(rx.writer_waits(&r));
+        assert!(!rx.writer_waits(&r), "one bell per request");
     }
 }
