@@ -27,8 +27,11 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 /// multi-threaded pipe server), so a client rarely finds them all busy.
 const SERVER_THREADS: usize = 4;
 
-const CASES: [(&str, Addr, Option<&str>); 3] = [
+/// `pipeslot-shm`: the server takes the shared-memory path (a memfd, two
+/// eventfds and a mapping set up per open).
+const CASES: [(&str, Addr, Option<&str>); 4] = [
     ("pipeslot", Addr::Pipe, Some("unix-stream")),
+    ("pipeslot-shm", Addr::Pipe, Some("unix-stream")),
     ("unix-stream", Addr::Path, None),
     ("unix-stream-hello", Addr::Path, Some("unix-stream")),
 ];
@@ -57,12 +60,21 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
             measure: &measure,
         })
         .collect();
-    let targets = vec![TargetDef::ratio_at_least(
+    let mut targets = vec![TargetDef::ratio_at_least(
         "connection rate ≥ 0.50× raw connect/accept/close".to_owned(),
         "connect/pipeslot/open+close".to_owned(),
         vec!["connect/unix-stream/open+close".to_owned()],
         0.50,
     )];
+    // A handshake is a hello and its answer: the fair floor.
+    for case in ["pipeslot", "pipeslot-shm"] {
+        targets.push(TargetDef::ratio_at_least(
+            format!("connection rate ≥ 0.80× raw connect with a one-byte answer ({case})"),
+            format!("connect/{case}/open+close"),
+            vec!["connect/unix-stream-hello/open+close".to_owned()],
+            0.80,
+        ));
+    }
     let rows = run_cases(ctx, Workload::Connect, &cases);
     Ok(Outcome {
         rows,
@@ -75,7 +87,7 @@ fn open_all(spec: &PeerSpec) -> io::Result<()> {
     let deadline = Instant::now() + RUN_TIMEOUT;
     for _ in 0..spec.count {
         match spec.case.as_str() {
-            "pipeslot" => drop(open_pipe(&spec.addr, deadline)?),
+            "pipeslot" | "pipeslot-shm" => drop(open_pipe(&spec.addr, deadline)?),
             "unix-stream" => drop(UnixStream::connect(&spec.addr)?),
             _ => {
                 let mut s = UnixStream::connect(&spec.addr)?;
@@ -141,9 +153,10 @@ fn serve_pipe(
 /// The peer: takes `spec.count` connections, then says `DONE`.
 pub(crate) fn serve(spec: &PeerSpec, ctl: &mut Control) -> io::Result<()> {
     match spec.case.as_str() {
-        "pipeslot" => {
+        "pipeslot" | "pipeslot-shm" => {
             let mut opts = ServerOptions::new();
-            opts.pipe_mode(pipeslot::PipeMode::Message);
+            opts.pipe_mode(pipeslot::PipeMode::Message)
+                .shared_memory(spec.case == "pipeslot-shm");
             let mut instances = vec![opts.clone().first_pipe_instance(true).create(&spec.addr)?];
             for _ in 1..SERVER_THREADS {
                 instances.push(opts.create(&spec.addr)?);
