@@ -164,6 +164,74 @@ fn attacker() {
             report("ok");
             std::thread::sleep(Duration::from_secs(600));
         }
+        // `shm-scribble DIR NAME`: opens NAME offering shared memory, then
+        // writes garbage over the whole segment it is handed (through the
+        // memfd: no mapping needed), rings both bells and sends junk on the
+        // socket, again and again, and stays connected.
+        "shm-scribble" => {
+            use pipeslot_proto::wire::local::{data_path, hello_flags, Hello, Reply, Request, REPLY_LEN};
+            let sock = std::fs::read_dir(p(1))
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "sock"))
+                .expect("a server socket");
+            let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+            let hello = Hello {
+                request: Request::OPEN,
+                flags: hello_flags::READ | hello_flags::WRITE | hello_flags::SHM,
+                pid: std::process::id(),
+                name: a[2].clone(),
+                extensions: Vec::new(),
+            }
+            .to_vec()
+            .unwrap();
+            std::io::Write::write_all(&mut s, &hello).unwrap();
+            let mut reply = [0u8; REPLY_LEN];
+            let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(3))];
+            let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
+            let got = rustix::net::recvmsg(
+                &s,
+                &mut [std::io::IoSliceMut::new(&mut reply)],
+                &mut control,
+                rustix::net::RecvFlags::CMSG_CLOEXEC,
+            )
+            .unwrap();
+            let mut fds = Vec::new();
+            for msg in control.drain() {
+                if let rustix::net::RecvAncillaryMessage::ScmRights(f) = msg {
+                    fds.extend(f);
+                }
+            }
+            let r = Reply::parse(&reply[..got.bytes]).unwrap();
+            if r.data_path != data_path::SHM || fds.len() != 3 {
+                return report(format!("no segment: data path {} with {} fds", r.data_path, fds.len()));
+            }
+            let len = rustix::fs::fstat(&fds[0]).unwrap().st_size as u64;
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            let mut junk = vec![0u8; 4096];
+            report("ok shm");
+            for round in 0..200u64 {
+                for b in junk.iter_mut() {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    *b = x as u8;
+                }
+                // Every page in turn, and the header (counters, flags) each round.
+                let at = (round * 4096) % len;
+                let _ = rustix::io::pwrite(&fds[0], &junk, at);
+                let _ = rustix::io::pwrite(&fds[0], &junk[..512], 0);
+                let _ = rustix::io::pwrite(&fds[0], &[0xff; 64], (round * 64) % 4096);
+                for bell in &fds[1..] {
+                    let _ = rustix::io::write(bell, &1u64.to_ne_bytes());
+                }
+                let _ = std::io::Write::write_all(&mut s, &junk[..16]);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            report("scribbled");
+            std::thread::sleep(Duration::from_secs(600));
+        }
         other => report(format!("unknown trick {other}")),
     }
 }
@@ -810,4 +878,101 @@ fn a_local_user_claiming_to_be_the_gateway_is_not_believed() {
     // The kernel's word for who it is, and nothing of what it claimed.
     assert_eq!(who.uid, NOBODY, "{who:?}");
     assert_eq!((who.remote_user, who.remote_address, who.computer), (None, None, None));
+}
+
+/// A client of another user allowed by the ACL takes the shared-memory
+/// path and scribbles over its segment: it can spoil only its own
+/// connection. The server process keeps serving its other instance at
+/// once, and when the scribbler dies its instance serves again.
+#[test]
+fn a_client_that_scribbles_on_its_shared_memory_spoils_only_its_own_connection() {
+    if !can_switch_uid() {
+        return;
+    }
+    let name = util::name("shm-scribbled");
+    let opts = ServerOptions::new()
+        .pipe_mode(PipeMode::Message)
+        .shared_memory(true)
+        .max_instances(2)
+        .security(pipeslot::PipeSecurity::owner_only().allow_everyone())
+        .clone();
+    // How each connection ended, seen by the server.
+    let (ends_tx, ends) = std::sync::mpsc::channel();
+    for _ in 0..2 {
+        let s = opts.create(&name).unwrap();
+        let ends_tx = ends_tx.clone();
+        std::thread::spawn(move || loop {
+            if s.connect().is_err() {
+                return;
+            }
+            let mut buf = [0u8; 512];
+            let end = loop {
+                match s.read_msg(&mut buf) {
+                    Ok(m) => {
+                        let mut reply = b"root:".to_vec();
+                        reply.extend_from_slice(&buf[..m.len]);
+                        if let Err(e) = s.write_msg(&reply) {
+                            break e;
+                        }
+                    }
+                    Err(e) => break e,
+                }
+            };
+            let _ = ends_tx.send(util::code(&end));
+            let _ = s.disconnect();
+        });
+    }
+    let folded = pipeslot::PipeName::parse(&name).unwrap().folded().to_owned();
+    let dir = pipe_dir(&name);
+    let (mut scribbler, said) = attack(&["shm-scribble", dir.to_str().unwrap(), &folded]);
+    assert_eq!(said, "ok shm", "the attacker got a segment");
+    let client = || {
+        ClientOptions::new()
+            .pipe_mode(PipeMode::Message)
+            .shared_memory(true)
+            .open(&name)
+    };
+    let round = |i: usize| {
+        let c = timed("an open beside the scribbler", || client().unwrap());
+        let mut reply = [0u8; 512];
+        let msg = format!("hello {i}");
+        let r = timed("a transact beside the scribbler", || {
+            c.transact(msg.as_bytes(), &mut reply).unwrap()
+        });
+        assert_eq!(&reply[..r.len], format!("root:{msg}").as_bytes());
+    };
+    // While it scribbles, and after.
+    for i in 0..50 {
+        round(i);
+    }
+    assert_eq!(scribbler.expect_line(20 * SECOND), "scribbled");
+    for i in 50..60 {
+        round(i);
+    }
+    // The server saw the garbage for what it is.
+    let mut seen = Vec::new();
+    while !seen.contains(&Some(Win32Error::ERROR_BAD_PIPE)) {
+        match ends.recv_timeout(2 * SECOND) {
+            Ok(end) => seen.push(end),
+            Err(_) => panic!("the scribbled connection did not end with ERROR_BAD_PIPE: {seen:?}"),
+        }
+    }
+    // Its instance comes back once it is gone: two clients at once.
+    scribbler.kill();
+    let deadline = Instant::now() + 2 * SECOND;
+    let first = client().unwrap();
+    let second = loop {
+        match client() {
+            Ok(c) => break c,
+            Err(e) if util::code(&e) == Some(Win32Error::ERROR_PIPE_BUSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("the scribbler's instance did not come back: {e}"),
+        }
+    };
+    for c in [&first, &second] {
+        let mut reply = [0u8; 512];
+        let r = c.transact(b"again", &mut reply).unwrap();
+        assert_eq!(&reply[..r.len], b"root:again");
+    }
 }
