@@ -86,3 +86,22 @@ fn writing_to_a_closed_pipe_never_raises_sigpipe() {
     assert_eq!(peer.expect_line(10 * SECOND), "error ERROR_NO_DATA");
     assert_eq!(peer.wait(10 * SECOND), 0, "the child lived through the write");
 }
+
+/// A write that is the first call after the peer was SIGKILLed fails as
+/// Win32's does (ERROR_NO_DATA) and queues nothing, on either data path
+/// (on shared memory the watcher thread has marked the connection gone).
+#[test]
+fn the_first_write_after_the_peer_was_killed_is_no_data() {
+    let name = util::name("death-write");
+    let s = ServerOptions::new().pipe_mode(PipeMode::Message).create(&name).unwrap();
+    let mut peer = Peer::spawn("client_send_and_linger", &[&name, "first"]);
+    s.connect().unwrap();
+    assert_eq!(peer.expect_line(10 * SECOND), "sent");
+    let mut buf = [0u8; 16];
+    let r = s.read_msg(&mut buf).unwrap();
+    assert_eq!(&buf[..r.len], b"first");
+    peer.kill();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_win32(s.write_msg(b"late"), Win32Error::ERROR_NO_DATA);
+    assert_win32(s.read_msg(&mut buf), Win32Error::ERROR_BROKEN_PIPE);
+}
