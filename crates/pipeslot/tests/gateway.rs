@@ -935,3 +935,64 @@ fn a_read_waiting_on_one_pipe_holds_up_no_transact_on_another_of_the_same_connec
     });
     drop(serving.join().unwrap());
 }
+
+/// The inodes of our shared-memory segments mapped in this process, each
+/// with how many mappings it has (both ends of a pair map the same memfd).
+fn segment_inodes() -> std::collections::HashMap<String, usize> {
+    let mut seen = std::collections::HashMap::new();
+    for l in std::fs::read_to_string("/proc/self/maps").unwrap().lines() {
+        if l.contains("/memfd:pipeslot") {
+            if let Some(inode) = l.split_whitespace().nth(4) {
+                *seen.entry(inode.to_owned()).or_insert(0) += 1;
+            }
+        }
+    }
+    seen
+}
+
+/// The gateway's local hop takes shared memory when the local server does
+/// (the gateway offers it), and carries messages larger than its rings.
+#[test]
+fn the_gateways_local_hop_takes_shared_memory_when_the_server_does() {
+    let name = util::name("gw-shm");
+    let server = ServerOptions::new()
+        .pipe_mode(PipeMode::Message)
+        .reject_remote_clients(false)
+        .shared_memory(true)
+        .out_buffer_size(4096)
+        .in_buffer_size(4096)
+        .create(&name)
+        .unwrap();
+    let port = gateway(&[&name]).port();
+    let before = segment_inodes();
+    let local = std::thread::spawn(move || {
+        server.connect().unwrap();
+        let mut buf = vec![0u8; 40_000];
+        for _ in 0..3 {
+            let m = server.read_msg(&mut buf).unwrap();
+            server.write_msg(&buf[..m.len]).unwrap();
+        }
+        server
+    });
+    let (pipe, paired) = watchdog(Duration::from_secs(30), move || {
+        let pipe = client(port).open(remote(&name)).unwrap();
+        let mut reply = vec![0u8; 40_000];
+        let r = pipe.transact(b"small", &mut reply).unwrap();
+        assert_eq!(&reply[..r.len], b"small");
+        // Both ends of a new segment are mapped here (the gateway's end
+        // and the server's): the hop is on shared memory.
+        let paired = segment_inodes()
+            .into_iter()
+            .any(|(inode, n)| n >= 2 && !before.contains_key(&inode));
+        for len in [30_000usize, 4_096] {
+            let msg: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let r = pipe.transact(&msg, &mut reply).unwrap();
+            assert_eq!((r.len, r.more), (len, false));
+            assert!(reply[..len] == msg[..], "{len} bytes came back whole");
+        }
+        (pipe, paired)
+    });
+    assert!(paired, "the local hop mapped a shared-memory segment");
+    drop(pipe);
+    drop(local.join().unwrap());
+}

@@ -27,6 +27,8 @@
 //!   echo server, timed together: the two hops any gateway makes, with
 //!   nothing of SMB. (On a VM a wake-up across CPUs costs more on a Unix
 //!   socket than on TCP loopback, so the local hop can dominate.)
+//! - `gateway-shm`, `hops-shm`: the same against a second echo server that
+//!   takes the shared-memory path (the gateway offers it for its hop).
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -47,10 +49,11 @@ const PIPE: &str = "benchecho";
 const BULK: usize = 60_000;
 
 /// The clients, in report order.
-const CASES: [&str; 11] = [
+const CASES: [&str; 13] = [
     "pipeslot",
     "pipeslot-tokio",
     "gateway",
+    "gateway-shm",
     "samba-mode",
     "replay-wire",
     "replay",
@@ -59,6 +62,7 @@ const CASES: [&str; 11] = [
     "npa-direct",
     "tcp-echo",
     "hops",
+    "hops-shm",
 ];
 
 struct Lab {
@@ -68,15 +72,34 @@ struct Lab {
     /// Our gateway's port, and the name of the local pipe it exports.
     gateway: u16,
     local: String,
+    /// The same echo server with the shared-memory path on.
+    local_shm: String,
 }
 
 /// A local message pipe echoing every message, an instance per client,
-/// exported by a gateway of our own on loopback.
-fn gateway_lab() -> io::Result<(u16, String)> {
-    use pipeslot::blocking::ServerOptions;
+/// exported by a gateway of our own on loopback, on the socket path and
+/// (a second name) on shared memory: the gateway offers it for its local
+/// hop, the server decides.
+fn gateway_lab() -> io::Result<(u16, String, String)> {
     let local = format!("bench-gw-echo-{}", std::process::id());
+    let local_shm = format!("{local}-shm");
+    echo_server(&local, false)?;
+    echo_server(&local_shm, true)?;
+    let mut g = pipeslot::gateway::GatewayOptions::new(([127, 0, 0, 1], 0).into());
+    g.user(smbd::USER, smbd::PASSWORD).export(&local).export(&local_shm);
+    let g = g.bind()?;
+    let port = g.local_addr()?.port();
+    std::thread::spawn(move || g.serve());
+    Ok((port, local, local_shm))
+}
+
+fn echo_server(local: &str, shm: bool) -> io::Result<()> {
+    use pipeslot::blocking::ServerOptions;
+    let local = local.to_owned();
     let mut opts = ServerOptions::new();
-    opts.pipe_mode(PipeMode::Message).reject_remote_clients(false);
+    opts.pipe_mode(PipeMode::Message)
+        .reject_remote_clients(false)
+        .shared_memory(shm);
     let first = opts.create(&local)?;
     let name = local.clone();
     std::thread::spawn(move || {
@@ -99,12 +122,7 @@ fn gateway_lab() -> io::Result<(u16, String)> {
             });
         }
     });
-    let mut g = pipeslot::gateway::GatewayOptions::new(([127, 0, 0, 1], 0).into());
-    g.user(smbd::USER, smbd::PASSWORD).export(&local);
-    let g = g.bind()?;
-    let port = g.local_addr()?.port();
-    std::thread::spawn(move || g.serve());
-    Ok((port, local))
+    Ok(())
 }
 
 /// The same local echo server behind smbd: the gateway in the Samba mode.
@@ -152,7 +170,7 @@ fn lab() -> io::Result<Lab> {
             });
         }
     });
-    let (gateway, local) = gateway_lab()?;
+    let (gateway, local, local_shm) = gateway_lab()?;
     samba_mode_lab(&smbd, &local)?;
     Ok(Lab {
         smbd,
@@ -160,6 +178,7 @@ fn lab() -> io::Result<Lab> {
         tcp: port,
         gateway,
         local,
+        local_shm,
     })
 }
 
@@ -198,8 +217,9 @@ fn series(lab: &Lab, case: &str, size: usize, count: usize) -> io::Result<Vec<Du
                 }
                 Ok(d)
             }),
-        "gateway" => {
-            let pipe = options(lab.gateway).open(format!(r"\\127.0.0.1\pipe\{}", lab.local))?;
+        "gateway" | "gateway-shm" => {
+            let local = if case == "gateway" { &lab.local } else { &lab.local_shm };
+            let pipe = options(lab.gateway).open(format!(r"\\127.0.0.1\pipe\{local}"))?;
             let mut reply = vec![0u8; size + 64];
             time(count, || {
                 let r = pipe.transact(&msg, &mut reply)?;
@@ -228,12 +248,13 @@ fn series(lab: &Lab, case: &str, size: usize, count: usize) -> io::Result<Vec<Du
                 s.read_exact(&mut back)
             })
         }
-        "hops" => {
+        "hops" | "hops-shm" => {
             let mut s = TcpStream::connect(("127.0.0.1", lab.tcp))?;
             s.set_nodelay(true)?;
             let mut local = pipeslot::blocking::ClientOptions::new();
-            local.pipe_mode(PipeMode::Message);
-            let pipe = local.open(format!(r"\\.\pipe\{}", lab.local))?;
+            local.pipe_mode(PipeMode::Message).shared_memory(true);
+            let name = if case == "hops" { &lab.local } else { &lab.local_shm };
+            let pipe = local.open(format!(r"\\.\pipe\{name}"))?;
             let mut back = vec![0u8; size];
             let mut reply = vec![0u8; size + 64];
             time(count, || {
@@ -596,9 +617,9 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
                 r.p99 = Some(crate::stats::median(&p99[vi][ci]));
             }
             r.baseline = match *case {
-                "replay-wire" | "tcp-echo" | "npa-direct" | "hops" => None,
+                "replay-wire" | "tcp-echo" | "npa-direct" | "hops" | "hops-shm" => None,
                 "replay" => Some(format!("smb/replay-wire/{variant}")),
-                "gateway" => Some(format!("smb/tcp-echo/{variant}")),
+                "gateway" | "gateway-shm" => Some(format!("smb/tcp-echo/{variant}")),
                 "samba-mode" => Some(format!("smb/pipeslot/{variant}")),
                 _ => Some(format!("smb/replay/{variant}")),
             };
@@ -646,6 +667,12 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
             "transact through our gateway ≤ 1.5× its two hops alone (TCP echo, then local pipe), 64 B".into(),
             key("gateway", "64 B"),
             vec![key("hops", "64 B")],
+            1.5,
+        ),
+        TargetDef::ratio(
+            "transact through our gateway, local hop on shared memory, ≤ 1.5× a raw TCP echo, 64 B".into(),
+            key("gateway-shm", "64 B"),
+            vec![key("tcp-echo", "64 B")],
             1.5,
         ),
         TargetDef::ratio(

@@ -403,8 +403,11 @@ fn handle(wire: &Rc<Wire>, opts: &GatewayOptions, opens: &mut Opens, e: Event) {
                 return wire.answer(req, Answer::Status(NtStatus::STATUS_OBJECT_NAME_NOT_FOUND));
             }
             let mut o = ClientOptions::new();
+            // The local hop is a round trip per SMB request: shared memory
+            // when the local server takes it (its options decide).
             o.read(desired_access & 0x1 != 0 || desired_access & 0x8000_0000 != 0)
-                .write(desired_access & 0x2 != 0 || desired_access & 0x4000_0000 != 0);
+                .write(desired_access & 0x2 != 0 || desired_access & 0x4000_0000 != 0)
+                .shared_memory(true);
             use pipeslot_proto::wire::local::hello_ext as ext;
             o.on_behalf_of = Some(ext::encode(&[
                 (ext::REMOTE_USER, &who),

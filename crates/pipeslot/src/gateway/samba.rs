@@ -160,6 +160,8 @@ fn relay(mut smbd: UnixStream, pipe: &str, handle: &GatewayHandle) -> io::Result
         return Ok(());
     }
     let mut o = ClientOptions::new();
+    // As our own server's hop: shared memory when the local server takes it.
+    o.shared_memory(true);
     use pipeslot_proto::wire::local::hello_ext as ext;
     o.on_behalf_of = Some(ext::encode(&[
         (ext::REMOTE_USER, &user),
