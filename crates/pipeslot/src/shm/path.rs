@@ -921,7 +921,8 @@ mod tests {
 
     #[test]
     fn nowait_writes_are_all_or_nothing() {
-        let (s, _c, ss, _cs) = pair(true, 4096);
+        // A 4 KiB ring (the smallest).
+        let (s, _c, ss, _cs) = pair(true, 2048);
         assert_eq!(s.write(ss.as_fd(), &[7u8; 5000], NOWAIT, true).unwrap(), 0);
         assert_eq!(s.unread_by_peer().unwrap(), 0, "nothing queued");
         assert_eq!(s.write(ss.as_fd(), &[7u8; 4000], NOWAIT, true).unwrap(), 4000);

@@ -45,11 +45,17 @@ pub(crate) enum Role {
     Client,
 }
 
-/// A ring's size for a pipe buffer size: a power of two in
-/// `MIN_RING..=MAX_RING`. Both ends compute it from the reply's buffer
-/// sizes, never from the shared memory.
+/// A ring's size for a pipe buffer size: twice it (as the kernel doubles a
+/// socket's asked-for buffer, so the socket path's writer also runs that
+/// far ahead), a power of two in `MIN_RING..=MAX_RING`. With the bare size a
+/// 64 KiB message filled the ring and every one waited for the reader: half
+/// the socket path's bulk rate. Both ends compute it from the reply's
+/// buffer sizes, never from the shared memory.
 pub(crate) fn ring_capacity(buffer: u32) -> usize {
-    (buffer as usize).clamp(MIN_RING, MAX_RING).next_power_of_two()
+    (buffer as usize)
+        .saturating_mul(2)
+        .clamp(MIN_RING, MAX_RING)
+        .next_power_of_two()
 }
 
 /// The segment's layout for the server's (out, in) buffer sizes.
@@ -259,14 +265,15 @@ mod tests {
     #[test]
     fn layout_rings_do_not_overlap_and_fit() {
         let l = Layout::new(65536, 100);
-        assert_eq!(l.to_client.cap, 65536);
+        assert_eq!(l.to_client.cap, 131_072);
         assert_eq!(l.to_server.cap, MIN_RING);
         assert!(RING0_CTL + CTL_LEN <= l.to_server.ctl);
         assert!(l.to_server.ctl + CTL_LEN <= CLOSED);
         assert_eq!(l.to_client.data + l.to_client.cap, l.to_server.data);
-        assert_eq!(l.len, DATA + 65536 + MIN_RING);
+        assert_eq!(l.len, DATA + 131_072 + MIN_RING);
         assert_eq!(ring_capacity(u32::MAX), MAX_RING);
-        assert_eq!(ring_capacity(70_000), 131_072);
+        assert_eq!(ring_capacity(70_000), 262_144);
+        assert_eq!(ring_capacity(2048), MIN_RING);
     }
 
     #[test]
