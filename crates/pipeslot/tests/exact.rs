@@ -501,3 +501,46 @@ fn tokio_code_compiles_with_only_the_import_changed() {
         .info()
         .unwrap();
 }
+
+/// FlushFileBuffers waits until the reader's application has read every
+/// message. On the shared-memory path there is no read-ahead: what the
+/// reader has not read is still in the ring, so the flush waits for "two"
+/// and "three" too (the socket path's known difference, ARCHITECTURE.md).
+#[test]
+fn on_shared_memory_flush_waits_for_every_message_the_reader_has_not_read() {
+    let name = util::name("flush-shm");
+    let s = ServerOptions::new()
+        .pipe_mode(PipeMode::Message)
+        .shared_memory(true)
+        .create(&name)
+        .unwrap();
+    let c = ClientOptions::new()
+        .pipe_mode(PipeMode::Message)
+        .shared_memory(true)
+        .open(&name)
+        .unwrap();
+    s.connect().unwrap();
+    for m in [&b"one"[..], b"two", b"three"] {
+        s.write_msg(m).unwrap();
+    }
+    let mut buf = [0u8; 8];
+    let r = c.read_msg(&mut buf).unwrap();
+    assert_eq!(&buf[..r.len], b"one");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let r = s.flush_buffers();
+        tx.send(()).unwrap();
+        r
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_millis(200)).is_err(),
+        "the flush waits while two messages are unread"
+    );
+    let r = c.read_msg(&mut buf).unwrap();
+    assert_eq!(&buf[..r.len], b"two");
+    assert!(rx.recv_timeout(Duration::from_millis(200)).is_err(), "and while one is");
+    let r = c.read_msg(&mut buf).unwrap();
+    assert_eq!(&buf[..r.len], b"three");
+    rx.recv_timeout(5 * SECOND).expect("the flush ends once all is read");
+    waiter.join().unwrap().unwrap();
+}
