@@ -30,6 +30,10 @@ pub enum Read {
     More,
     /// The peer closed at a boundary.
     Eof,
+    /// Part of a message came and the rest has not yet (a non-blocking
+    /// read's `WouldBlock` with bytes filled: they are consumed, and the
+    /// front ends keep them for the next call).
+    Partial,
 }
 
 impl ShmPair {
@@ -58,7 +62,10 @@ impl ShmPair {
     pub fn read_message(&self, end: usize, buf: &mut [u8]) -> io::Result<(Read, usize)> {
         let e = end & 1;
         let mut filled = 0;
-        let r = self.ends[e].read_message(self.socks[e].as_fd(), buf, &mut filled, NOW)?;
+        let r = match self.ends[e].read_message(self.socks[e].as_fd(), buf, &mut filled, NOW) {
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock && filled > 0 => return Ok((Read::Partial, filled)),
+            r => r?,
+        };
         let r = match r {
             MsgEnd::Complete => Read::Complete,
             MsgEnd::More => Read::More,
@@ -89,6 +96,18 @@ impl ShmPair {
     /// Whether a message waits unread at `end` (transact's look).
     pub fn unread_here(&self, end: usize) -> io::Result<bool> {
         self.ends[end & 1].unread_here()
+    }
+
+    /// Whether part of a message `end` wrote is still to go into the ring
+    /// (a non-blocking write accepted a message larger than the ring).
+    pub fn has_pending(&self, end: usize) -> bool {
+        self.ends[end & 1].has_pending()
+    }
+
+    /// Moves what fits of `end`'s pending message into the ring.
+    pub fn drain_pending(&self, end: usize) -> io::Result<()> {
+        let e = end & 1;
+        self.ends[e].drain_pending(self.socks[e].as_fd())
     }
 
     /// The server disconnects the client.
