@@ -141,24 +141,13 @@ fn attacker() {
         // `spoof DIR NAME`: opens NAME at the socket in DIR claiming to be
         // the gateway: the REMOTE flag and a remote user it is not.
         "spoof" => {
-            use pipeslot_proto::wire::local::{hello_ext, hello_flags, Hello, Request};
-            let sock = std::fs::read_dir(p(1))
-                .unwrap()
-                .flatten()
-                .map(|e| e.path())
-                .find(|p| p.extension().is_some_and(|x| x == "sock"))
-                .expect("a server socket");
-            let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
-            let hello = Hello {
-                request: Request::OPEN,
-                flags: hello_flags::READ | hello_flags::WRITE | hello_flags::REMOTE,
-                pid: std::process::id(),
-                name: a[2].clone(),
-                extensions: hello_ext::encode(&[(hello_ext::REMOTE_USER, r"CORP\admin")]),
-            }
-            .to_vec()
-            .unwrap();
-            std::io::Write::write_all(&mut s, &hello).unwrap();
+            use pipeslot_proto::wire::local::{hello_ext, hello_flags};
+            let mut s = raw_open(
+                &p(1),
+                &a[2],
+                hello_flags::READ | hello_flags::WRITE | hello_flags::REMOTE,
+                hello_ext::encode(&[(hello_ext::REMOTE_USER, r"CORP\admin")]),
+            );
             let mut reply = [0u8; 40];
             s.read_exact(&mut reply).unwrap();
             report("ok");
@@ -169,24 +158,13 @@ fn attacker() {
         // memfd: no mapping needed), rings both bells and sends junk on the
         // socket, again and again, and stays connected.
         "shm-scribble" => {
-            use pipeslot_proto::wire::local::{data_path, hello_flags, Hello, Reply, Request, REPLY_LEN};
-            let sock = std::fs::read_dir(p(1))
-                .unwrap()
-                .flatten()
-                .map(|e| e.path())
-                .find(|p| p.extension().is_some_and(|x| x == "sock"))
-                .expect("a server socket");
-            let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
-            let hello = Hello {
-                request: Request::OPEN,
-                flags: hello_flags::READ | hello_flags::WRITE | hello_flags::SHM,
-                pid: std::process::id(),
-                name: a[2].clone(),
-                extensions: Vec::new(),
-            }
-            .to_vec()
-            .unwrap();
-            std::io::Write::write_all(&mut s, &hello).unwrap();
+            use pipeslot_proto::wire::local::{data_path, hello_flags, Reply, REPLY_LEN};
+            let mut s = raw_open(
+                &p(1),
+                &a[2],
+                hello_flags::READ | hello_flags::WRITE | hello_flags::SHM,
+                Vec::new(),
+            );
             let mut reply = [0u8; REPLY_LEN];
             let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(3))];
             let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
@@ -234,6 +212,30 @@ fn attacker() {
         }
         other => report(format!("unknown trick {other}")),
     }
+}
+
+/// Connects to the server socket in `dir` and sends an OPEN hello for
+/// `name` with these flags and extensions, as a client would by hand.
+fn raw_open(dir: &std::path::Path, name: &str, flags: u16, extensions: Vec<u8>) -> std::os::unix::net::UnixStream {
+    use pipeslot_proto::wire::local::{Hello, Request};
+    let sock = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "sock"))
+        .expect("a server socket");
+    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    let hello = Hello {
+        request: Request::OPEN,
+        flags,
+        pid: std::process::id(),
+        name: name.to_owned(),
+        extensions,
+    }
+    .to_vec()
+    .unwrap();
+    std::io::Write::write_all(&mut s, &hello).unwrap();
+    s
 }
 
 /// Runs one trick as `nobody`; the attacker (alive until dropped) and its
