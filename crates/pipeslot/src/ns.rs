@@ -648,7 +648,8 @@ pub(crate) fn claim(
     let ns = Namespace::from_env();
     let entry = entry_name(kind, folded);
     let me = me();
-    for _ in 0..20 {
+    for tries in 0..RACE_TRIES {
+        race_pause(tries);
         let root = ns.open(true)?.ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         match rfs::mkdirat(&root.fd, entry.as_str(), Mode::from_raw_mode(0o755)) {
             Ok(()) | Err(Errno::EXIST) => {}
@@ -734,10 +735,47 @@ pub(crate) fn claim(
     ))
 }
 
-/// An exclusive lock on a folder, released on drop.
+/// How often a create tries again after losing a race with other
+/// processes over a name's folder (it went between the claim and the lock).
+pub(crate) const RACE_TRIES: u32 = 40;
+
+/// The pause before try `tries` (0 = the first, no pause). Retrying at once
+/// can lose to the same busy peers every time on a loaded machine; a pause
+/// growing from 40 µs to 2.5 ms lets them finish, and all 40 tries together
+/// stay under 100 ms.
+pub(crate) fn race_pause(tries: u32) {
+    if tries > 0 {
+        std::thread::sleep(std::time::Duration::from_micros(20 << tries.min(7)));
+    }
+}
+
+/// An exclusive lock on a folder, released on drop, with a shared lock on
+/// its `keep` file that says "this process means to use the folder".
 #[derive(Debug)]
 pub(crate) struct DirLock {
     _file: OwnedFd,
+    intent: Option<OwnedFd>,
+}
+
+/// The file whose shared lock every creator takes before it waits for the
+/// folder's lock. Without it the server that closes its last instance
+/// removes the folder under a creator waiting for the lock, and on a busy
+/// machine one waiter could lose that way twenty times in a row (flock is
+/// not fair: the remover's next create takes the lock before the woken
+/// waiter runs).
+pub(crate) const KEEP_FILE: &str = "keep";
+
+impl DirLock {
+    /// Whether this holder is the folder's only user, so that it may remove
+    /// it: `Some` with an exclusive lock on `keep` (held until the removal is
+    /// done, so that no creator slips in between) when no other process
+    /// waits for the folder.
+    pub(crate) fn alone(&mut self, dir: &Dir) -> Option<OwnedFd> {
+        self.intent = None; // our own shared lock would refuse us
+        let keep = dir.open_private(KEEP_FILE).ok()?;
+        rfs::flock(&keep, rfs::FlockOperation::NonBlockingLockExclusive).ok()?;
+        dir.holds(KEEP_FILE, &keep).then_some(keep)
+    }
 }
 
 /// Takes `dir`'s creation lock (blocking; held for a few syscalls). The lock
@@ -745,17 +783,25 @@ pub(crate) struct DirLock {
 /// open it, let alone hold it. `None` when `dir` is no longer at
 /// `parent/name` (its last user removed it under this lock): start over.
 pub(crate) fn lock(dir: &Dir, parent: &Dir, name: &str) -> io::Result<Option<DirLock>> {
-    let fd = match dir.open_private("lock") {
-        Ok(fd) => fd,
+    let open = |file| match dir.open_private(file) {
+        Ok(fd) => Ok(Some(fd)),
         // The folder was removed (its handle is on a deleted folder).
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     };
+    let Some(intent) = open(KEEP_FILE)? else {
+        return Ok(None);
+    };
+    rfs::flock(&intent, rfs::FlockOperation::LockShared)?;
+    let Some(fd) = open("lock")? else { return Ok(None) };
     rfs::flock(&fd, rfs::FlockOperation::LockExclusive)?;
-    if !dir.holds("lock", &fd) || !dir.still_at(parent, name) {
+    if !dir.holds("lock", &fd) || !dir.holds(KEEP_FILE, &intent) || !dir.still_at(parent, name) {
         return Ok(None);
     }
-    Ok(Some(DirLock { _file: fd }))
+    Ok(Some(DirLock {
+        _file: fd,
+        intent: Some(intent),
+    }))
 }
 
 static NONCE: AtomicU64 = AtomicU64::new(0);

@@ -523,7 +523,8 @@ impl Slot {
 /// Becomes the one reader of `name`: its folder and the flock'd lock file.
 fn take_name(name: &MailslotName) -> io::Result<(Object, OwnedFd)> {
     let display = name.to_string();
-    for _ in 0..20 {
+    for tries in 0..ns::RACE_TRIES {
+        ns::race_pause(tries);
         let obj = match ns::claim(Kind::Mailslot, name.folded(), &display, &reader_alive)? {
             Claim::Mine(obj) => obj,
             Claim::Theirs(obj) => {

@@ -542,8 +542,8 @@ impl Acceptor {
     fn shut_down(&self) {
         let lock = self.home.lock();
         self.home.dir().remove(&self.socket);
-        if let Ok(Some(_held)) = lock {
-            self.home.tidy();
+        if let Ok(Some(mut held)) = lock {
+            self.home.tidy(&mut held);
         }
     }
 

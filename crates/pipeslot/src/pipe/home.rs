@@ -109,20 +109,25 @@ impl Home {
     }
 
     /// Removes what is left once this process's last socket is gone, when
-    /// no other server is left in the folder. Under the lock.
-    pub(crate) fn tidy(&self) {
+    /// no other server is left in the folder and no other process waits
+    /// to create in it. Under the lock.
+    pub(crate) fn tidy(&self, lock: &mut DirLock) {
         match &self.joiner {
             Some((joiners, own, mine)) => {
-                if own.sockets().is_empty() {
-                    own.remove("lock");
-                    joiners.remove_dir(mine);
+                if !own.sockets().is_empty() {
+                    return;
                 }
+                let Some(_keep) = lock.alone(own) else { return };
+                own.remove(ns::KEEP_FILE);
+                own.remove("lock");
+                joiners.remove_dir(mine);
             }
             None => {
                 let dir = &self.obj.dir;
                 if !dir.sockets().is_empty() {
                     return;
                 }
+                let Some(_keep) = lock.alone(dir) else { return };
                 if let Ok(Lookup::Dir(j)) = dir.lookup(JOINERS) {
                     for sub in j.dir_names("") {
                         j.remove_dir(&sub); // only empty ones go
@@ -131,7 +136,7 @@ impl Home {
                         return; // a granted user still serves
                     }
                 }
-                for f in ["name", SECURITY, "lock"] {
+                for f in ["name", SECURITY, ns::KEEP_FILE, "lock"] {
                     dir.remove(f);
                 }
                 self.obj.root.remove_dir(&self.obj.entry);

@@ -371,7 +371,8 @@ impl<F> ServerOptions<F> {
         let what = name.to_string();
         let mine = Acceptor::find(&reg, name.folded());
         let mut tries = 0;
-        let (home, _lock) = loop {
+        let (home, lock) = loop {
+            crate::ns::race_pause(tries);
             tries += 1;
             // A process that serves the name already keeps its place.
             let home = match &mine {
@@ -388,7 +389,7 @@ impl<F> ServerOptions<F> {
             })?;
             match locked {
                 Some(lock) => break (home, lock),
-                None if tries < 20 && mine.is_none() => continue, // its last server removed it: again
+                None if tries < crate::ns::RACE_TRIES && mine.is_none() => continue, // its last server removed it: again
                 None => {
                     return Err(err(
                         Win32Error::ERROR_GEN_FAILURE,
@@ -400,15 +401,16 @@ impl<F> ServerOptions<F> {
         // Until the instance exists, a failure (a full file system, a
         // refusal) takes back what this create wrote in the folder; what
         // other servers hold stays (`tidy` checks).
-        struct Undo(Option<Arc<Home>>);
+        // The lock is held to the end, success or not.
+        struct Undo(Option<Arc<Home>>, ns::DirLock);
         impl Drop for Undo {
             fn drop(&mut self) {
                 if let Some(home) = self.0.take() {
-                    home.tidy();
+                    home.tidy(&mut self.1);
                 }
             }
         }
-        let mut undo = Undo(mine.is_none().then(|| Arc::clone(&home)));
+        let mut undo = Undo(mine.is_none().then(|| Arc::clone(&home)), lock);
         let (mut total, mut first) = (0u32, None::<(Access, u8)>);
         if let Some((cfg, n)) = mine.as_ref().and_then(|a| a.census()) {
             total += n;
