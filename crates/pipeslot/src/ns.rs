@@ -843,6 +843,12 @@ pub(crate) fn connect(dir: &Dir, file: &str) -> io::Result<UnixStream> {
     UnixStream::connect(dir.at(file))
 }
 
+/// Whether a socket in `dir` can be reached by its path alone (the path
+/// fits in `sun_path`).
+pub(crate) fn connectable_by_path(dir: &Path, file: &str) -> bool {
+    dir.as_os_str().len() + 1 + file.len() <= SUN_PATH_MAX
+}
+
 /// `sun_path` holds 108 bytes including the NUL.
 const SUN_PATH_MAX: usize = 107;
 

@@ -211,3 +211,62 @@ fn a_server_that_does_not_answer_is_busy_not_gone() {
     let r = c.transact(b"back", &mut reply).unwrap();
     assert!(reply[..r.len].ends_with(b":back"), "the stopped server serves again");
 }
+
+/// One transact through a fresh open of `name`: the pid of the process
+/// that served it (server_echo prefixes its replies with it).
+fn served_by(name: &str) -> (pipeslot::blocking::NamedPipeClient, String) {
+    let c = ClientOptions::new().pipe_mode(PipeMode::Message).open(name).unwrap();
+    let mut reply = [0u8; 64];
+    let r = c.transact(b"who", &mut reply).unwrap();
+    let text = String::from_utf8(reply[..r.len].to_vec()).unwrap();
+    let pid = text.strip_suffix(":who").expect("an echo").to_owned();
+    (c, pid)
+}
+
+// A client remembers where a name's servers listened (the folder changes
+// only when a server process comes or goes): these are the changes that
+// memory must not hide.
+#[test]
+fn a_client_that_opened_a_name_finds_the_server_process_that_replaced_its_server() {
+    let name = util::name("replaced");
+    let mut first = Peer::spawn("server_echo", &[&name, "255", "1"]);
+    assert_eq!(first.expect_line(10 * SECOND), "ready");
+    let (c, pid) = served_by(&name);
+    assert_eq!(pid, first.pid().to_string());
+    drop(c);
+    first.kill();
+    let second = Peer::spawn("server_echo", &[&name, "255", "1"]);
+    assert_eq!(second.expect_line(10 * SECOND), "ready");
+    let (_c, pid) = served_by(&name);
+    assert_eq!(pid, second.pid().to_string(), "the new process serves at once");
+}
+
+#[test]
+fn a_client_finds_a_second_server_process_when_the_one_it_knows_is_busy() {
+    let name = util::name("second");
+    let first = Peer::spawn("server_echo", &[&name, "255", "1"]);
+    assert_eq!(first.expect_line(10 * SECOND), "ready");
+    let (_held, pid) = served_by(&name);
+    assert_eq!(pid, first.pid().to_string());
+    // The first process's one instance is taken; another process adds one.
+    let second = Peer::spawn("server_echo", &[&name, "255", "1"]);
+    assert_eq!(second.expect_line(10 * SECOND), "ready");
+    let (_c, pid) = served_by(&name);
+    assert_eq!(
+        pid,
+        second.pid().to_string(),
+        "not ERROR_PIPE_BUSY from the process known before"
+    );
+    // Both taken: busy, from both.
+    assert_win32(ClientOptions::new().open(&name), Win32Error::ERROR_PIPE_BUSY);
+}
+
+#[test]
+fn a_name_whose_last_server_went_is_not_found_for_a_client_that_opened_it_before() {
+    let name = util::name("gone");
+    let mut first = Peer::spawn("server_echo", &[&name, "255", "1"]);
+    assert_eq!(first.expect_line(10 * SECOND), "ready");
+    drop(served_by(&name));
+    first.kill();
+    assert_win32(ClientOptions::new().open(&name), Win32Error::ERROR_FILE_NOT_FOUND);
+}

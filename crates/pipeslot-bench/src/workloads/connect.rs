@@ -129,11 +129,14 @@ pub(crate) fn open_pipe(name: &str, deadline: Instant) -> io::Result<pipeslot::b
 /// One thread of the Win32 server loop: wait for a client on this
 /// instance, create the next one, drop the served one; until the threads
 /// together have taken `count` clients.
+/// The thread that takes the last client says so on `last` at once: the
+/// others notice only at their next 20 ms timeout, which must not count.
 fn serve_pipe(
     opts: &ServerOptions,
     name: &str,
     count: u64,
     taken: &AtomicU64,
+    last: &std::sync::mpsc::Sender<()>,
     mut server: NamedPipeServer,
 ) -> io::Result<()> {
     let deadline = Instant::now() + RUN_TIMEOUT;
@@ -142,7 +145,9 @@ fn serve_pipe(
             return Err(io::Error::new(io::ErrorKind::TimedOut, "the clients did not all come"));
         }
         if server.connect_timeout(Duration::from_millis(20))? {
-            taken.fetch_add(1, Ordering::Relaxed);
+            if taken.fetch_add(1, Ordering::Relaxed) + 1 == count {
+                let _ = last.send(());
+            }
             let next = opts.create(name)?;
             drop(std::mem::replace(&mut server, next));
         }
@@ -162,19 +167,27 @@ pub(crate) fn serve(spec: &PeerSpec, ctl: &mut Control) -> io::Result<()> {
                 instances.push(opts.create(&spec.addr)?);
             }
             let taken = AtomicU64::new(0);
+            let (last, all_taken) = std::sync::mpsc::channel();
             ctl.ready()?;
             std::thread::scope(|scope| {
                 let threads: Vec<_> = instances
                     .into_iter()
                     .map(|server| {
-                        let (opts, taken) = (&opts, &taken);
-                        scope.spawn(move || serve_pipe(opts, &spec.addr, spec.count, taken, server))
+                        let (opts, taken, last) = (&opts, &taken, last.clone());
+                        scope.spawn(move || serve_pipe(opts, &spec.addr, spec.count, taken, &last, server))
                     })
                     .collect();
+                drop(last);
+                // Every thread gone without the last client is a failure below.
+                if all_taken.recv().is_ok() {
+                    ctl.say("DONE")?;
+                }
                 threads
                     .into_iter()
                     .try_for_each(|t| t.join().map_err(|_| io::Error::other("a server thread panicked"))?)
             })?;
+            ctl.wait_stop();
+            return Ok(());
         }
         case => {
             let listener = UnixListener::bind(&spec.addr)?;

@@ -3,10 +3,12 @@
 //! name's owner, as root, or as a user the owner granted
 //! FILE_CREATE_PIPE_INSTANCE (checked on the connected socket).
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use pipeslot_proto::wire::local::{hello_flags, Hello, Reply, ReplyStatus, Request, REPLY_LEN};
@@ -220,7 +222,7 @@ fn hello_with(request: Request, flags: u16, name: &PipeName, extensions: &[u8]) 
 /// Connects to one server socket, checks whose it is, and sends a hello;
 /// reads the reply unless `read_reply` is false (a wait reads it later).
 fn ask(dirs: &PipeDirs, c: &Candidate<'_>, msg: &[u8], read_reply: bool) -> io::Result<Attempt> {
-    let mut s = match ns::connect(c.dir, &c.sock.name) {
+    let s = match ns::connect(c.dir, &c.sock.name) {
         Ok(s) => s,
         Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNREFUSED) | Some(libc::ENOENT)) => {
             return Ok(Attempt::Stale)
@@ -238,6 +240,11 @@ fn ask(dirs: &PipeDirs, c: &Candidate<'_>, msg: &[u8], read_reply: bool) -> io::
         );
         return Ok(Attempt::Stale);
     }
+    converse(s, msg, read_reply, c.dir.path(), &c.sock.name)
+}
+
+/// Sends the hello on a connection to a trusted server and reads its reply.
+fn converse(mut s: UnixStream, msg: &[u8], read_reply: bool, dir: &Path, sock: &str) -> io::Result<Attempt> {
     if s.write_all(msg).is_err() {
         // A server that answers before it reads (one out of descriptors
         // says so and closes at once) has left its answer to be read.
@@ -256,11 +263,7 @@ fn ask(dirs: &PipeDirs, c: &Candidate<'_>, msg: &[u8], read_reply: bool) -> io::
         let ts = rustix::fs::Timespec::try_from(left).ok();
         match rustix::event::poll(&mut [PollFd::new(&s, PollFlags::IN)], ts.as_ref()) {
             Ok(0) => {
-                tracing::warn!(
-                    "{} in {} did not answer within {REPLY_DEADLINE:?}",
-                    c.sock.name,
-                    c.dir.path().display()
-                );
+                tracing::warn!("{sock} in {} did not answer within {REPLY_DEADLINE:?}", dir.display());
                 return Ok(Attempt::Silent);
             }
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
@@ -327,7 +330,7 @@ pub(crate) fn open(
     server_uid: Option<u32>,
     shm: bool,
 ) -> io::Result<(OwnedFd, Reply, Vec<OwnedFd>)> {
-    let dirs = PipeDirs::find(name)?.ok_or_else(|| ns::not_found(name))?;
+    local_only(name)?;
     let mut flags = if remote.is_some() { hello_flags::REMOTE } else { 0 };
     if shm {
         flags |= hello_flags::SHM;
@@ -339,52 +342,51 @@ pub(crate) fn open(
         flags |= hello_flags::WRITE;
     }
     let msg = hello_with(Request::OPEN, flags, name, remote.unwrap_or_default())?;
-    let mut busy = false;
-    // A server process out of file descriptors said so; another may serve.
-    let mut exhausted = false;
-    let mut others = Vec::new();
-    for c in dirs.candidates() {
-        if let Some(want) = server_uid {
-            if c.sock.uid != want {
-                others.push(c.sock.uid);
-                continue;
+    let key = Listing::key(name);
+    let mut tally = Tally::default();
+    // The servers found last time first: the folder changes only when a
+    // server process comes or goes, and reading it costs seven system calls
+    // and a directory walk. Anything but an accepted open reads the folder
+    // again and asks only the servers not asked yet.
+    if let Some(kept) = Listing::get(&key) {
+        for sock in &kept.sockets {
+            if server_uid.is_some_and(|want| sock.uid != want) {
+                continue; // the fresh listing below says whose it is
             }
-        }
-        match ask(&dirs, &c, &msg, true)? {
-            Attempt::Stale => continue,
-            // Thousands of clients at once can keep a live acceptor from
-            // answering in time: busy (wait and try again), not absent.
-            Attempt::Silent => busy = true,
-            // The socket file is the user's; the process behind it must be too.
-            Attempt::Answered(s, ..) if server_uid.is_some_and(|want| ns::peer_uid(&s) != Some(want)) => {
-                others.extend(ns::peer_uid(&s));
-                continue;
+            tally.asked.push(sock.name.clone());
+            if let Some(done) = tally.take(name, server_uid, kept.ask(sock, &msg)?)? {
+                return Ok(done);
             }
-            Attempt::Answered(s, r, fds) => match r.status {
-                ReplyStatus::ACCEPTED => {
-                    if r.in_buffer > 0 {
-                        let _ = rustix::net::sockopt::set_socket_send_buffer_size(&s, r.in_buffer as usize);
-                    }
-                    return Ok((s.into(), r, fds));
-                }
-                ReplyStatus::BUSY => busy = true,
-                ReplyStatus::NO_RESOURCES => exhausted = true,
-                ReplyStatus::ACCESS_DENIED => {
-                    return Err(err(
-                        Win32Error::ERROR_ACCESS_DENIED,
-                        format!("{name} refuses this client (access control, pipe direction or remote client)"),
-                    ))
-                }
-                _ => continue,
-            },
         }
     }
-    if busy {
+    let dirs = match PipeDirs::find(name)? {
+        Some(d) => d,
+        None => {
+            Listing::forget(&key);
+            return Err(ns::not_found(name));
+        }
+    };
+    Listing::put(key, &dirs);
+    for c in dirs.candidates() {
+        if tally.asked.contains(&c.sock.name) {
+            continue;
+        }
+        if let Some(want) = server_uid {
+            if c.sock.uid != want {
+                tally.others.push(c.sock.uid);
+                continue;
+            }
+        }
+        if let Some(done) = tally.take(name, server_uid, ask(&dirs, &c, &msg, true)?)? {
+            return Ok(done);
+        }
+    }
+    if tally.busy {
         Err(err(
             Win32Error::ERROR_PIPE_BUSY,
             format!("all instances of {name} are busy"),
         ))
-    } else if exhausted {
+    } else if tally.exhausted {
         Err(err(
             Win32Error::ERROR_NO_SYSTEM_RESOURCES,
             format!(
@@ -392,10 +394,143 @@ pub(crate) fn open(
                  another client; those connected are still served"
             ),
         ))
-    } else if let (Some(want), Some(&other)) = (server_uid, others.first()) {
+    } else if let (Some(want), Some(&other)) = (server_uid, tally.others.first()) {
         Err(wrong_server(name, want, other))
     } else {
         Err(ns::not_found(name))
+    }
+}
+
+/// What the servers asked during one open said, so far.
+#[derive(Default)]
+struct Tally {
+    /// The sockets asked already: one open asks each server once.
+    asked: Vec<String>,
+    busy: bool,
+    /// A server process out of file descriptors said so; another may serve.
+    exhausted: bool,
+    /// The users of servers skipped for `server_uid`.
+    others: Vec<u32>,
+}
+
+type Opened = (OwnedFd, Reply, Vec<OwnedFd>);
+
+impl Tally {
+    /// Counts one server's answer; the open when it accepted.
+    fn take(&mut self, name: &PipeName, server_uid: Option<u32>, attempt: Attempt) -> io::Result<Option<Opened>> {
+        match attempt {
+            Attempt::Stale => {}
+            // Thousands of clients at once can keep a live acceptor from
+            // answering in time: busy (wait and try again), not absent.
+            Attempt::Silent => self.busy = true,
+            // The socket file is the user's; the process behind it must be too.
+            Attempt::Answered(s, ..) if server_uid.is_some_and(|want| ns::peer_uid(&s) != Some(want)) => {
+                self.others.extend(ns::peer_uid(&s));
+            }
+            Attempt::Answered(s, r, fds) => match r.status {
+                ReplyStatus::ACCEPTED => {
+                    if r.in_buffer > 0 {
+                        let _ = rustix::net::sockopt::set_socket_send_buffer_size(&s, r.in_buffer as usize);
+                    }
+                    return Ok(Some((s.into(), r, fds)));
+                }
+                ReplyStatus::BUSY => self.busy = true,
+                ReplyStatus::NO_RESOURCES => self.exhausted = true,
+                ReplyStatus::ACCESS_DENIED => {
+                    return Err(err(
+                        Win32Error::ERROR_ACCESS_DENIED,
+                        format!("{name} refuses this client (access control, pipe direction or remote client)"),
+                    ))
+                }
+                _ => {}
+            },
+        }
+        Ok(None)
+    }
+}
+
+/// Where a pipe's servers listened when this process last read its folder:
+/// the folder's path, its owner and the owner's (and root's) sockets. No
+/// descriptor is kept. Only folders without grants are remembered (a
+/// granted user's folder and the grants are read fresh every time). A kept
+/// listing says only where to knock: each server is checked on its
+/// connection, its uid against the folder's owner, as on a fresh one; a
+/// folder removed and made again by someone else has another owner.
+#[derive(Debug)]
+struct Listing {
+    dir: PathBuf,
+    owner: u32,
+    sockets: Vec<SocketEntry>,
+}
+
+/// At most this many names are kept; past it the cache starts over.
+const LISTINGS_MAX: usize = 64;
+
+type ListingKey = (PathBuf, String);
+type ListingMap = HashMap<ListingKey, Arc<Listing>>;
+
+impl Listing {
+    fn map() -> MutexGuard<'static, ListingMap> {
+        static MAP: OnceLock<Mutex<ListingMap>> = OnceLock::new();
+        MAP.get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn key(name: &PipeName) -> ListingKey {
+        (ns::Namespace::from_env().root().to_owned(), name.folded().to_owned())
+    }
+
+    fn get(key: &ListingKey) -> Option<Arc<Listing>> {
+        Self::map().get(key).cloned()
+    }
+
+    fn put(key: ListingKey, dirs: &PipeDirs) {
+        let owner = dirs.obj.owner();
+        let sockets: Vec<SocketEntry> = dirs
+            .joiners
+            .own
+            .iter()
+            .filter(|s| s.uid == owner || s.uid == 0)
+            .cloned()
+            .collect();
+        let path = dirs.obj.dir.path();
+        let fits = sockets.iter().all(|s| ns::connectable_by_path(path, &s.name));
+        let mut map = Self::map();
+        if dirs.joiners.grants.is_some() || sockets.is_empty() || !fits {
+            map.remove(&key);
+            return;
+        }
+        if map.len() >= LISTINGS_MAX && !map.contains_key(&key) {
+            map.clear();
+        }
+        let listing = Listing {
+            dir: path.to_owned(),
+            owner,
+            sockets,
+        };
+        map.insert(key, Arc::new(listing));
+    }
+
+    fn forget(key: &ListingKey) {
+        Self::map().remove(key);
+    }
+
+    /// [`ask`] for a kept socket.
+    fn ask(&self, sock: &SocketEntry, msg: &[u8]) -> io::Result<Attempt> {
+        let s = match UnixStream::connect(self.dir.join(&sock.name)) {
+            Ok(s) => s,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNREFUSED) | Some(libc::ENOENT)) => {
+                return Ok(Attempt::Stale)
+            }
+            Err(e) => return Err(e),
+        };
+        // The folder may have been replaced since it was read (then the
+        // fresh listing decides, and warns of impostors).
+        if !matches!(ns::peer_uid(&s), Some(uid) if uid == self.owner || uid == 0) {
+            return Ok(Attempt::Stale);
+        }
+        converse(s, msg, true, &self.dir, &sock.name)
     }
 }
 
