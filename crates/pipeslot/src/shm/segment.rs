@@ -215,7 +215,25 @@ fn refused(why: &str) -> io::Error {
     )
 }
 
+/// Whether a descriptor a server sent is an eventfd (anything else could
+/// block our bell reads or writes for ever). The quick test, two cheap
+/// calls: the file is on the kernel's shared anonymous inode (as every
+/// eventfd is, and timerfds, epolls, signalfds and the like are, but no
+/// pipe, socket or file), and an 8-byte write of zero succeeds, which only
+/// an eventfd takes (it adds nothing; the others have no write or refuse
+/// it). A kernel that gives eventfds inodes of their own falls back to the
+/// name `/proc` shows, which costs a path walk per bell.
 fn is_eventfd(fd: BorrowedFd<'_>) -> bool {
+    static ANON: std::sync::OnceLock<Option<(u64, u64)>> = std::sync::OnceLock::new();
+    let anon = ANON.get_or_init(|| {
+        let probe = eventfd().ok()?;
+        let st = rustix::fs::fstat(&probe).ok()?;
+        Some((st.st_dev, st.st_ino))
+    });
+    let on_anon = rustix::fs::fstat(fd).is_ok_and(|st| Some((st.st_dev, st.st_ino)) == *anon);
+    if on_anon {
+        return rustix::io::write(fd, &0u64.to_ne_bytes()) == Ok(8);
+    }
     use std::os::fd::AsRawFd;
     std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
         .is_ok_and(|p| p.as_os_str() == "anon_inode:[eventfd]")
@@ -314,6 +332,15 @@ mod tests {
         let (r, w) = rustix::pipe::pipe().unwrap();
         let e = adopt(vec![m, r, w], 4096, 4096).unwrap_err();
         assert!(e.to_string().contains("eventfd"), "{e}");
+        // Bells on the anonymous inode that are not eventfds: an epoll, an
+        // inotify (whose blocking read would wait for an event never due).
+        let (_s, [m, _, _]) = create(4096, 4096).unwrap();
+        let ep = rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC).unwrap();
+        let ino = rustix::fs::inotify::init(rustix::fs::inotify::CreateFlags::CLOEXEC).unwrap();
+        assert!(!is_eventfd(ino.as_fd()) && !is_eventfd(ep.as_fd()));
+        let e = adopt(vec![m, ep, ino], 4096, 4096).unwrap_err();
+        assert!(e.to_string().contains("eventfd"), "{e}");
+        assert!(is_eventfd(eventfd().unwrap().as_fd()));
         // Too few descriptors.
         let e = adopt(vec![eventfd().unwrap()], 4096, 4096).unwrap_err();
         assert!(e.to_string().contains("three"), "{e}");
