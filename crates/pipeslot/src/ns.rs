@@ -320,6 +320,11 @@ impl Dir {
         self.uid
     }
 
+    /// The folder's identity (device, inode).
+    pub(crate) fn id(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+
     /// The folder's path, for messages (never used to reach files).
     pub(crate) fn path(&self) -> &Path {
         &self.path
@@ -591,6 +596,17 @@ pub(crate) fn find(kind: Kind, folded: &str) -> io::Result<Option<Object>> {
             Ok(None)
         }
     }
+}
+
+/// Whether `entry` in the namespace root is still the folder `id` (not
+/// removed and made again, nor replaced by a link): one `fstatat` on the
+/// checked root's handle.
+pub(crate) fn folder_unchanged(entry: &str, id: (u64, u64)) -> bool {
+    let Ok(Some(root)) = Namespace::from_env().open(false) else {
+        return false;
+    };
+    rfs::statat(&root.fd, entry, AtFlags::SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory && (st.st_dev, st.st_ino) == id)
 }
 
 /// Every name of a kind, as (the creator's spelling, its folder). `fold`

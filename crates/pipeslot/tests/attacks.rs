@@ -980,3 +980,65 @@ fn a_client_that_scribbles_on_its_shared_memory_spoils_only_its_own_connection()
         assert_eq!(&reply[..r.len], b"root:again");
     }
 }
+
+/// A client remembers where a name's servers listened. Once the name's
+/// server has gone and its folder with it, another user may put a link at
+/// the name's place, leading to a folder of its own where a link of the
+/// old socket's name leads to some root service's socket: a client that
+/// knocked where it knocked before would follow both links and hand its
+/// hello to that root service (trusted, since root runs it). The client
+/// must see that the folder it read is no longer there and read afresh,
+/// where the planted link is refused.
+#[test]
+fn a_link_planted_where_a_served_name_was_does_not_lead_a_client_that_opened_it_before() {
+    if !can_switch_uid() {
+        return;
+    }
+    let name = util::name("relink");
+    let at = pipe_dir(&name);
+    let old_sock = {
+        let s = ServerOptions::new().pipe_mode(PipeMode::Message).create(&name).unwrap();
+        drop(ClientOptions::new().pipe_mode(PipeMode::Message).open(&name).unwrap());
+        // The socket's name, which the client now remembers (and anyone
+        // can read while the name is served).
+        let sock = std::fs::read_dir(&at)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .find(|f| f.to_string_lossy().ends_with(".sock"))
+            .expect("the server's socket");
+        drop(s);
+        sock
+    };
+    // The acceptor thread takes the folder away as it ends.
+    let deadline = Instant::now() + 10 * SECOND;
+    while at.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!at.exists(), "the folder goes with the last instance");
+    // A root service's socket that must never hear from a pipe client.
+    let bait_dir = attacker_dir("relink-bait");
+    let bait = bait_dir.join("root-service.sock");
+    let service = UnixListener::bind(&bait).unwrap();
+    service.set_nonblocking(true).unwrap();
+    // nobody: a folder of its own holding a link named like the old socket,
+    // and a link at the name's place to that folder.
+    let lure = attacker_dir("relink-lure");
+    let (_p, said) = attack(&[
+        "symlink",
+        bait.to_str().unwrap(),
+        lure.join(&old_sock).to_str().unwrap(),
+    ]);
+    assert_eq!(said, "ok");
+    let (_p, said) = attack(&["symlink", lure.to_str().unwrap(), at.to_str().unwrap()]);
+    assert_eq!(said, "ok", "the root is 1777: the planting works");
+    assert_win32(
+        ClientOptions::new().pipe_mode(PipeMode::Message).open(&name),
+        Win32Error::ERROR_FILE_NOT_FOUND,
+    );
+    match service.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the client followed the planted links to a root service: {other:?}"),
+    }
+    let _ = std::fs::remove_file(&at);
+}

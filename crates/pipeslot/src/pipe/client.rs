@@ -348,7 +348,7 @@ pub(crate) fn open(
     // server process comes or goes, and reading it costs seven system calls
     // and a directory walk. Anything but an accepted open reads the folder
     // again and asks only the servers not asked yet.
-    if let Some(kept) = Listing::get(&key) {
+    if let Some(kept) = Listing::get(&key).filter(|k| ns::folder_unchanged(&k.entry, k.id)) {
         for sock in &kept.sockets {
             if server_uid.is_some_and(|want| sock.uid != want) {
                 continue; // the fresh listing below says whose it is
@@ -450,15 +450,19 @@ impl Tally {
 }
 
 /// Where a pipe's servers listened when this process last read its folder:
-/// the folder's path, its owner and the owner's (and root's) sockets. No
-/// descriptor is kept. Only folders without grants are remembered (a
-/// granted user's folder and the grants are read fresh every time). A kept
-/// listing says only where to knock: each server is checked on its
-/// connection, its uid against the folder's owner, as on a fresh one; a
-/// folder removed and made again by someone else has another owner.
+/// the folder's path and identity, its owner and the owner's (and root's)
+/// sockets. No descriptor is kept. Only folders without grants are
+/// remembered (a granted user's folder and the grants are read fresh every
+/// time). A kept listing is used only while the name's entry in the root is
+/// still that folder (one `fstatat`, not following links: a folder removed
+/// and replaced, by a link to sockets elsewhere say, is read afresh), and it
+/// says only where to knock: each server is checked on its connection, its
+/// uid against the folder's owner, as on a fresh listing.
 #[derive(Debug)]
 struct Listing {
     dir: PathBuf,
+    entry: String,
+    id: (u64, u64),
     owner: u32,
     sockets: Vec<SocketEntry>,
 }
@@ -506,6 +510,8 @@ impl Listing {
         }
         let listing = Listing {
             dir: path.to_owned(),
+            entry: dirs.obj.entry.clone(),
+            id: dirs.obj.dir.id(),
             owner,
             sockets,
         };
