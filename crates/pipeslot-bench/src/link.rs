@@ -59,6 +59,8 @@ pub(crate) enum Kind {
     SeqPacket,
     /// The `interprocess` crate's local socket.
     Interprocess,
+    /// ipc-channel's byte channels.
+    IpcChannel,
     /// ZeroMQ REQ (client) / REP (server) over `ipc://`.
     ZmqReqRep,
     /// ZeroMQ PUSH (client) / PULL (server) over `ipc://`.
@@ -106,6 +108,7 @@ pub(crate) fn serve(kind: Kind, spec: &PeerSpec, ctl: &mut Control) -> io::Resul
         Kind::UnixStream | Kind::UnixPrefixed => baseline::unix::serve(kind == Kind::UnixPrefixed, spec, ctl),
         Kind::SeqPacket => baseline::seqpacket::serve(spec, ctl),
         Kind::Interprocess => baseline::interproc::serve(spec, ctl),
+        Kind::IpcChannel => baseline::ipcchan::serve(spec, ctl),
         Kind::ZmqReqRep | Kind::ZmqPushPull => baseline::zeromq::serve(kind == Kind::ZmqPushPull, spec, ctl),
         Kind::Mailslot => {
             let slot = pipeslot::blocking::MailslotOptions::new().create(&spec.addr)?;
@@ -139,6 +142,7 @@ pub(crate) fn connect(kind: Kind, spec: &PeerSpec) -> io::Result<Box<dyn Link>> 
         Kind::UnixStream | Kind::UnixPrefixed => baseline::unix::connect(kind == Kind::UnixPrefixed, spec),
         Kind::SeqPacket => baseline::seqpacket::connect(spec),
         Kind::Interprocess => baseline::interproc::connect(spec),
+        Kind::IpcChannel => baseline::ipcchan::connect(spec),
         Kind::ZmqReqRep | Kind::ZmqPushPull => baseline::zeromq::connect(kind == Kind::ZmqPushPull, spec),
         Kind::Mailslot => Ok(Box::new(SlotWriter(pipeslot::blocking::MailslotWriter::open(
             &spec.addr,

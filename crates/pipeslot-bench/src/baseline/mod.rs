@@ -1,9 +1,11 @@
 //! What pipeslot is measured against: raw Unix sockets (the transport it
-//! rides on), and what a user might pick instead (`interprocess`, ZeroMQ).
+//! rides on), and what a user might pick instead (`interprocess`, ZeroMQ,
+//! ipc-channel).
 //! Each baseline runs in its best configuration for the workload.
 
 pub(crate) mod datagram;
 pub(crate) mod interproc;
+pub(crate) mod ipcchan;
 pub(crate) mod seqpacket;
 pub(crate) mod unix;
 pub(crate) mod zeromq;

@@ -1,5 +1,6 @@
 //! Workload 2: one-way bulk, 64 KiB and 1 MiB messages, pipeslot message
-//! and byte mode against raw Unix sockets in their best configuration.
+//! and byte mode against raw Unix sockets in their best configuration (and
+//! ipc-channel, with the `ipc-channel` feature).
 //!
 //! This process sends; the peer reads every message and says `DONE`. The
 //! figure is bytes over the time from the first send to `DONE`. The `-4m`
@@ -24,7 +25,7 @@ const DONE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Every case: name, transport, buffer, baseline. Large socket buffers
 /// are not always faster (8 MiB in flight no longer fits the caches), so
 /// each side is tried with its default and with 4 MiB.
-const CASES: [(&str, Kind, usize, Option<&str>); 9] = [
+const CASES: [(&str, Kind, usize, Option<&str>); 10] = [
     ("pipeslot-msg", Kind::PipeMessage, 0, Some("unix-stream")),
     ("pipeslot-shm-msg", Kind::PipeMessageShm, 0, Some("unix-stream")),
     (
@@ -39,6 +40,7 @@ const CASES: [(&str, Kind, usize, Option<&str>); 9] = [
     ("unix-stream", Kind::UnixStream, 0, None),
     ("unix-stream-4m", Kind::UnixStream, TUNED_BUFFER, Some("unix-stream")),
     ("seqpacket-4m", Kind::SeqPacket, TUNED_BUFFER, Some("unix-stream")),
+    ("ipc-channel", Kind::IpcChannel, 0, Some("unix-stream")),
 ];
 
 /// The transport of a one-way case (bulk's or small's).
@@ -96,6 +98,19 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
             vec![key("pipeslot-shm-msg"), key("pipeslot-shm-msg-4m")],
             raw.clone(),
             2.0,
+        ));
+        targets.push(TargetDef::best_at_least(
+            format!("bulk {label}: pipeslot (its best case) faster than ipc-channel"),
+            [
+                "pipeslot-msg",
+                "pipeslot-msg-4m",
+                "pipeslot-shm-msg",
+                "pipeslot-shm-msg-4m",
+            ]
+            .map(key)
+            .to_vec(),
+            vec![key("ipc-channel")],
+            1.0,
         ));
         // Issue 16's own wording: against the stream. A SOCK_SEQPACKET
         // message of 1 MiB is one skb, two copies like the ring's, so where

@@ -5,7 +5,8 @@
 //! both ends through the C ABI, against the blocking API)
 //! against a raw Unix stream ping-pong (blocking with `send`/`recv`, and
 //! tokio's `UnixStream`), raw
-//! `SOCK_SEQPACKET`, `interprocess` local sockets and ZeroMQ REQ/REP. Both
+//! `SOCK_SEQPACKET`, `interprocess` local sockets, ipc-channel's byte channels (with
+//! the `ipc-channel` feature) and ZeroMQ REQ/REP. Both
 //! processes use the same front end. The figure is the median round trip
 //! of a run; the p99 is kept in the JSON.
 
@@ -56,7 +57,7 @@ enum Front {
 }
 
 /// Every case: name, front end, baseline.
-const CASES: [(&str, Front, Option<&str>); 14] = [
+const CASES: [(&str, Front, Option<&str>); 15] = [
     (
         "pipeslot-blocking",
         Front::Blocking(Kind::PipeMessage),
@@ -103,6 +104,7 @@ const CASES: [(&str, Front, Option<&str>); 14] = [
     ("unix-stream-tokio-mt", Front::UnixTokio(true), Some("unix-stream")),
     ("seqpacket", Front::Blocking(Kind::SeqPacket), Some("unix-stream")),
     ("interprocess", Front::Blocking(Kind::Interprocess), Some("unix-stream")),
+    ("ipc-channel", Front::Blocking(Kind::IpcChannel), Some("unix-stream")),
     ("zeromq-req-rep", Front::Blocking(Kind::ZmqReqRep), Some("unix-stream")),
 ];
 
@@ -201,6 +203,12 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
                 format!("round trip faster than interprocess ({p})"),
                 key("pipeslot-blocking"),
                 vec![key("interprocess")],
+                1.0,
+            ),
+            TargetDef::ratio(
+                format!("round trip faster than ipc-channel ({p})"),
+                key("pipeslot-blocking"),
+                vec![key("ipc-channel")],
                 1.0,
             ),
             TargetDef::ratio(
