@@ -10,7 +10,7 @@ use std::io;
 use super::{run_cases, Addr, Case, Ctx, Place, Sample};
 use crate::link::Kind;
 use crate::peer::{Peer, PeerSpec};
-use crate::report::{Outcome, Unit};
+use crate::report::{Outcome, TargetDef, Unit};
 use crate::Workload;
 
 const SIZE: usize = 64;
@@ -50,9 +50,16 @@ pub(crate) fn run(ctx: &mut Ctx) -> io::Result<Outcome> {
         })
         .collect();
     let rows = run_cases(ctx, Workload::Mailslot, &cases);
+    // Issue 16: exact `info()` counts and the bounded queue kept.
+    let targets = vec![TargetDef::ratio_at_least(
+        "local mailslot message rate ≥ 0.90× raw Unix datagram socket".to_owned(),
+        "mailslot/pipeslot-mailslot/64 B local".to_owned(),
+        vec!["mailslot/unix-datagram/64 B local".to_owned()],
+        0.90,
+    )];
     Ok(Outcome {
         rows,
-        targets: Vec::new(),
+        targets,
         notes: Vec::new(),
     })
 }
