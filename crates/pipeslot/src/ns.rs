@@ -786,10 +786,28 @@ impl DirLock {
     /// it: `Some` with an exclusive lock on `keep` (held until the removal is
     /// done, so that no creator slips in between) when no other process
     /// waits for the folder.
+    ///
+    /// A process that forks while one of its threads holds a shared lock
+    /// lends it to the child until the child's `exec` closes it (flock
+    /// belongs to the open file, which the child shares): refused at once,
+    /// a server closing while another thread spawned a process would leave
+    /// its empty folder behind. So a refusal is asked again for up to 2 ms,
+    /// far longer than a spawn takes; a creator that really waits holds on
+    /// (it cannot get the folder's lock meanwhile) and keeps the folder.
     pub(crate) fn alone(&mut self, dir: &Dir) -> Option<OwnedFd> {
         self.intent = None; // our own shared lock would refuse us
         let keep = dir.open_private(KEEP_FILE).ok()?;
-        rfs::flock(&keep, rfs::FlockOperation::NonBlockingLockExclusive).ok()?;
+        let mut tries = 0;
+        loop {
+            match rfs::flock(&keep, rfs::FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => break,
+                Err(Errno::WOULDBLOCK) if tries < 20 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_micros(100));
+                }
+                Err(_) => return None,
+            }
+        }
         dir.holds(KEEP_FILE, &keep).then_some(keep)
     }
 }
