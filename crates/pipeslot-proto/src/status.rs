@@ -92,6 +92,7 @@ win32_errors! {
     ERROR_MORE_DATA = 234, Other, "more data is available";
     ERROR_PIPE_CONNECTED = 535, Other, "there is a process on other end of the pipe";
     ERROR_PIPE_LISTENING = 536, NotConnected, "waiting for a process to open the other end of the pipe";
+    ERROR_PORT_MESSAGE_TOO_LONG = 546, InvalidInput, "the message is longer than the maximum the port allows";
     ERROR_OPERATION_ABORTED = 995, Interrupted, "the I/O operation has been aborted";
     ERROR_IO_PENDING = 997, WouldBlock, "overlapped I/O operation is in progress";
     ERROR_CONNECTION_REFUSED = 1225, ConnectionRefused, "the remote computer refused the network connection";
@@ -141,6 +142,11 @@ mod tests {
             (Win32Error::ERROR_MORE_DATA, 234, "ERROR_MORE_DATA"),
             (Win32Error::ERROR_PIPE_CONNECTED, 535, "ERROR_PIPE_CONNECTED"),
             (Win32Error::ERROR_PIPE_LISTENING, 536, "ERROR_PIPE_LISTENING"),
+            (
+                Win32Error::ERROR_PORT_MESSAGE_TOO_LONG,
+                546,
+                "ERROR_PORT_MESSAGE_TOO_LONG",
+            ),
             (Win32Error::ERROR_BAD_NETPATH, 53, "ERROR_BAD_NETPATH"),
             (Win32Error::ERROR_DISK_FULL, 112, "ERROR_DISK_FULL"),
             (Win32Error::ERROR_PRIVILEGE_NOT_HELD, 1314, "ERROR_PRIVILEGE_NOT_HELD"),

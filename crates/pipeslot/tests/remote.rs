@@ -102,12 +102,20 @@ fn an_echo_pipe_behind_samba_transacts_splits_and_refuses_peek() {
         let e = pipe.peek(&mut small).unwrap_err();
         assert_eq!(code(&e), Some(Win32Error::ERROR_NOT_SUPPORTED), "{e}");
         assert!(e.to_string().contains("127.0.0.1:"), "{e}");
-        // Samba's proxy carries up to 64 KiB less the length prefix.
-        let big: Vec<u8> = (0..65_000u32).map(|i| (i % 251) as u8).collect();
+        // Samba's proxy frames a message with a u16 length: 65,535 bytes
+        // go whole; one more is refused by smbd (EMSGSIZE, which it sends
+        // as STATUS_PORT_MESSAGE_TOO_LONG), and the pipe goes on.
+        let big: Vec<u8> = (0..65_535u32).map(|i| (i % 251) as u8).collect();
         let mut back = vec![0u8; 70_000];
         let r = pipe.transact(&big, &mut back).unwrap();
         assert_eq!((r.len, r.more), (big.len(), false));
         assert!(back[..r.len] == big[..]);
+        let too_big = vec![7u8; 65_536];
+        let e = pipe.transact(&too_big, &mut back).unwrap_err();
+        assert_eq!(code(&e), Some(Win32Error::ERROR_PORT_MESSAGE_TOO_LONG), "{e}");
+        assert!(e.to_string().contains("STATUS_PORT_MESSAGE_TOO_LONG"), "{e}");
+        let r = pipe.transact(b"after", &mut reply).unwrap();
+        assert_eq!(&reply[..r.len], b"after");
         drop(smbd);
     });
 }

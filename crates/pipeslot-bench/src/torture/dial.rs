@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use pipeslot::blocking::{ClientOptions, NamedPipeClient};
 use pipeslot::{PipeMode, WaitTimeout, Win32Error};
 
+use super::data::MAX_MESSAGE;
+
 #[derive(Debug, Clone)]
 pub(crate) struct Dial {
     pub(crate) addr: String,
@@ -19,6 +21,10 @@ pub(crate) struct Dial {
     /// np_write_send), so through Samba an empty message never arrives
     /// and its reply is waited for in vain; our gateway carries it.
     pub(crate) min_len: usize,
+    /// The longest. smbd's pipe proxy frames a message with a u16 length
+    /// and refuses a longer one (STATUS_PORT_MESSAGE_TOO_LONG); our gateway
+    /// and local pipes carry the load's whole range.
+    pub(crate) max_len: usize,
 }
 
 impl Dial {
@@ -31,6 +37,7 @@ impl Dial {
             opts,
             label: "blocking",
             min_len: 0,
+            max_len: MAX_MESSAGE,
         }
     }
 
@@ -47,6 +54,7 @@ impl Dial {
             opts,
             label: "gateway",
             min_len: 0,
+            max_len: MAX_MESSAGE,
         }
     }
 
@@ -57,9 +65,10 @@ impl Dial {
         self
     }
 
-    /// Messages of at least `n` bytes on this path.
-    pub(crate) fn min_len(mut self, n: usize) -> Dial {
-        self.min_len = n;
+    /// Messages of `min..=max` bytes on this path.
+    pub(crate) fn lengths(mut self, min: usize, max: usize) -> Dial {
+        assert!(min <= max && max <= MAX_MESSAGE);
+        (self.min_len, self.max_len) = (min, max);
         self
     }
 

@@ -1,5 +1,5 @@
 //! The load: N clients × M messages against an echo server in another
-//! process, message mode, random sizes 0..=64 KiB, replies read through
+//! process, message mode, random sizes 0..=64 KiB (1..=65,535 through Samba), replies read through
 //! random short buffers (ERROR_MORE_DATA and the rest after it), by
 //! `transact` or by a write and a read. Every reply is compared with what
 //! was sent, byte for byte: a lost, cut, reordered or foreign message is
@@ -19,6 +19,8 @@ pub(crate) struct LoadFigures {
     pub(crate) front: &'static str,
     pub(crate) clients: usize,
     pub(crate) per_client: u64,
+    /// The shortest and longest message sent.
+    pub(crate) lens: (usize, usize),
     /// Replies compared with what was sent.
     pub(crate) checked: u64,
     pub(crate) bytes: u64,
@@ -32,6 +34,7 @@ pub(crate) struct LoadFigures {
 struct Plan {
     rng: Rng,
     min_len: usize,
+    max_len: usize,
 }
 
 /// One message's exchange, decided before it runs.
@@ -43,15 +46,16 @@ struct Step {
 }
 
 impl Plan {
-    fn new(seed: u64, stream: u64, min_len: usize) -> Plan {
+    fn new(seed: u64, stream: u64, (min_len, max_len): (usize, usize)) -> Plan {
         Plan {
             rng: Rng::new(seed ^ stream.wrapping_mul(0x100_0000_01B3)),
             min_len,
+            max_len,
         }
     }
 
     fn step(&mut self, seq: u64) -> Step {
-        let len = self.min_len + self.rng.upto(MAX_MESSAGE - self.min_len);
+        let len = self.min_len + self.rng.upto(self.max_len - self.min_len);
         Step {
             seq,
             len,
@@ -77,10 +81,11 @@ struct Exchange {
 }
 
 impl Exchange {
-    fn new(seed: u64, stream: u64, min_len: usize) -> Exchange {
+    /// `lens`: the shortest and the longest message to send.
+    fn new(seed: u64, stream: u64, lens: (usize, usize)) -> Exchange {
         Exchange {
             stream,
-            plan: Plan::new(seed, stream, min_len),
+            plan: Plan::new(seed, stream, lens),
             sent: Vec::new(),
             got: Vec::new(),
             buf: vec![0u8; MAX_MESSAGE + 1],
@@ -166,6 +171,7 @@ pub(crate) fn blocking(dial: &Dial, clients: usize, per_client: u64, seed: u64) 
         front: dial.label,
         clients,
         per_client,
+        lens: (dial.min_len, dial.max_len),
         ..LoadFigures::default()
     };
     for t in threads {
@@ -180,7 +186,7 @@ pub(crate) fn blocking(dial: &Dial, clients: usize, per_client: u64, seed: u64) 
 
 fn blocking_client(dial: &Dial, stream: u64, per_client: u64, seed: u64, f: &mut LoadFigures) -> io::Result<()> {
     let c = dial.open_waiting(Duration::from_secs(30))?;
-    let mut x = Exchange::new(seed, stream, dial.min_len);
+    let mut x = Exchange::new(seed, stream, (dial.min_len, dial.max_len));
     for seq in 0..per_client {
         let s = x.next(seq);
         let first = &mut x.buf[..s.first_buf];
@@ -206,6 +212,7 @@ fn blocking_client(dial: &Dial, stream: u64, per_client: u64, seed: u64, f: &mut
 pub(crate) fn tokio(name: &str, clients: usize, per_client: u64, seed: u64) -> LoadFigures {
     let mut all = LoadFigures {
         front: "tokio",
+        lens: (0, MAX_MESSAGE),
         clients,
         per_client,
         ..LoadFigures::default()
@@ -264,7 +271,7 @@ async fn tokio_client(name: &str, stream: u64, per_client: u64, seed: u64, f: &m
             r => break r?,
         }
     };
-    let mut x = Exchange::new(seed, stream, 0);
+    let mut x = Exchange::new(seed, stream, (0, MAX_MESSAGE));
     for seq in 0..per_client {
         let s = x.next(seq);
         let first = &mut x.buf[..s.first_buf];

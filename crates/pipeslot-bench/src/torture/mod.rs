@@ -102,6 +102,15 @@ impl Gateway {
     }
 }
 
+/// `0..=64 KiB`, or the bounds in bytes when they are not the load's own.
+fn sizes((min, max): (usize, usize)) -> String {
+    if max == data::MAX_MESSAGE {
+        format!("{min}..=64 KiB")
+    } else {
+        format!("{min}..={max} B")
+    }
+}
+
 /// A private smbd serving an echo pipe of this process.
 struct SambaLab {
     smbd: crate::workloads::smb::smbd::Smbd,
@@ -124,7 +133,7 @@ impl SambaLab {
         use crate::workloads::smb::smbd;
         dial::Dial::through_gateway(self.smbd.port, smbd::USER, smbd::PASSWORD, SAMBA_PIPE)
             .labelled("samba")
-            .min_len(1)
+            .lengths(1, u16::MAX as usize)
     }
 }
 
@@ -314,12 +323,13 @@ fn round(a: &Args, seed: u64, root: &Path, fixture: &Fixture) -> io::Result<bool
         let mib = f.bytes as f64 / (1024.0 * 1024.0);
         writeln!(
             out,
-            "load   {:<8} {} clients × {} messages (0..=64 KiB, message mode, random short reads): \
+            "load   {:<8} {} clients × {} messages ({}, message mode, random short reads): \
              {} replies checked byte for byte, {mib:.1} MiB each way, {} partial reads continued, \
              {} wrong, lost or not Win32-exact, {:.1} s",
             f.front,
             f.clients,
             f.per_client,
+            sizes(f.lens),
             f.checked,
             f.partial_reads,
             f.failures.len(),
