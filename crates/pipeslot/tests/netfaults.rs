@@ -88,6 +88,28 @@ fn message(i: u32, len: usize) -> Vec<u8> {
     m
 }
 
+/// `PIPESLOT_SOAK_SECS=N`: the lossy tests go on for N seconds and then
+/// check this process's descriptors and memory (on demand, one test at a
+/// time: `--test-threads=1`, as the counts are the whole process's; CI runs
+/// the short form).
+fn soak() -> Option<Duration> {
+    let secs = std::env::var("PIPESLOT_SOAK_SECS").ok()?;
+    Some(Duration::from_secs(
+        secs.parse().expect("PIPESLOT_SOAK_SECS: whole seconds"),
+    ))
+}
+
+/// This process's resident memory (KiB) and open descriptors.
+fn footprint() -> (u64, usize) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    (rss, std::fs::read_dir("/proc/self/fd").unwrap().count())
+}
+
 #[test]
 fn a_lossy_slow_reordering_duplicating_link_delivers_every_message_exactly() {
     let Some(h) = Hosts::new("nf-lossy") else { return };
@@ -103,16 +125,20 @@ fn a_lossy_slow_reordering_duplicating_link_delivers_every_message_exactly() {
     });
     let c = h.client.clone();
     let remote = remote_name(&name);
-    let (took, checked) = watchdog(Duration::from_secs(120), move || {
+    let soak = soak();
+    let limit = Duration::from_secs(120) + soak.unwrap_or_default();
+    let (took, sent, checked, first, last) = watchdog(limit, move || {
         in_namespace(&c, move || {
             let t = Instant::now();
             let pipe = client(port).open(&remote).unwrap();
             let sizes = [0usize, 1, 100, 1400, 1500, 4000, 16_000, 40_000, 65_536];
             let mut back = vec![0u8; 65_537];
             let mut bytes = 0;
-            for i in 0..36u32 {
+            let mut first = None;
+            let mut i = 0u32;
+            while i < 36 || soak.is_some_and(|d| t.elapsed() < d) {
                 let msg = message(i, sizes[i as usize % sizes.len()]);
-                if i % 3 == 0 {
+                if i.is_multiple_of(3) {
                     // In parts: a short buffer first, ERROR_MORE_DATA, the rest.
                     pipe.write_msg(&msg).unwrap();
                     let mut got = Vec::new();
@@ -136,8 +162,13 @@ fn a_lossy_slow_reordering_duplicating_link_delivers_every_message_exactly() {
                     assert!(!r.more && back[..r.len] == msg[..], "message {i} ({} bytes)", msg.len());
                 }
                 bytes += msg.len();
+                // Sampled once the session and its buffers are set up.
+                if i == 35 {
+                    first = Some(footprint());
+                }
+                i += 1;
             }
-            (t.elapsed(), bytes)
+            (t.elapsed(), i, bytes, first.unwrap(), footprint())
         })
     });
     let counts = &h.wire.counts;
@@ -145,8 +176,24 @@ fn a_lossy_slow_reordering_duplicating_link_delivers_every_message_exactly() {
         counts.dropped.load(std::sync::atomic::Ordering::Relaxed),
         counts.duplicated.load(std::sync::atomic::Ordering::Relaxed),
     );
-    eprintln!("36 messages, {checked} bytes each way, exact, in {took:?}; the wire dropped {dropped} and duplicated {duplicated} packets");
+    eprintln!(
+        "{sent} messages, {checked} bytes each way, exact, in {took:?}; the wire dropped {dropped} and \
+         duplicated {duplicated} packets; RSS {} → {} KiB, descriptors {} → {}",
+        first.0, last.0, first.1, last.1
+    );
     assert!(dropped > 0 && duplicated > 0, "the faults took effect");
+    if soak.is_some() {
+        assert_eq!(
+            first.1, last.1,
+            "descriptors (client and gateway) after message 36 and at the end"
+        );
+        assert!(
+            last.0 < first.0 * 3 / 2 + 16 * 1024,
+            "RSS grew: {} → {} KiB",
+            first.0,
+            last.0
+        );
+    }
 }
 
 /// The quickest timeouts that still let a log-on through a slow link.
@@ -368,6 +415,9 @@ fn lost_duplicated_and_reordered_mailslot_datagrams_never_crash_or_stall_the_rea
         cut: false,
     });
     const SENT: u32 = 1000;
+    let soak = soak();
+    // Before the writer, which its thread drops when done.
+    let start_footprint = footprint();
     let target = format!(r"\\{SERVER_IP}\mailslot\{path}");
     let writer = in_namespace(&h.client, move || {
         let mut cfg = NetConfig::from_env().unwrap();
@@ -375,8 +425,10 @@ fn lost_duplicated_and_reordered_mailslot_datagrams_never_crash_or_stall_the_rea
         MailslotWriter::open_with(&target, &cfg).unwrap()
     });
     let max = writer.max_message_size();
+    let start = Instant::now();
     let sender = std::thread::spawn(move || {
-        for i in 0..SENT {
+        let mut i = 0;
+        while i < SENT || soak.is_some_and(|d| start.elapsed() < d) {
             let m = message(i, 4 + (i as usize * 37) % (max - 3));
             writer.write(&m).unwrap();
             // Paced, so the faults are the wire's (not a full socket
@@ -384,9 +436,11 @@ fn lost_duplicated_and_reordered_mailslot_datagrams_never_crash_or_stall_the_rea
             if i % 10 == 0 {
                 std::thread::sleep(Duration::from_millis(1));
             }
+            i += 1;
         }
+        i
     });
-    let mut seen: HashMap<u32, u32> = HashMap::new();
+    let mut seen = Arrivals::default();
     let mut slowest = Duration::ZERO;
     loop {
         let t = Instant::now();
@@ -394,8 +448,8 @@ fn lost_duplicated_and_reordered_mailslot_datagrams_never_crash_or_stall_the_rea
             Ok(m) => {
                 assert!(m.len() >= 4, "a message of {} bytes", m.len());
                 let i = u32::from_le_bytes(m[..4].try_into().unwrap());
-                assert!(i < SENT && m == message(i, m.len()), "message {i} damaged");
-                *seen.entry(i).or_default() += 1;
+                assert!(m == message(i, m.len()), "message {i} damaged");
+                seen.note(i);
             }
             Err(e) => {
                 assert_eq!(code(&e), Some(Win32Error::ERROR_SEM_TIMEOUT), "{e}");
@@ -406,28 +460,89 @@ fn lost_duplicated_and_reordered_mailslot_datagrams_never_crash_or_stall_the_rea
         }
         slowest = slowest.max(t.elapsed());
     }
-    sender.join().unwrap();
-    let (distinct, copies) = (seen.len() as u32, seen.values().sum::<u32>());
+    let sent = sender.join().unwrap();
+    let (distinct, copies, most, highest) = seen.totals();
+    assert!(highest < sent, "message {highest} was never sent");
+    assert_eq!(seen.late, 0, "messages older than the window (100,000 behind)");
     let c = receiver.counters();
+    let end_footprint = footprint();
     eprintln!(
-        "{SENT} datagrams sent, {distinct} distinct arrived, {} twice; receiver: {c:?}; slowest read {slowest:?}",
-        copies - distinct
+        "{sent} datagrams sent in {:?}, {distinct} distinct arrived, {} twice; receiver: {c:?}; slowest read \
+         {slowest:?}; RSS {} → {} KiB, descriptors {} → {}",
+        start.elapsed(),
+        copies - distinct,
+        start_footprint.0,
+        end_footprint.0,
+        start_footprint.1,
+        end_footprint.1
     );
+    if soak.is_some() {
+        assert_eq!(start_footprint.1, end_footprint.1, "descriptors of this process");
+        let (a, b) = (start_footprint.0, end_footprint.0);
+        assert!(b < a * 3 / 2 + 16 * 1024, "RSS grew: {a} → {b} KiB");
+    }
     assert!(
         slowest < Duration::from_millis(700),
         "a read took {slowest:?} (timeout 500 ms)"
     );
     assert!(
-        distinct > SENT / 2 && distinct < SENT,
-        "loss took effect: {distinct} of {SENT}"
+        distinct > sent / 2 && distinct < sent,
+        "loss took effect: {distinct} of {sent}"
     );
     assert!(copies > distinct, "duplicates are delivered as sent");
-    assert!(
-        seen.values().all(|&n| n <= 2),
-        "no message more often than the wire sent it"
-    );
+    assert!(most <= 2, "no message more often than the wire sent it");
     assert_eq!(c.received, c.delivered + c.dropped());
     assert_eq!(c.delivered, u64::from(copies), "every delivery was read");
+}
+
+/// How often each mailslot message arrived. Ids far behind the newest are
+/// folded into totals, so a soak's memory stays flat; the wire reorders
+/// within milliseconds, so none should come that late.
+#[derive(Default)]
+struct Arrivals {
+    recent: HashMap<u32, u32>,
+    newest: u32,
+    /// Ids below this were folded.
+    floor: u32,
+    folded: (u32, u32, u32),
+    late: u32,
+}
+
+impl Arrivals {
+    const WINDOW: u32 = 100_000;
+
+    fn note(&mut self, i: u32) {
+        if i < self.floor {
+            self.late += 1;
+            return;
+        }
+        *self.recent.entry(i).or_default() += 1;
+        self.newest = self.newest.max(i);
+        if self.newest - self.floor > 2 * Self::WINDOW {
+            self.floor = self.newest - Self::WINDOW;
+            let floor = self.floor;
+            let (d, c, m) = &mut self.folded;
+            self.recent.retain(|&id, &mut n| {
+                if id >= floor {
+                    return true;
+                }
+                (*d, *c, *m) = (*d + 1, *c + n, (*m).max(n));
+                false
+            });
+        }
+    }
+
+    /// Distinct ids, copies, the most copies of one, the highest id.
+    fn totals(&self) -> (u32, u32, u32, u32) {
+        let (d, c, m) = self.folded;
+        let most = self.recent.values().copied().max().unwrap_or(0).max(m);
+        (
+            d + self.recent.len() as u32,
+            c + self.recent.values().sum::<u32>(),
+            most,
+            self.newest,
+        )
+    }
 }
 
 /// Role: a gateway on 10.77.0.2:args[1] (0: any port) exporting args[0];
