@@ -142,7 +142,7 @@ impl Local {
     fn new(conn: Conn) -> io::Result<Local> {
         conn.set_nonblocking(true)?;
         let bell = match conn.shm() {
-            Some(shm) => Some(crate::sys::register_bell(shm.for_reactor()?)?),
+            Some(shm) => Some(crate::sys::register_bell(shm.for_reactor(conn.as_fd())?)?),
             None => None,
         };
         Ok(Local {

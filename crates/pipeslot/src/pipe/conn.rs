@@ -122,7 +122,7 @@ impl Conn {
 
     /// Puts the connection's bytes on the shared-memory path.
     pub(crate) fn with_shm(mut self, end: crate::shm::segment::End) -> Conn {
-        self.shm = Some(ShmPath::new(end, self.framed, self.name.clone(), self.fd.as_fd()));
+        self.shm = Some(ShmPath::new(end, self.framed, self.name.clone()));
         self
     }
 

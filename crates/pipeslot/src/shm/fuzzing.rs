@@ -45,8 +45,8 @@ impl ShmPair {
         let (a, b) = UnixStream::pair()?;
         Ok(ShmPair {
             ends: [
-                ShmPath::new(server, framed, "fuzz-server".into(), a.as_fd()),
-                ShmPath::new(client, framed, "fuzz-client".into(), b.as_fd()),
+                ShmPath::new(server, framed, "fuzz-server".into()),
+                ShmPath::new(client, framed, "fuzz-client".into()),
             ],
             socks: [a, b],
         })

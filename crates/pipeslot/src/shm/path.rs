@@ -13,7 +13,7 @@
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use pipeslot_proto::wire::local::{frame_header, parse_frame_header, FRAME_HEADER_LEN, MAX_MESSAGE_LEN};
@@ -80,10 +80,12 @@ pub(crate) struct ShmPath {
     /// in the segment): later writes fail at once, as on the socket path.
     /// Set here or by the watcher thread.
     gone: Arc<AtomicBool>,
-    /// The watcher thread's registration: with it, a reader sleeps in a
-    /// blocking read of its bell; without (the thread could not start), in
-    /// `poll` on the bell and the socket.
-    watched: Option<super::watch::Watched>,
+    /// The watcher thread's registration, made before the first blocking
+    /// sleep on the bell (or when the tokio front end takes the end), so
+    /// a connection that never waits costs the watcher nothing. With it, a
+    /// reader sleeps in a blocking read of its bell; without (the thread
+    /// could not start), in `poll` on the bell and the socket.
+    watched: OnceLock<Option<super::watch::Watched>>,
     /// The tokio front end drives this end: its tasks wait on the bell,
     /// which the watcher rings when the peer goes, so a look at the flags
     /// says whether the peer has gone without a `poll` of the socket.
@@ -106,16 +108,9 @@ enum Until {
 
 impl ShmPath {
     /// The data path of the connection on `sock`.
-    pub(crate) fn new(end: End, framed: bool, name: String, sock: BorrowedFd<'_>) -> ShmPath {
+    pub(crate) fn new(end: End, framed: bool, name: String) -> ShmPath {
         let (tx, rx) = end.rings();
         let gone = Arc::new(AtomicBool::new(false));
-        // Our own bell is read blocking (the peer only writes it).
-        let watched = rustix::io::ioctl_fionbio(&*end.bell, false)
-            .ok()
-            .and_then(|()| super::watch::watch(sock, Arc::clone(&gone), Arc::clone(&end.bell)).ok());
-        if watched.is_none() {
-            let _ = rustix::io::ioctl_fionbio(&*end.bell, true);
-        }
         ShmPath {
             end,
             framed,
@@ -128,7 +123,7 @@ impl ShmPath {
             }),
             rx: Mutex::new(RxState { rx, left: None }),
             gone,
-            watched,
+            watched: OnceLock::new(),
             reactor: AtomicBool::new(false),
         }
     }
@@ -138,16 +133,58 @@ impl ShmPath {
     /// when the peer goes, and the watcher sets `gone`); anyone else looks
     /// at the socket.
     fn gone_for(&self, sock: BorrowedFd<'_>, w: Wait) -> bool {
-        if (w.block || self.reactor.load(Ordering::Relaxed)) && self.watched.is_some() {
+        if (w.block || self.reactor.load(Ordering::Relaxed)) && self.is_watched() {
             return self.gone.load(Ordering::Acquire) || self.end.peer_closed();
         }
         self.peer_gone(sock)
+    }
+
+    fn is_watched(&self) -> bool {
+        matches!(self.watched.get(), Some(Some(_)))
+    }
+
+    /// Registers with the watcher thread (once); whether it watches. A
+    /// socket that hung up before is reported at once (epoll is level
+    /// triggered), so a sleep that follows still ends.
+    fn watch(&self, sock: BorrowedFd<'_>) -> bool {
+        self.watched
+            .get_or_init(|| {
+                // Our own bell is read blocking (the peer only writes it).
+                let watched = rustix::io::ioctl_fionbio(&*self.end.bell, false)
+                    .ok()
+                    .and_then(|()| super::watch::watch(sock, Arc::clone(&self.gone), Arc::clone(&self.end.bell)).ok());
+                if watched.is_none() {
+                    let _ = rustix::io::ioctl_fionbio(&*self.end.bell, true);
+                }
+                watched
+            })
+            .is_some()
+    }
+
+    /// Before the first write: from then on a write trusts `gone`, which
+    /// only the watcher sets, so it must watch; and a peer that went before
+    /// it watched is seen here, not when the watcher thread gets to it.
+    fn attach(&self, sock: BorrowedFd<'_>) {
+        if self.watched.get().is_none() {
+            self.watch(sock);
+            let _ = self.peer_gone(sock);
+        }
     }
 
     /// This end closes: the peer's writes fail from now on. Called before
     /// the socket closes, so a peer woken by the close sees the flag.
     pub(crate) fn mark_closed(&self) {
         self.end.mark_closed();
+    }
+
+    /// The segment, mapped at the first use of the rings.
+    fn region(&self) -> io::Result<&super::mem::Region> {
+        self.end.region().map_err(|e| {
+            err(
+                Win32Error::ERROR_NO_SYSTEM_RESOURCES,
+                format!("cannot map the shared memory of {}: {e}", self.name),
+            )
+        })
     }
 
     fn corrupt(&self, _: Corrupt) -> io::Error {
@@ -205,8 +242,10 @@ impl ShmPath {
 
     /// A client whose server disconnected: what it had not read is dropped.
     fn discard(&self, rs: &mut RxState) -> io::Error {
-        if let Ok(n) = rs.rx.available(&self.end.region) {
-            rs.rx.consume(&self.end.region, n);
+        if let Ok(r) = self.end.region() {
+            if let Ok(n) = rs.rx.available(r) {
+                rs.rx.consume(r, n);
+            }
         }
         rs.left = None;
         self.not_connected()
@@ -243,7 +282,7 @@ impl ShmPath {
             })
         });
         match until {
-            Until::Data if self.watched.is_some() && timeout.is_none() => {
+            Until::Data if timeout.is_none() && self.watch(sock) => {
                 // One call that waits and empties the bell; the watcher
                 // rings it if the peer goes. A bell the peer made
                 // non-blocking (it shares the file) falls back to poll.
@@ -304,14 +343,14 @@ impl ShmPath {
 
     /// After reading: tells a writer that sleeps for room.
     fn freed(&self, rx: &Rx, sock: BorrowedFd<'_>) {
-        if rx.writer_waits(&self.end.region) {
+        if self.end.region().is_ok_and(|r| rx.writer_waits(r)) {
             let _ = rustix::net::send(sock, b"r", SendFlags::DONTWAIT | SendFlags::NOSIGNAL);
         }
     }
 
     /// After writing: tells a reader that sleeps for data.
     fn published(&self, tx: &Tx) {
-        if tx.reader_waits(&self.end.region) {
+        if self.end.region().is_ok_and(|r| tx.reader_waits(r)) {
             self.end.ring_peer();
         }
     }
@@ -321,7 +360,7 @@ impl ShmPath {
         if !w.block {
             return Ok(false);
         }
-        let r = &self.end.region;
+        let r = self.region()?;
         if self.spin_for(|| rs.rx.available(r).map_or(true, |n| n >= need) || self.end.disconnected()) {
             return Ok(true);
         }
@@ -359,7 +398,7 @@ impl ShmPath {
         filled: &mut usize,
         w: Wait,
     ) -> io::Result<MsgEnd> {
-        let r = &self.end.region;
+        let r = self.region()?;
         loop {
             if self.end.disconnected() {
                 return Err(self.discard(rs));
@@ -452,7 +491,7 @@ impl ShmPath {
                 }
             }
         }
-        let r = &self.end.region;
+        let r = self.region()?;
         loop {
             if self.end.disconnected() {
                 return Err(self.discard(&mut rs));
@@ -483,7 +522,7 @@ impl ShmPath {
         need: usize,
         deadline: Option<Instant>,
     ) -> io::Result<bool> {
-        let r = &self.end.region;
+        let r = self.region()?;
         loop {
             if self.end.disconnected() {
                 return Err(self.not_connected());
@@ -510,7 +549,7 @@ impl ShmPath {
     fn pay_owed(&self, ts: &mut TxState, sock: BorrowedFd<'_>, w: Wait, deadline: Option<Instant>) -> io::Result<bool> {
         let hdr = frame_header(0).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         while ts.owed_empty > 0 {
-            if ts.tx.push_all(&self.end.region, &[&hdr]).map_err(|c| self.corrupt(c))? {
+            if ts.tx.push_all(self.region()?, &[&hdr]).map_err(|c| self.corrupt(c))? {
                 ts.owed_empty -= 1;
                 self.published(&ts.tx);
                 continue;
@@ -528,7 +567,7 @@ impl ShmPath {
         while ts.has_pending() {
             let n = ts
                 .tx
-                .push(&self.end.region, &ts.pending[ts.pending_at..])
+                .push(self.region()?, &ts.pending[ts.pending_at..])
                 .map_err(|c| self.corrupt(c))?;
             ts.pending_at += n;
             if n > 0 {
@@ -571,7 +610,8 @@ impl ShmPath {
     /// is accepted once its start fits, and its rest streams in from a copy
     /// ahead of later writes.
     pub(crate) fn write(&self, sock: BorrowedFd<'_>, data: &[u8], w: Wait, nowait: bool) -> io::Result<usize> {
-        let r = &self.end.region;
+        self.attach(sock);
+        let r = self.region()?;
         let asynchronous = !w.block && !nowait;
         let mut ts = lock(&self.tx);
         if self.end.disconnected() {
@@ -679,14 +719,14 @@ impl ShmPath {
             return Err(self.not_connected());
         }
         let rs = lock(&self.rx);
-        let avail = rs.rx.available(&self.end.region).map_err(|c| self.corrupt(c))?;
+        let avail = rs.rx.available(self.region()?).map_err(|c| self.corrupt(c))?;
         Ok(avail > 0 || rs.left.is_some())
     }
 
     /// Bytes written that the peer has not read yet.
     pub(crate) fn unread_by_peer(&self) -> io::Result<usize> {
         let ts = lock(&self.tx);
-        let queued = ts.tx.unread(&self.end.region).map_err(|c| self.corrupt(c))?;
+        let queued = ts.tx.unread(self.region()?).map_err(|c| self.corrupt(c))?;
         Ok(queued + ts.pending.len() - ts.pending_at)
     }
 
@@ -720,7 +760,7 @@ impl ShmPath {
         }
         match self.wait_room(&ts, sock, cap, deadline) {
             Err(e) if crate::error::Error::win32(&e) == Some(Win32Error::ERROR_NO_DATA) => {
-                if ts.tx.unread(&self.end.region).map_err(|c| self.corrupt(c))? == 0 {
+                if ts.tx.unread(self.region()?).map_err(|c| self.corrupt(c))? == 0 {
                     return Ok(true);
                 }
                 Err(self.flush_broken())
@@ -732,8 +772,8 @@ impl ShmPath {
     /// The tokio front end takes this end: it reads its bell without
     /// blocking when the reactor says it rang, and relies on the watcher
     /// thread to ring it when the peer goes (a task waits on nothing else).
-    pub(crate) fn for_reactor(&self) -> io::Result<Arc<OwnedFd>> {
-        if self.watched.is_none() {
+    pub(crate) fn for_reactor(&self, sock: BorrowedFd<'_>) -> io::Result<Arc<OwnedFd>> {
+        if !self.watch(sock) {
             return Err(err(
                 Win32Error::ERROR_NO_SYSTEM_RESOURCES,
                 format!(
@@ -750,7 +790,8 @@ impl ShmPath {
     /// A task is about to wait for data (`data`) or room (`room`): asks
     /// the peer for the bell. The caller looks again before it waits.
     pub(crate) fn park(&self, data: bool, room: bool) {
-        let r = &self.end.region;
+        // Unmappable: the look before the wait finds the error to report.
+        let Ok(r) = self.end.region() else { return };
         if data {
             lock(&self.rx).rx.set_waiting(r, true);
         }
@@ -777,7 +818,11 @@ impl ShmPath {
     /// Something to read (or an error to report) in the ring now.
     fn readable_now(&self) -> bool {
         let rs = lock(&self.rx);
-        rs.left == Some(0) || rs.rx.available(&self.end.region).map_or(true, |n| n > 0)
+        rs.left == Some(0)
+            || self
+                .end
+                .region()
+                .map_or(true, |r| rs.rx.available(r).map_or(true, |n| n > 0))
     }
 
     /// The tokio front end, before it parks a read: the brief look a
@@ -790,7 +835,10 @@ impl ShmPath {
     /// What a read and a write would find now without waiting: something
     /// to read (or an end or error to report), room to write (or an error).
     pub(crate) fn readiness(&self, sock: BorrowedFd<'_>) -> (bool, bool) {
-        let r = &self.end.region;
+        // Unmappable: both ready, so the call that follows reports it.
+        let Ok(r) = self.end.region() else {
+            return (true, true);
+        };
         if self.end.disconnected() {
             return (true, true);
         }
@@ -817,7 +865,9 @@ impl ShmPath {
     /// A hostile peer's write into the shared memory (fuzzing).
     #[cfg(feature = "fuzzing")]
     pub(crate) fn scribble(&self, at: usize, bytes: &[u8]) {
-        self.end.region.write(at, bytes);
+        if let Ok(r) = self.end.region() {
+            r.write(at, bytes);
+        }
     }
 
     /// PeekNamedPipe over what is in the ring.
@@ -826,7 +876,7 @@ impl ShmPath {
         if self.end.disconnected() {
             return Err(self.discard(&mut rs));
         }
-        let r = &self.end.region;
+        let r = self.region()?;
         let avail = rs.rx.available(r).map_err(|c| self.corrupt(c))?;
         let mut bytes = vec![0u8; avail];
         rs.rx.peek(r, 0, &mut bytes);
@@ -861,8 +911,8 @@ mod tests {
         let client = segment::adopt(give.into(), buffer, buffer).unwrap();
         let (a, b) = UnixStream::pair().unwrap();
         (
-            Arc::new(ShmPath::new(server, framed, "s".into(), a.as_fd())),
-            Arc::new(ShmPath::new(client, framed, "c".into(), b.as_fd())),
+            Arc::new(ShmPath::new(server, framed, "s".into())),
+            Arc::new(ShmPath::new(client, framed, "c".into())),
             a,
             b,
         )
@@ -1031,7 +1081,8 @@ mod tests {
         s.write(ss.as_fd(), b"ok", BLOCK, false).unwrap();
         // The server scribbles a tail far beyond what the ring holds.
         s.end
-            .region
+            .region()
+            .unwrap()
             .u64_at(c.end.layout.to_client.ctl)
             .store(1 << 40, std::sync::atomic::Ordering::Release);
         let mut b = [0u8; 8];
@@ -1042,7 +1093,7 @@ mod tests {
         let (s, c, ss, cs) = pair(true, 4096);
         let (mut tx, _) = s.end.rings();
         let _ = ss;
-        tx.push(&s.end.region, &0xffff_ffffu32.to_le_bytes()).unwrap();
+        tx.push(s.end.region().unwrap(), &0xffff_ffffu32.to_le_bytes()).unwrap();
         let e = c.read_message(cs.as_fd(), &mut b, &mut 0, BLOCK).unwrap_err();
         assert_eq!(crate::Error::win32(&e), Some(Win32Error::ERROR_BAD_PIPE));
     }

@@ -15,11 +15,19 @@
 //! flush) waits on the socket, where the reader sends one byte after
 //! freeing room. The socket also stays the liveness channel: a peer that
 //! dies closes it, which wakes either sleeper at once. So each end holds
-//! three descriptors: the socket, its own eventfd and the peer's.
+//! four descriptors: the socket, the memfd, its own eventfd and the peer's.
+//!
+//! Each end maps the segment at its first use of the rings, not at the
+//! open: a connection that closes without data never maps it, and
+//! mapping and unmapping (page faults, and a TLB shootdown across CPUs at
+//! the unmap) were a third of an open's cost. Until then the flags go
+//! through the memfd (`pread`/`pwrite` of one word), which the peer's
+//! mapping sees as it sees its own stores.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
 
 use super::mem::Region;
 #[cfg(test)]
@@ -89,7 +97,9 @@ impl Layout {
 /// One end's share of a connection's segment.
 #[derive(Debug)]
 pub(crate) struct End {
-    pub(crate) region: Region,
+    memfd: OwnedFd,
+    /// The mapping, made at the first use of the rings.
+    region: OnceLock<Region>,
     pub(crate) role: Role,
     pub(crate) layout: Layout,
     /// This end's eventfd: it sleeps on it while its ring is empty (shared
@@ -100,6 +110,46 @@ pub(crate) struct End {
 }
 
 impl End {
+    fn new(memfd: OwnedFd, role: Role, layout: Layout, bell: OwnedFd, peer_bell: OwnedFd) -> End {
+        End {
+            memfd,
+            region: OnceLock::new(),
+            role,
+            layout,
+            bell: bell.into(),
+            peer_bell,
+        }
+    }
+
+    /// The segment mapped (at the first call).
+    pub(crate) fn region(&self) -> io::Result<&Region> {
+        if let Some(r) = self.region.get() {
+            return Ok(r);
+        }
+        // Two threads may both map: the loser's mapping is dropped.
+        let _ = self.region.set(Region::map(self.memfd.as_fd(), self.layout.len)?);
+        self.region.get().ok_or_else(|| io::Error::from(io::ErrorKind::Other))
+    }
+
+    /// A flag word: through the mapping, or the memfd while unmapped.
+    fn load(&self, off: usize) -> u32 {
+        if let Some(r) = self.region.get() {
+            return r.u32_at(off).load(Ordering::Acquire);
+        }
+        let mut w = [0u8; 4];
+        match rustix::io::pread(&self.memfd, &mut w, off as u64) {
+            Ok(4) => u32::from_ne_bytes(w),
+            _ => 0,
+        }
+    }
+
+    fn store(&self, off: usize, v: u32) {
+        if let Some(r) = self.region.get() {
+            return r.u32_at(off).store(v, Ordering::Release);
+        }
+        let _ = rustix::io::pwrite(&self.memfd, &v.to_ne_bytes(), off as u64);
+    }
+
     /// This end's rings: what it writes and what it reads.
     pub(crate) fn rings(&self) -> (Tx, Rx) {
         match self.role {
@@ -114,9 +164,7 @@ impl End {
 
     /// Marks this end closed (the peer's writes then fail at once).
     pub(crate) fn mark_closed(&self) {
-        self.region
-            .u32_at(self.closed_word(self.role))
-            .store(1, Ordering::Release);
+        self.store(self.closed_word(self.role), 1);
     }
 
     /// Whether the peer closed its end cleanly.
@@ -126,30 +174,34 @@ impl End {
         } else {
             Role::Server
         };
-        self.region.u32_at(self.closed_word(peer)).load(Ordering::Acquire) != 0
+        self.load(self.closed_word(peer)) != 0
     }
 
     /// The server's DisconnectNamedPipe.
     pub(crate) fn mark_disconnected(&self) {
-        self.region.u32_at(DISCONNECTED).store(1, Ordering::Release);
+        self.store(DISCONNECTED, 1);
     }
 
     /// On a client: whether its server disconnected it.
     pub(crate) fn disconnected(&self) -> bool {
-        self.role == Role::Client && self.region.u32_at(DISCONNECTED).load(Ordering::Acquire) != 0
+        self.role == Role::Client && self.load(DISCONNECTED) != 0
     }
 
     /// Says which CPU this end runs on now; returns the peer's last one
-    /// (u32::MAX when not known). A hint only: a peer may lie about it,
-    /// which costs it no more than a bounded spin of ours.
+    /// (u32::MAX when not known, as before the mapping). A hint only: a
+    /// peer may lie about it, which costs it no more than a bounded spin
+    /// of ours.
     pub(crate) fn cpus(&self) -> (u32, u32) {
         let me = rustix::thread::sched_getcpu() as u32;
+        let Some(region) = self.region.get() else {
+            return (me, u32::MAX);
+        };
         let (mine, peer) = match self.role {
             Role::Server => (CPU, CPU + 4),
             Role::Client => (CPU + 4, CPU),
         };
-        self.region.u32_at(mine).store(me, Ordering::Relaxed);
-        (me, self.region.u32_at(peer).load(Ordering::Relaxed))
+        region.u32_at(mine).store(me, Ordering::Relaxed);
+        (me, region.u32_at(peer).load(Ordering::Relaxed))
     }
 
     /// Rings the peer's bell (it sleeps waiting for data).
@@ -181,31 +233,26 @@ pub(crate) fn create(out_buffer: u32, in_buffer: u32) -> io::Result<(End, [Owned
     let layout = Layout::new(out_buffer, in_buffer);
     let memfd = rustix::fs::memfd_create("pipeslot", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
     rustix::fs::ftruncate(&memfd, layout.len as u64)?;
-    // Mapped before sealing, and sealed before the client sees it: no one
-    // can shrink it under a mapping (SIGBUS), nor add seals that would
-    // stop us writing.
-    let region = Region::map(memfd.as_fd(), layout.len)?;
+    // Sealed before the client sees it: no one can shrink it under a
+    // mapping (SIGBUS), nor add seals that would stop us writing (mapping
+    // it writable later needs no seal to be absent but F_SEAL_WRITE's).
     rustix::fs::fcntl_add_seals(&memfd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?;
-    region.u32_at(CPU).store(u32::MAX, Ordering::Relaxed);
-    region.u32_at(CPU + 4).store(u32::MAX, Ordering::Relaxed);
-    region.u64_at(0).store(MAGIC, Ordering::Release);
+    // The header in one write: the magic, both CPUs unknown; the rest of
+    // a new memfd is zeros, the rings' empty state.
+    let mut head = [0u8; CPU + 8];
+    head[..8].copy_from_slice(&MAGIC.to_le_bytes());
+    head[CPU..].fill(0xff);
+    if rustix::io::pwrite(&memfd, &head, 0)? != head.len() {
+        return Err(io::ErrorKind::WriteZero.into());
+    }
     let server_bell = eventfd()?;
     let client_bell = eventfd()?;
     let give = [
-        memfd,
+        rustix::io::fcntl_dupfd_cloexec(&memfd, 0)?,
         rustix::io::fcntl_dupfd_cloexec(&server_bell, 0)?,
         rustix::io::fcntl_dupfd_cloexec(&client_bell, 0)?,
     ];
-    Ok((
-        End {
-            region,
-            role: Role::Server,
-            layout,
-            bell: server_bell.into(),
-            peer_bell: client_bell,
-        },
-        give,
-    ))
+    Ok((End::new(memfd, Role::Server, layout, server_bell, client_bell), give))
 }
 
 fn refused(why: &str) -> io::Error {
@@ -263,17 +310,11 @@ pub(crate) fn adopt(fds: Vec<OwnedFd>, out_buffer: u32, in_buffer: u32) -> io::R
     for b in [&server_bell, &client_bell] {
         rustix::io::ioctl_fionbio(b, true)?;
     }
-    let region = Region::map(memfd.as_fd(), layout.len)?;
-    if region.u64_at(0).load(Ordering::Acquire) != MAGIC {
+    let mut magic = [0u8; 8];
+    if rustix::io::pread(&memfd, &mut magic, 0).ok() != Some(8) || u64::from_le_bytes(magic) != MAGIC {
         return Err(refused("no segment header"));
     }
-    Ok(End {
-        region,
-        role: Role::Client,
-        layout,
-        bell: client_bell.into(),
-        peer_bell: server_bell,
-    })
+    Ok(End::new(memfd, Role::Client, layout, client_bell, server_bell))
 }
 
 #[cfg(test)]
@@ -303,10 +344,10 @@ mod tests {
         let client = adopt(give.into(), 8192, 4096).unwrap();
         let (mut tx, _) = server.rings();
         let (_, rx) = client.rings();
-        tx.push(&server.region, b"across").unwrap();
+        tx.push(server.region().unwrap(), b"across").unwrap();
         let mut b = [0u8; 6];
-        assert_eq!(rx.available(&client.region), Ok(6));
-        rx.peek(&client.region, 0, &mut b);
+        assert_eq!(rx.available(client.region().unwrap()), Ok(6));
+        rx.peek(client.region().unwrap(), 0, &mut b);
         assert_eq!(&b, b"across");
         server.mark_disconnected();
         assert!(client.disconnected());
