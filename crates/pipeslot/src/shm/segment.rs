@@ -300,6 +300,11 @@ pub(crate) fn adopt(fds: Vec<OwnedFd>, out_buffer: u32, in_buffer: u32) -> io::R
     if !seals.contains(SealFlags::SHRINK) {
         return Err(refused("the memfd may shrink under the mapping"));
     }
+    // Checked here, since the mapping waits for the first use: a segment
+    // we could not write would fail then, or drop the flags we pwrite.
+    if seals.intersects(SealFlags::WRITE | SealFlags::FUTURE_WRITE) {
+        return Err(refused("the memfd is sealed against writing"));
+    }
     let st = rustix::fs::fstat(&memfd)?;
     if st.st_size < layout.len as i64 {
         return Err(refused("the memfd is smaller than the rings"));
@@ -368,6 +373,16 @@ mod tests {
         rustix::fs::ftruncate(&m, 1 << 20).unwrap();
         let e = adopt(vec![m, eventfd().unwrap(), eventfd().unwrap()], 4096, 4096).unwrap_err();
         assert!(e.to_string().contains("shrink"), "{e}");
+        // A memfd we could not write.
+        let m = rustix::fs::memfd_create(
+            "x",
+            rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+        )
+        .unwrap();
+        rustix::fs::ftruncate(&m, 1 << 20).unwrap();
+        rustix::fs::fcntl_add_seals(&m, rustix::fs::SealFlags::SHRINK | rustix::fs::SealFlags::FUTURE_WRITE).unwrap();
+        let e = adopt(vec![m, eventfd().unwrap(), eventfd().unwrap()], 4096, 4096).unwrap_err();
+        assert!(e.to_string().contains("writing"), "{e}");
         // Bells that are not eventfds (a pipe would block us).
         let (_s, [m, _, _]) = create(4096, 4096).unwrap();
         let (r, w) = rustix::pipe::pipe().unwrap();
