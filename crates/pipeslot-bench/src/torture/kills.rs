@@ -22,6 +22,11 @@ const BOUND: Duration = Duration::from_millis(100);
 /// The same through the gateway: within the remote call's own timeout,
 /// the shortest of which is a reopen's 1 s wait.
 const REMOTE_BOUND: Duration = Duration::from_secs(1);
+/// A reopen through the gateway is that wait and then an open: a wait
+/// that runs to its end may still be followed by an open's round trip
+/// (seen once in a soak: the open answered ERROR_PIPE_BUSY 3.7 ms after
+/// the 1 s).
+const REMOTE_REOPEN_BOUND: Duration = Duration::from_millis(1250);
 /// How long the random point of a kill may lie after the peer is ready.
 const LATEST_KILL_US: u64 = 3000;
 
@@ -64,9 +69,20 @@ impl KillFigures {
         }
     }
 
-    /// How soon a blocked call must return after the kill.
-    pub(crate) fn bound(&self) -> Duration {
+    /// How soon a blocked call must return after the kill, as the figures
+    /// say it.
+    pub(crate) fn bounds(&self) -> String {
         match self.victim {
+            Victim::ServerBehindGateway | Victim::Gateway => {
+                format!("{:?}, a reopen {:?}", REMOTE_BOUND, REMOTE_REOPEN_BOUND)
+            }
+            _ => format!("{:?}", self.bound_for("")),
+        }
+    }
+
+    fn bound_for(&self, op: &str) -> Duration {
+        match self.victim {
+            Victim::ServerBehindGateway | Victim::Gateway if op == Op::Reopen.name() => REMOTE_REOPEN_BOUND,
             Victim::ServerBehindGateway | Victim::Gateway | Victim::RemoteClient => REMOTE_BOUND,
             Victim::Server | Victim::Client => BOUND,
         }
@@ -93,7 +109,7 @@ impl KillFigures {
             return;
         }
         let took = at - killed;
-        if took > self.bound() {
+        if took > self.bound_for(op) {
             self.failures
                 .push(format!("kill {i}: {op} returned {took:?} after the kill ({e})"));
         }

@@ -384,7 +384,7 @@ fn round(a: &Args, seed: u64, root: &Path, fixture: &Fixture) -> io::Result<bool
         writeln!(
             out,
             "kills  {:<8} {} SIGKILLs of the {} mid-call: {} blocked calls returned, median {:.2?}, \
-             p99 {:.2?}, slowest {:.2?} (bound {:?}); in flight: {}; errors: {}",
+             p99 {:.2?}, slowest {:.2?} (bound {}); in flight: {}; errors: {}",
             match f.victim {
                 kills::Victim::Server => "server",
                 kills::Victim::ServerBehindGateway => "behind",
@@ -406,7 +406,7 @@ fn round(a: &Args, seed: u64, root: &Path, fixture: &Fixture) -> io::Result<bool
             pct_of(&f.returns, 0.5),
             pct_of(&f.returns, 0.99),
             f.returns.last().copied().unwrap_or_default(),
-            f.bound(),
+            f.bounds(),
             during.join(", "),
             errors.join(", ")
         )?;
