@@ -870,9 +870,8 @@ pub(crate) fn bind_datagram(dir: &Dir, file: &str) -> io::Result<UnixDatagram> {
 /// through the handle. Either way the caller checks whose socket answered
 /// (`SO_PEERCRED`), and only the folder's owner could have moved anything.
 pub(crate) fn connect(dir: &Dir, file: &str) -> io::Result<UnixStream> {
-    let real = dir.path.join(file);
-    if real.as_os_str().len() <= SUN_PATH_MAX {
-        return UnixStream::connect(real);
+    if connectable_by_path(&dir.path, file) {
+        return UnixStream::connect(dir.path.join(file));
     }
     UnixStream::connect(dir.at(file))
 }
