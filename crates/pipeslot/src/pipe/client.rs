@@ -219,15 +219,21 @@ fn hello_with(request: Request, flags: u16, name: &PipeName, extensions: &[u8]) 
     .map_err(|e| err(Win32Error::ERROR_INVALID_NAME, format!("{name}: {e}")))
 }
 
+/// A connection to a server socket; `None` when nobody listens there any
+/// more (refused, or the socket is gone): a stale entry, not an error.
+fn live(r: io::Result<UnixStream>) -> io::Result<Option<UnixStream>> {
+    match r {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNREFUSED) | Some(libc::ENOENT)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Connects to one server socket, checks whose it is, and sends a hello;
 /// reads the reply unless `read_reply` is false (a wait reads it later).
 fn ask(dirs: &PipeDirs, c: &Candidate<'_>, msg: &[u8], read_reply: bool) -> io::Result<Attempt> {
-    let s = match ns::connect(c.dir, &c.sock.name) {
-        Ok(s) => s,
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNREFUSED) | Some(libc::ENOENT)) => {
-            return Ok(Attempt::Stale)
-        }
-        Err(e) => return Err(e),
+    let Some(s) = live(ns::connect(c.dir, &c.sock.name))? else {
+        return Ok(Attempt::Stale);
     };
     // The kernel recorded who listens at connect time: an impostor is
     // skipped before it can read our hello or make us wait.
@@ -524,12 +530,8 @@ impl Listing {
 
     /// [`ask`] for a kept socket.
     fn ask(&self, sock: &SocketEntry, msg: &[u8]) -> io::Result<Attempt> {
-        let s = match UnixStream::connect(self.dir.join(&sock.name)) {
-            Ok(s) => s,
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNREFUSED) | Some(libc::ENOENT)) => {
-                return Ok(Attempt::Stale)
-            }
-            Err(e) => return Err(e),
+        let Some(s) = live(UnixStream::connect(self.dir.join(&sock.name)))? else {
+            return Ok(Attempt::Stale);
         };
         // The folder may have been replaced since it was read (then the
         // fresh listing decides, and warns of impostors).
