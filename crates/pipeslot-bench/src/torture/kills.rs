@@ -22,10 +22,11 @@ const BOUND: Duration = Duration::from_millis(100);
 /// The same through the gateway: within the remote call's own timeout,
 /// the shortest of which is a reopen's 1 s wait.
 const REMOTE_BOUND: Duration = Duration::from_secs(1);
-/// A reopen through the gateway is that wait and then an open: a wait
-/// that runs to its end may still be followed by an open's round trip
-/// (seen once in a soak: the open answered ERROR_PIPE_BUSY 3.7 ms after
-/// the 1 s).
+/// A reopen through the gateway: the gateway's local open gives a server
+/// that took the connection but says nothing 1 s (its reply deadline, then
+/// ERROR_PIPE_BUSY), and the answer still crosses the network. Seen once
+/// in a soak, 1.0037 s after a kill; why the killed server's socket stayed
+/// silent that long rather than closing is not known yet.
 const REMOTE_REOPEN_BOUND: Duration = Duration::from_millis(1250);
 /// How long the random point of a kill may lie after the peer is ready.
 const LATEST_KILL_US: u64 = 3000;
