@@ -80,9 +80,10 @@ pub(crate) struct ShmPath {
     /// in the segment): later writes fail at once, as on the socket path.
     /// Set here or by the watcher thread.
     gone: Arc<AtomicBool>,
-    /// The watcher thread's registration, made before the first blocking
-    /// sleep on the bell (or when the tokio front end takes the end), so
-    /// a connection that never waits costs the watcher nothing. With it, a
+    /// The watcher thread's registration, made at the first write or the
+    /// first blocking sleep on the bell (or when the tokio front end takes
+    /// the end), so a connection that carries nothing costs the watcher
+    /// nothing. With it, a
     /// reader sleeps in a blocking read of its bell; without (the thread
     /// could not start), in `poll` on the bell and the socket.
     watched: OnceLock<Option<super::watch::Watched>>,
@@ -107,7 +108,7 @@ enum Until {
 }
 
 impl ShmPath {
-    /// The data path of the connection on `sock`.
+    /// The data path of a connection; its socket is passed to each call.
     pub(crate) fn new(end: End, framed: bool, name: String) -> ShmPath {
         let (tx, rx) = end.rings();
         let gone = Arc::new(AtomicBool::new(false));
