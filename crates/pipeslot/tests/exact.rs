@@ -425,20 +425,24 @@ fn a_zero_length_message_never_waits_for_room() {
         t.elapsed() < Duration::from_millis(100),
         "a blocking empty write waited"
     );
-    // Both are delivered, the empty message last.
+    // Both are delivered, the empty message last. The reader also takes
+    // "after" before it closes: a write that finds its reader gone is
+    // ERROR_NO_DATA, and a reader that stopped at the empty message could
+    // close before the writer woke for room.
     let reader = std::thread::spawn(move || {
         let mut buf = [0u8; 1000];
         let mut lens = Vec::new();
-        for _ in 0..=sent {
+        for _ in 0..sent + 2 {
             lens.push(c.read_msg(&mut buf).unwrap().len);
         }
         lens
     });
     s.write_msg(b"after").unwrap(); // the empty message goes ahead of this one
     let lens = reader.join().unwrap();
-    assert_eq!(lens.len(), sent + 1);
+    assert_eq!(lens.len(), sent + 2);
     assert!(lens[..sent].iter().all(|&l| l == 1000));
     assert_eq!(lens[sent], 0);
+    assert_eq!(lens[sent + 1], b"after".len());
 }
 
 #[test]
