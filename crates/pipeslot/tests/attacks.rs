@@ -882,10 +882,12 @@ fn a_local_user_claiming_to_be_the_gateway_is_not_believed() {
     assert_eq!((who.remote_user, who.remote_address, who.computer), (None, None, None));
 }
 
-/// A client of another user allowed by the ACL takes the shared-memory
-/// path and scribbles over its segment: it can spoil only its own
-/// connection. The server process keeps serving its other instance at
-/// once, and when the scribbler dies its instance serves again.
+/// A client of another user allowed by the ACL asks for the shared-memory
+/// path and is given the socket path (memory is shared within one user
+/// only, SECURITY.md 11.). A client of the server's own user takes it and
+/// scribbles over its segment: it can spoil only its own connection. The
+/// server process keeps serving its other instance at once, and when the
+/// scribbler dies its instance serves again.
 #[test]
 fn a_client_that_scribbles_on_its_shared_memory_spoils_only_its_own_connection() {
     if !can_switch_uid() {
@@ -926,8 +928,10 @@ fn a_client_that_scribbles_on_its_shared_memory_spoils_only_its_own_connection()
     }
     let folded = pipeslot::PipeName::parse(&name).unwrap().folded().to_owned();
     let dir = pipe_dir(&name);
-    let (mut scribbler, said) = attack(&["shm-scribble", dir.to_str().unwrap(), &folded]);
-    assert_eq!(said, "ok shm", "the attacker got a segment");
+    let (_nobody, said) = attack(&["shm-scribble", dir.to_str().unwrap(), &folded]);
+    assert_eq!(said, "no segment: data path 0 with 0 fds", "another user got a segment");
+    let (mut scribbler, said) = attack_as(0, &["shm-scribble", dir.to_str().unwrap(), &folded]);
+    assert_eq!(said, "ok shm", "the attacker of our own user got a segment");
     // An instance that just served a client listens again a moment later:
     // a client that finds both busy waits, as Win32's clients do.
     let client = || {

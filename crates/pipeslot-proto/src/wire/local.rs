@@ -276,6 +276,14 @@ impl<T: AsRef<[u8]>> HelloPacket<T> {
     }
 }
 
+impl<T: AsRef<[u8]> + AsMut<[u8]>> HelloPacket<T> {
+    /// Rewrites the flags in place (a client that finds, once connected,
+    /// it cannot take what it meant to offer).
+    pub fn set_flags(&mut self, flags: u16) {
+        self.buffer.as_mut()[field::FLAGS].copy_from_slice(&flags.to_le_bytes());
+    }
+}
+
 /// The length a hello will have once its fixed part is known, or `None`
 /// while fewer than [`HELLO_LEN`] bytes have arrived. Lets a reader learn how
 /// much more to read before checking.
@@ -581,6 +589,18 @@ mod tests {
         assert_eq!(p.name(), "ECHO");
         assert_eq!(p.extensions(), b"");
         assert_eq!(hello_len_hint(&bytes), Some(bytes.len()));
+    }
+
+    #[test]
+    fn hello_flags_rewrite_in_place_and_nothing_else() {
+        let mut bytes = hex(HELLO_BYTES);
+        let mut p = HelloPacket::new_checked(&mut bytes[..]).unwrap();
+        p.set_flags(0x0102);
+        assert_eq!(p.flags(), 0x0102);
+        assert_eq!((p.request(), p.pid(), p.name()), (Request::OPEN, 0x1234, "ECHO"));
+        let mut back = bytes.clone();
+        back[6..8].copy_from_slice(&3u16.to_le_bytes());
+        assert_eq!(back, hex(HELLO_BYTES));
     }
 
     #[test]

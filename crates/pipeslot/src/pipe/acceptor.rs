@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
@@ -34,6 +34,7 @@ use crate::ns;
 use crate::pipe::home::Home;
 use crate::pipe::{Access, PipeMode};
 use crate::security::{ClientIdentity, PipeSecurity};
+use crate::shm::segment::End;
 
 /// How long a connecting client may take to send its hello.
 const HELLO_DEADLINE: Duration = Duration::from_secs(2);
@@ -212,6 +213,20 @@ pub(crate) struct Acceptor {
     /// whether a change is worth waking the thread for).
     waiting: AtomicUsize,
     wake: OwnedFd,
+    /// The shared-memory segment made ahead for the next open.
+    shm_spare: Mutex<SpareSegment>,
+}
+
+/// See [`Acceptor::make_spare`].
+#[derive(Debug, Default)]
+struct SpareSegment {
+    /// The buffer sizes (out, in) the last shared-memory open asked for.
+    sizes: Option<(u32, u32)>,
+    end: Option<((u32, u32), Box<End>)>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn registry() -> &'static Mutex<HashMap<String, Weak<Acceptor>>> {
@@ -252,6 +267,7 @@ impl Acceptor {
             slots: Mutex::new(Slots::default()),
             waiting: AtomicUsize::new(0),
             wake,
+            shm_spare: Default::default(),
         });
         let thread_acc = Arc::clone(&acc);
         std::thread::Builder::new()
@@ -402,6 +418,7 @@ impl Acceptor {
                 std::thread::sleep(STARVED_BACKOFF);
                 spare = spare.or_else(open_spare);
             }
+            self.make_spare();
             if !waiters.is_empty() && self.lock().counts().1 > 0 {
                 for w in waiters.drain(..) {
                     let reply = self.first_reply(ReplyStatus::AVAILABLE);
@@ -628,6 +645,30 @@ impl Acceptor {
         }
     }
 
+    /// A segment for a shared-memory open: the one made ahead when its
+    /// sizes fit, else a new one. Either way the next is made after the
+    /// reply has gone ([`Acceptor::make_spare`]).
+    fn segment(&self, out_buffer: u32, in_buffer: u32) -> Option<Box<End>> {
+        let mut spare = lock(&self.shm_spare);
+        spare.sizes = Some((out_buffer, in_buffer));
+        match spare.end.take() {
+            Some((sizes, end)) if sizes == (out_buffer, in_buffer) => Some(end),
+            _ => crate::shm::segment::create(out_buffer, in_buffer).ok().map(Box::new),
+        }
+    }
+
+    /// Makes the next shared-memory open's segment between clients, so
+    /// that its six system calls are not in a client's wait for its reply.
+    /// Only once a client took shared memory, for the sizes it took.
+    fn make_spare(&self) {
+        let mut spare = lock(&self.shm_spare);
+        if let (Some(sizes), None) = (spare.sizes, &spare.end) {
+            spare.end = crate::shm::segment::create(sizes.0, sizes.1)
+                .ok()
+                .map(|end| (sizes, Box::new(end)));
+        }
+    }
+
     fn open(&self, fd: OwnedFd, hello: &Hello) {
         let deny = |fd: &OwnedFd, s: &Slots, status| {
             let (n, l) = s.counts();
@@ -683,26 +724,27 @@ impl Acceptor {
             None => return,
         };
         let mut reply = config.reply(ReplyStatus::ACCEPTED, n, l.saturating_sub(1));
-        // Shared memory when both sides can; when making it fails (memory,
-        // descriptors), the socket path still serves.
-        let segment = (config.shm && hello.flags & hello_flags::SHM != 0)
-            .then(|| crate::shm::segment::create(config.out_buffer, config.in_buffer).ok())
-            .flatten();
+        // Shared memory when both sides can, the client is of our own user
+        // or root (crate::shm::trusts) and descriptors are not short; when
+        // making it fails (memory, descriptors), the socket path still serves.
+        let segment = (config.shm
+            && hello.flags & hello_flags::SHM != 0
+            && crate::shm::trusts(ident.uid)
+            && crate::shm::affordable(fd.as_fd()))
+        .then(|| self.segment(config.out_buffer, config.in_buffer))
+        .flatten();
         if segment.is_some() {
             reply.data_path = pipeslot_proto::wire::local::data_path::SHM;
         }
         let bytes = reply.emit();
         let sent = match &segment {
             None => rustix::io::write(&fd, &bytes),
-            Some((_, give)) => send_with_fds(&fd, &bytes, give),
+            Some(end) => send_with_fds(&fd, &bytes, &end.give()),
         };
         if sent != Ok(bytes.len()) {
             return;
         }
-        let accepted = Accepted {
-            fd,
-            shm: segment.map(|(end, _give)| Box::new(end)),
-        };
+        let accepted = Accepted { fd, shm: segment };
         let mut ident = ident;
         if remote {
             // Believed only from root or our own user (the gateway).
@@ -723,12 +765,11 @@ impl Acceptor {
 }
 
 /// The reply with the shared-memory segment's descriptors (SCM_RIGHTS).
-pub(crate) fn send_with_fds(fd: impl AsFd, bytes: &[u8], give: &[OwnedFd; 3]) -> rustix::io::Result<usize> {
+pub(crate) fn send_with_fds(fd: impl AsFd, bytes: &[u8], give: &[BorrowedFd<'_>; 3]) -> rustix::io::Result<usize> {
     use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
-    let borrowed = [give[0].as_fd(), give[1].as_fd(), give[2].as_fd()];
     let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(3))];
     let mut control = SendAncillaryBuffer::new(&mut space);
-    if !control.push(SendAncillaryMessage::ScmRights(&borrowed)) {
+    if !control.push(SendAncillaryMessage::ScmRights(give)) {
         return Err(rustix::io::Errno::NOBUFS);
     }
     rustix::net::sendmsg(fd, &[std::io::IoSlice::new(bytes)], &mut control, SendFlags::NOSIGNAL)

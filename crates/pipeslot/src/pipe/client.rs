@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use pipeslot_proto::wire::local::{hello_flags, Hello, Reply, ReplyStatus, Request, REPLY_LEN};
+use pipeslot_proto::wire::local::{hello_flags, Hello, HelloPacket, Reply, ReplyStatus, Request, REPLY_LEN};
 use pipeslot_proto::PipeName;
 use rustix::event::{PollFd, PollFlags};
 
@@ -249,8 +249,26 @@ fn ask(dirs: &PipeDirs, c: &Candidate<'_>, msg: &[u8], read_reply: bool) -> io::
     converse(s, msg, read_reply, c.dir.path(), &c.sock.name)
 }
 
+/// A hello that does not offer shared memory.
+fn without_shm(msg: &[u8]) -> Vec<u8> {
+    let mut out = msg.to_vec();
+    if let Ok(mut p) = HelloPacket::new_checked(&mut out[..]) {
+        p.set_flags(p.flags() & !hello_flags::SHM);
+    }
+    out
+}
+
 /// Sends the hello on a connection to a trusted server and reads its reply.
 fn converse(mut s: UnixStream, msg: &[u8], read_reply: bool, dir: &Path, sock: &str) -> io::Result<Attempt> {
+    // A server of another user (crate::shm::trusts), or too few
+    // descriptors left for a segment's three: the socket path.
+    let unoffered;
+    let msg = if ns::peer_uid(&s).is_some_and(crate::shm::trusts) && crate::shm::affordable(s.as_fd()) {
+        msg
+    } else {
+        unoffered = without_shm(msg);
+        &unoffered[..]
+    };
     if s.write_all(msg).is_err() {
         // A server that answers before it reads (one out of descriptors
         // says so and closes at once) has left its answer to be read.
@@ -435,7 +453,9 @@ impl Tally {
             }
             Attempt::Answered(s, r, fds) => match r.status {
                 ReplyStatus::ACCEPTED => {
-                    if r.in_buffer > 0 {
+                    // On shared memory the socket carries no data: its
+                    // buffer stays as it is.
+                    if r.in_buffer > 0 && r.data_path == pipeslot_proto::wire::local::data_path::SOCKET {
                         let _ = rustix::net::sockopt::set_socket_send_buffer_size(&s, r.in_buffer as usize);
                     }
                     return Ok(Some((s.into(), r, fds)));

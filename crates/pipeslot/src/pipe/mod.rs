@@ -235,10 +235,12 @@ impl<F> ServerOptions<F> {
     }
 
     /// Whether this instance's connections may take the shared-memory data
-    /// path when the client offers it (default: only with
-    /// `PIPESLOT_SHM=1`). The bytes then go through two rings in memory both
+    /// path when the client offers it (default: yes, unless
+    /// `PIPESLOT_SHM=0`). The bytes then go through two rings in memory both
     /// processes map, not through the kernel's socket buffers; everything
-    /// else is the same, in both front ends.
+    /// else is the same, in both front ends. Off, they take the socket
+    /// path, where a flush cannot see what the reader has taken ahead
+    /// (docs/PORTING.md).
     pub fn shared_memory(&mut self, on: bool) -> &mut Self {
         self.shared_memory = Some(on);
         self
@@ -723,7 +725,7 @@ impl<F> ClientOptions<F> {
     }
 
     /// Whether to offer the shared-memory data path to a local server
-    /// (default: only with `PIPESLOT_SHM=1`); it is used when the server
+    /// (default: yes, unless `PIPESLOT_SHM=0`); it is used when the server
     /// takes it too (see [`ServerOptions::shared_memory`]).
     pub fn shared_memory(&mut self, on: bool) -> &mut Self {
         self.shared_memory = Some(on);

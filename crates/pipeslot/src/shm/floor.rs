@@ -39,11 +39,7 @@ impl FloorEnd {
         rustix::fs::ftruncate(&memfd, LEN as u64)?;
         let region = Region::map(memfd.as_fd(), LEN)?;
         let (mine, theirs) = (eventfd()?, eventfd()?);
-        let give = [
-            memfd,
-            rustix::io::fcntl_dupfd_cloexec(&mine, 0)?,
-            rustix::io::fcntl_dupfd_cloexec(&theirs, 0)?,
-        ];
+        let give = [memfd.as_fd(), mine.as_fd(), theirs.as_fd()];
         let sent = crate::pipe::acceptor::send_with_fds(sock, b"F", &give)?;
         if sent != 1 {
             return Err(io::ErrorKind::WriteZero.into());

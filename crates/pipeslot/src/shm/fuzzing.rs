@@ -40,8 +40,8 @@ impl ShmPair {
     /// A connection of a message (`framed`) or byte pipe with these
     /// buffer sizes (the server's out and in).
     pub fn new(framed: bool, out_buffer: u32, in_buffer: u32) -> io::Result<ShmPair> {
-        let (server, give) = segment::create(out_buffer, in_buffer)?;
-        let client = segment::adopt(give.into(), out_buffer, in_buffer)?;
+        let server = segment::create(out_buffer, in_buffer)?;
+        let client = segment::adopt(server.give_owned()?, out_buffer, in_buffer)?;
         let (a, b) = UnixStream::pair()?;
         Ok(ShmPair {
             ends: [

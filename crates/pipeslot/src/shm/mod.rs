@@ -26,12 +26,40 @@ mod watch;
 
 pub(crate) use path::{ShmPath, Wait};
 
+/// Whether shared memory may be shared with a peer of this uid: only our
+/// own user's processes and root's, never another user's, even one the
+/// pipe's ACL lets in. Its bells are eventfds, and an eventfd's blocking
+/// flag and counter belong to every holder: a peer could make it blocking
+/// and fill it, and our next ring of its bell would then block for as long
+/// as it likes, even after it died. Our own user and root can do worse to
+/// us anyway (signals, ptrace); another user gets the socket path, where
+/// every call of ours is non-blocking per call.
+pub(crate) fn trusts(uid: u32) -> bool {
+    uid == 0 || uid == crate::ns::me()
+}
+
+/// Whether a process whose newest descriptor is `fd` can afford shared
+/// memory for one more connection. Each end of a shared-memory connection
+/// holds four descriptors (the socket, the memfd and two eventfds) where the
+/// socket path holds one, so a server of hundreds of clients would hit a
+/// 1024 `ulimit -n` at a quarter of the clients. The kernel hands out the
+/// lowest free number, so `fd` tells how full the table is: past a quarter
+/// of the soft limit, connections take the socket path.
+pub(crate) fn affordable(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    use std::os::fd::AsRawFd;
+    // Asked each time (one cheap call): a process may lower its limit.
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    (fd.as_raw_fd() as u64) < limit / 4
+}
+
 /// Whether this process offers and accepts the shared-memory path when the
-/// options do not say (their `shared_memory` overrides): only with
-/// `PIPESLOT_SHM=1`, for now. Both front ends speak it; it stays off by
-/// default until an idle connection on it costs no more memory than one on
-/// the socket (docs/BENCHMARKS.md).
+/// options do not say (their `shared_memory` overrides): yes, unless
+/// `PIPESLOT_SHM=0`. A connection takes it only when both ends offer it,
+/// so a peer that turned it off, or one too short of descriptors
+/// ([`affordable`]), keeps the socket path.
 pub(crate) fn enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| matches!(std::env::var("PIPESLOT_SHM").as_deref(), Ok("1")))
+    *ON.get_or_init(|| !matches!(std::env::var("PIPESLOT_SHM").as_deref(), Ok("0")))
 }

@@ -908,8 +908,8 @@ mod tests {
     use std::sync::Arc;
 
     fn pair(framed: bool, buffer: u32) -> (Arc<ShmPath>, Arc<ShmPath>, UnixStream, UnixStream) {
-        let (server, give) = segment::create(buffer, buffer).unwrap();
-        let client = segment::adopt(give.into(), buffer, buffer).unwrap();
+        let server = segment::create(buffer, buffer).unwrap();
+        let client = segment::adopt(server.give_owned().unwrap(), buffer, buffer).unwrap();
         let (a, b) = UnixStream::pair().unwrap();
         (
             Arc::new(ShmPath::new(server, framed, "s".into())),

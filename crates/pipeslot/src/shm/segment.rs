@@ -107,6 +107,7 @@ pub(crate) struct End {
     pub(crate) bell: std::sync::Arc<OwnedFd>,
     /// The peer's eventfd: rung after publishing data it waits for.
     pub(crate) peer_bell: OwnedFd,
+    marked_closed: std::sync::atomic::AtomicBool,
 }
 
 impl End {
@@ -118,7 +119,26 @@ impl End {
             layout,
             bell: bell.into(),
             peer_bell,
+            marked_closed: Default::default(),
         }
+    }
+
+    /// What the handshake's reply carries to the client, in `adopt`'s order:
+    /// the memfd, the server's bell, the client's bell. Lent, not dup'd:
+    /// SCM_RIGHTS installs copies in the receiver, so the server's own
+    /// descriptors go as they are.
+    pub(crate) fn give(&self) -> [BorrowedFd<'_>; 3] {
+        let (server_bell, client_bell) = match self.role {
+            Role::Server => (self.bell.as_fd(), self.peer_bell.as_fd()),
+            Role::Client => (self.peer_bell.as_fd(), self.bell.as_fd()),
+        };
+        [self.memfd.as_fd(), server_bell, client_bell]
+    }
+
+    /// [`give`](End::give) as copies of our own, for an in-process peer.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn give_owned(&self) -> io::Result<Vec<OwnedFd>> {
+        self.give().iter().map(|fd| fd.try_clone_to_owned()).collect()
     }
 
     /// The segment mapped (at the first call).
@@ -162,9 +182,13 @@ impl End {
         CLOSED + if role == Role::Server { 0 } else { 4 }
     }
 
-    /// Marks this end closed (the peer's writes then fail at once).
+    /// Marks this end closed (the peer's writes then fail at once). Once:
+    /// the connection marks it before its socket closes and the path again
+    /// when it drops, and unmapped each mark is a `pwrite`.
     pub(crate) fn mark_closed(&self) {
-        self.store(self.closed_word(self.role), 1);
+        if !self.marked_closed.swap(true, Ordering::Relaxed) {
+            self.store(self.closed_word(self.role), 1);
+        }
     }
 
     /// Whether the peer closed its end cleanly.
@@ -225,10 +249,9 @@ fn eventfd() -> io::Result<OwnedFd> {
     )?)
 }
 
-/// The server side: a new segment for a connection. Returns the server's
-/// end and the three descriptors the reply carries to the client (memfd,
-/// the server's bell, the client's bell).
-pub(crate) fn create(out_buffer: u32, in_buffer: u32) -> io::Result<(End, [OwnedFd; 3])> {
+/// The server side: a new segment for a connection, the server's end of it
+/// ([`End::give`] lends what the reply carries to the client).
+pub(crate) fn create(out_buffer: u32, in_buffer: u32) -> io::Result<End> {
     use rustix::fs::{MemfdFlags, SealFlags};
     let layout = Layout::new(out_buffer, in_buffer);
     let memfd = rustix::fs::memfd_create("pipeslot", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
@@ -247,12 +270,7 @@ pub(crate) fn create(out_buffer: u32, in_buffer: u32) -> io::Result<(End, [Owned
     }
     let server_bell = eventfd()?;
     let client_bell = eventfd()?;
-    let give = [
-        rustix::io::fcntl_dupfd_cloexec(&memfd, 0)?,
-        rustix::io::fcntl_dupfd_cloexec(&server_bell, 0)?,
-        rustix::io::fcntl_dupfd_cloexec(&client_bell, 0)?,
-    ];
-    Ok((End::new(memfd, Role::Server, layout, server_bell, client_bell), give))
+    Ok(End::new(memfd, Role::Server, layout, server_bell, client_bell))
 }
 
 fn refused(why: &str) -> io::Error {
@@ -342,11 +360,12 @@ mod tests {
 
     #[test]
     fn a_created_segment_is_sealed_and_adoptable() {
-        let (server, give) = create(8192, 4096).unwrap();
+        let server = create(8192, 4096).unwrap();
+        let give = server.give_owned().unwrap();
         let seals = rustix::fs::fcntl_get_seals(&give[0]).unwrap();
         assert!(seals.contains(rustix::fs::SealFlags::SHRINK | rustix::fs::SealFlags::SEAL));
         assert!(rustix::fs::ftruncate(&give[0], 0).is_err(), "shrinking must be refused");
-        let client = adopt(give.into(), 8192, 4096).unwrap();
+        let client = adopt(give, 8192, 4096).unwrap();
         let (mut tx, _) = server.rings();
         let (_, rx) = client.rings();
         tx.push(server.region().unwrap(), b"across").unwrap();
@@ -365,8 +384,8 @@ mod tests {
     #[test]
     fn adoption_refuses_what_a_hostile_server_might_send() {
         // Buffer sizes larger than the memfd.
-        let (_s, give) = create(4096, 4096).unwrap();
-        let e = adopt(give.into(), 1 << 20, 4096).unwrap_err();
+        let s = create(4096, 4096).unwrap();
+        let e = adopt(s.give_owned().unwrap(), 1 << 20, 4096).unwrap_err();
         assert!(e.to_string().contains("smaller"), "{e}");
         // An unsealed memfd.
         let m = rustix::fs::memfd_create("x", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
@@ -384,13 +403,13 @@ mod tests {
         let e = adopt(vec![m, eventfd().unwrap(), eventfd().unwrap()], 4096, 4096).unwrap_err();
         assert!(e.to_string().contains("writing"), "{e}");
         // Bells that are not eventfds (a pipe would block us).
-        let (_s, [m, _, _]) = create(4096, 4096).unwrap();
+        let m = create(4096, 4096).unwrap().give_owned().unwrap().swap_remove(0);
         let (r, w) = rustix::pipe::pipe().unwrap();
         let e = adopt(vec![m, r, w], 4096, 4096).unwrap_err();
         assert!(e.to_string().contains("eventfd"), "{e}");
         // Bells on the anonymous inode that are not eventfds: an epoll, an
         // inotify (whose blocking read would wait for an event never due).
-        let (_s, [m, _, _]) = create(4096, 4096).unwrap();
+        let m = create(4096, 4096).unwrap().give_owned().unwrap().swap_remove(0);
         let ep = rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC).unwrap();
         let ino = rustix::fs::inotify::init(rustix::fs::inotify::CreateFlags::CLOEXEC).unwrap();
         assert!(!is_eventfd(ino.as_fd()) && !is_eventfd(ep.as_fd()));
